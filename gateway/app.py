@@ -1,0 +1,181 @@
+"""The app factory. The lifespan owns every long-lived resource and releases it in `finally`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+
+from gateway.auth import KeyRing
+from gateway.cache import MemoryCache, NoCache, RedisCache, ResponseCache
+from gateway.errors import install_exception_handlers
+from gateway.limits import (
+    InProcessRateLimiter,
+    InputCaps,
+    RateLimiter,
+    RedisRateLimiter,
+    UnlimitedRate,
+    load_tokenizer,
+)
+from gateway.middleware import GatewayMiddleware
+from gateway.observability.metrics import Metrics
+from gateway.observability.request_log import RequestLogger
+from gateway.observability.tracing import RequestTracer, build_tracer
+from gateway.prompt import render_prompt
+from gateway.request_record import RequestRecord
+from gateway.routes import health, openai, sql, web
+from gateway.settings import Settings
+from gateway.sql_check import SqlPolicy
+from gateway.sql_service import SqlService
+from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
+
+logger = logging.getLogger("sqlgate")
+
+READINESS_QUESTION = ("How many rows are there?", "CREATE TABLE t (x int)")
+
+
+class Readiness:
+    """Whether vLLM really generates; one probe at a time, its result kept for `cache_s`."""
+
+    def __init__(self, upstream: UpstreamClient, model: str, timeout_s: float, cache_s: float,
+                 metrics: Metrics) -> None:
+        self._upstream = upstream
+        self._payload = {"model": model, "prompt": render_prompt(*READINESS_QUESTION), "max_tokens": 1,
+                         "temperature": 0.0}
+        self._timeout_s = timeout_s
+        self._cache_s = cache_s
+        self._metrics = metrics
+        self._checked_at = -float("inf")
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> bool:
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self._cache_s:
+                self._ready = await self._upstream.probe(self._payload, self._timeout_s)
+                self._checked_at = time.monotonic()
+                self._metrics.set_ready(self._ready)
+            return self._ready
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    metrics: Metrics
+    keyring: KeyRing
+    limiter: RateLimiter = field(default_factory=UnlimitedRate)
+    service: SqlService = field(init=False)
+    upstream: UpstreamClient = field(init=False)
+    cache: ResponseCache = field(default_factory=NoCache)
+    readiness: Readiness = field(init=False)
+    tracer: RequestTracer = field(init=False)
+    request_log: RequestLogger = field(default_factory=RequestLogger)
+    started_at: int = field(default_factory=lambda: int(time.time()))
+
+    def finish_request(self, record: RequestRecord, elapsed_s: float, *, log: bool) -> None:
+        """Called once per request after its last byte: the log line and the trace's end."""
+        if record.trace is not None:
+            self.tracer.finish(record, elapsed_s)
+        if log:
+            self.request_log.emit(record, elapsed_s)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    upstream_transport: object | None = None,
+    retry_sleep: Sleep = asyncio.sleep,
+) -> FastAPI:
+    """Build the gateway. `upstream_transport` and `retry_sleep` are seams for fault-injection tests."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    state = AppState(settings=settings, metrics=metrics,
+                     keyring=KeyRing(settings.api_key_entries(), enabled=settings.auth_enabled))
+    # Loaded before serving so that a bad tokenizer path stops start-up, not the first request.
+    tokenizer = load_tokenizer(settings.tokenizer)
+    generation = settings.generation()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
+        upstream = UpstreamClient(
+            settings.upstream_url,
+            UpstreamLimits(
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                read_timeout_s=settings.upstream_read_timeout_s,
+                pool_size=settings.upstream_pool_size,
+                retry_attempts=settings.upstream_retry_attempts,
+                retry_budget_s=settings.upstream_retry_budget_s,
+            ),
+            api_key=settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None,
+            transport=upstream_transport,  # type: ignore[arg-type]
+            sleep=retry_sleep,
+            on_retry=metrics.retry,
+        )
+        state.tracer = build_tracer(
+            public_key=settings.langfuse_public_key,
+            secret_key=settings.langfuse_secret_key.get_secret_value() if settings.langfuse_secret_key else None,
+            base_url=settings.langfuse_base_url,
+            redact_question=settings.trace_redact_question,
+        )
+        try:
+            state.upstream = upstream
+            if settings.rate_limit_per_minute > 0:
+                state.limiter = (RedisRateLimiter(redis, settings.rate_limit_per_minute) if redis is not None
+                                 else InProcessRateLimiter(settings.rate_limit_per_minute))
+            if settings.cache_enabled:
+                state.cache = (RedisCache(redis, settings.cache_ttl_seconds) if redis is not None
+                               else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
+            state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
+                                        settings.ready_cache_s, metrics)
+            state.service = SqlService(
+                upstream=upstream,
+                cache=state.cache,
+                caps=InputCaps(
+                    max_question_chars=settings.max_question_chars,
+                    max_schema_chars=settings.max_schema_chars,
+                    max_model_len=settings.max_model_len,
+                    max_new_tokens=generation.max_tokens,
+                    tokenizer=tokenizer,
+                ),
+                generation=generation,
+                upstream_model=settings.upstream_model,
+                model_id=settings.model_id,
+                policy=SqlPolicy(settings.sql_policy),
+                default_dialect=settings.sql_dialect,
+                metrics=metrics,
+                tracer=state.tracer,
+            )
+            logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
+                        settings.upstream_model, state.cache.name)
+            yield
+        finally:
+            await upstream.aclose()
+            await state.cache.aclose()
+            await state.limiter.aclose()
+            if redis is not None:
+                await redis.aclose()
+            state.tracer.shutdown()
+
+    app = FastAPI(
+        title="sqlgate",
+        summary="OpenAI-compatible text-to-SQL gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.sqlgate = state
+    install_exception_handlers(app)
+    app.include_router(openai.router)
+    app.include_router(sql.router)
+    app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/web", StaticFiles(directory=web.WEB_DIR), name="static")
+    app.add_middleware(GatewayMiddleware, state_getter=lambda: state)
+    return app

@@ -1,0 +1,51 @@
+"""API keys: SHA-256 digests compared in constant time over the whole list; only key names leave this module."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+
+from gateway.errors import AuthenticationFailed
+from gateway.settings import ApiKey, digest_key
+
+ANONYMOUS = "anonymous"
+
+
+class KeyRing:
+    """The accepted keys. Several at once is how rotation works: add the new key, then retire the old one."""
+
+    def __init__(self, keys: tuple[ApiKey, ...], *, enabled: bool) -> None:
+        self._keys = keys
+        self.enabled = enabled
+
+    def identify(self, presented: str | None) -> str:
+        """The name of the key presented, or AuthenticationFailed. Never logs or returns the key itself."""
+        if not self.enabled:
+            return ANONYMOUS
+        if not presented:
+            raise AuthenticationFailed(
+                "No API key provided. Send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
+                code="missing_api_key",
+            )
+        digest = digest_key(presented)
+        match: str | None = None
+        # Compare against every key, without stopping at the first hit, so timing says nothing about which
+        # key (or how many) exist.
+        for key in self._keys:
+            if hmac.compare_digest(digest, key.digest) and match is None:
+                match = key.name
+        if match is None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        return match
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer` (what the openai SDK sends) or `X-API-Key` (the seed's header)."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    api_key = request.headers.get("x-api-key")
+    return api_key.strip() if api_key else None

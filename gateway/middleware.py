@@ -1,0 +1,152 @@
+"""The outer ASGI layer: request ids, auth and rate limits before the body is read, body caps, and the per-request
+accounting (metrics, in-flight gauge, the log line) that must also cover streamed bodies to their last byte."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.auth import presented_key
+from gateway.errors import BodyTooLarge, GatewayError, RateLimited
+from gateway.request_record import RequestRecord
+
+if TYPE_CHECKING:
+    from gateway.app import AppState
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROTECTED_PREFIXES = ("/v1/", "/generate")
+ROUTE_LABELS = {
+    "/v1/completions": "completions",
+    "/v1/chat/completions": "chat",
+    "/v1/models": "models",
+    "/v1/sql": "sql",
+    "/generate": "generate",
+    "/health": "health",
+    "/ready": "ready",
+    "/metrics": "metrics",
+    "/": "web",
+}
+UNLOGGED_ROUTES = frozenset({"health", "metrics", "static"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def route_label(path: str) -> str:
+    label = ROUTE_LABELS.get(path)
+    if label is not None:
+        return label
+    if path.startswith("/web/"):
+        return "static"
+    return "other"
+
+
+async def _send_error(send: Send, error: GatewayError, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    body = orjson.dumps(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers + extra_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, state_getter: Callable[[], AppState]) -> None:
+        self.app = app
+        self._state = state_getter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = self._state()
+        started = time.perf_counter()
+        path: str = scope["path"]
+        label = route_label(path)
+        headers = dict(scope["headers"])
+        incoming_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming_id if _REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
+        record = RequestRecord(request_id=request_id, route=label, method=scope["method"])
+        scope.setdefault("state", {})["record"] = record
+        response_headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                message["headers"] = list(message.get("headers", [])) + response_headers
+            await send(message)
+
+        state.metrics.in_flight_inc()
+        try:
+            error = await self._admit(state, scope, headers, path, record, response_headers)
+            if error is not None:
+                record.error_code = error.code
+                await _send_error(send_wrapper, error, [])
+                return
+            await self.app(scope, self._capped(receive, state.settings.max_body_bytes), send_wrapper)
+        finally:
+            state.metrics.in_flight_dec()
+            elapsed = time.perf_counter() - started
+            state.metrics.observe_request(label, record.status or 500, elapsed)
+            state.finish_request(record, elapsed, log=label not in UNLOGGED_ROUTES)
+
+    async def _admit(self, state: AppState, scope: Scope, headers: dict[bytes, bytes], path: str,
+                     record: RequestRecord, response_headers: list[tuple[bytes, bytes]]) -> GatewayError | None:
+        """Auth, rate limit and declared body size, before a byte of the body is read."""
+        if path.startswith(PROTECTED_PREFIXES):
+            from starlette.requests import Request
+
+            try:
+                record.key_name = state.keyring.identify(presented_key(Request(scope)))
+            except GatewayError as exc:
+                state.metrics.rejected("auth")
+                return exc
+            decision = await state.limiter.hit(record.key_name)
+            rate_headers = decision.headers() if decision.limit else {}
+            response_headers.extend((k.encode(), v.encode()) for k, v in rate_headers.items()
+                                    if k != "retry-after")
+            if not decision.allowed:
+                state.metrics.rejected("rate_limit")
+                return RateLimited(
+                    f"Rate limit reached for this API key ({decision.limit} requests per minute). "
+                    f"Retry after {rate_headers['retry-after']} s.",
+                    headers={"retry-after": rate_headers["retry-after"]},
+                )
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > state.settings.max_body_bytes
+            except ValueError:
+                too_large = False
+            if too_large:
+                state.metrics.rejected("body_too_large")
+                return self._too_large(state)
+        return None
+
+    @staticmethod
+    def _too_large(state: AppState) -> BodyTooLarge:
+        return BodyTooLarge(f"The request body exceeds {state.settings.max_body_bytes} bytes.")
+
+    def _capped(self, receive: Receive, limit: int) -> Receive:
+        """Counts streamed (chunked) bodies too: a lying or missing Content-Length can't get past the cap."""
+        received = 0
+        state = self._state
+
+        async def wrapped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    state().metrics.rejected("body_too_large")
+                    raise self._too_large(state())
+            return message
+
+        return wrapped

@@ -1,0 +1,28 @@
+"""What one request did, filled in along its path and read once at the end (metrics, log line, trace)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.sql_service import SqlAnswer
+
+
+@dataclass
+class RequestRecord:
+    request_id: str
+    route: str
+    method: str
+    key_name: str | None = None
+    status: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cache: str | None = None
+    sql_outcome: str | None = None
+    error_code: str | None = None
+    ttft_s: float | None = None
+    stream_error_status: int | None = None  # an in-band error after a 200 started streaming
+    answer: SqlAnswer | None = None
+    trace: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,32 @@
+"""Liveness, readiness (the upstream really generates) and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from gateway.deps import State
+from gateway.errors import UpstreamUnavailable, error_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The gateway process answers. Says nothing about vLLM: that is /ready."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", responses={503: {"description": "The upstream does not generate"}})
+async def ready(state: State) -> JSONResponse:
+    """200 when vLLM generated a token within the readiness budget (result cached for a few seconds)."""
+    if await state.readiness.check():
+        return JSONResponse({"status": "ready", "model": state.settings.model_id})
+    return error_response(UpstreamUnavailable("The model server is not generating yet.",
+                                              code="upstream_not_ready"))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(state: State) -> Response:
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)

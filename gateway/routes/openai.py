@@ -1,0 +1,147 @@
+"""The OpenAI-compatible routes: /v1/completions (the core), /v1/chat/completions, /v1/models."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Literal, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from gateway.deps import Record, State
+from gateway.errors import ERROR_RESPONSES, CapExceeded, GatewayError, NotFound
+from gateway.routes.protocol import (
+    ChatRequest,
+    ChatResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ModelCard,
+    ModelList,
+    OpenAIRequest,
+)
+from gateway.routes.streaming import ChunkShaper, sse_body
+from gateway.sql_check import find_create_tables
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+T = TypeVar("T")
+
+
+class ClientDisconnected(GatewayError):
+    status_code = 499
+    error_type = "invalid_request_error"
+    code = "client_closed_request"
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it (and so the upstream request) if the client goes away first."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        raise ClientDisconnected("The client closed the request.")
+    return task.result()
+
+
+def _check_model(state: State, body: OpenAIRequest) -> None:
+    known = {state.settings.model_id, state.settings.upstream_model}
+    if body.model is not None and body.model not in known:
+        raise NotFound(
+            f"The model '{body.model[:100]}' does not exist. This gateway serves '{state.settings.model_id}'.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+async def _respond(
+    state: State, record: Record, request: Request, body: OpenAIRequest, *, question: str, schema: str,
+    question_param: str, kind: Literal["completion", "chat"],
+) -> JSONResponse | StreamingResponse:
+    _check_model(state, body)
+    sql_request = state.service.prepare(question, schema, body.dialect, question_param=question_param)
+    response_id = ("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex
+    created = int(time.time())
+    model = state.settings.model_id
+    if body.stream:
+        stream = await state.service.open_stream(sql_request, record)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        shaper = ChunkShaper(kind, response_id, created, model)
+        return StreamingResponse(
+            sse_body(stream, shaper, include_usage=include_usage, record=record),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+    answer = await until_disconnect(request, state.service.answer(sql_request, record))
+    finish_reason = answer.finish_reason or "stop"
+    if kind == "completion":
+        choice: dict[str, object] = {"index": 0, "text": answer.query, "logprobs": None,
+                                     "finish_reason": finish_reason}
+        obj = "text_completion"
+    else:
+        choice = {"index": 0, "message": {"role": "assistant", "content": answer.query},
+                  "logprobs": None, "finish_reason": finish_reason}
+        obj = "chat.completion"
+    return JSONResponse({"id": response_id, "object": obj, "created": created, "model": model,
+                         "choices": [choice], "usage": answer.usage, "sql": answer.check})
+
+
+@router.post("/completions", response_model=CompletionResponse, responses=ERROR_RESPONSES)
+async def completions(body: CompletionRequest, request: Request, state: State, record: Record
+                      ) -> JSONResponse | StreamingResponse:
+    """Text to SQL: `prompt` is the question, `schema` (or `context`) the CREATE TABLE statements."""
+    prompt = body.prompt
+    if isinstance(prompt, list):
+        if len(prompt) != 1:
+            raise CapExceeded("Send exactly one question in 'prompt'.", param="prompt", code="invalid_prompt")
+        prompt = prompt[0]
+    return await _respond(state, record, request, body, question=prompt, schema=body.schema_text() or "",
+                          question_param="prompt", kind="completion")
+
+
+def chat_question_and_schema(body: ChatRequest) -> tuple[str, str]:
+    """The last user message is the question; the schema is the `schema` field or CREATE TABLEs in the chat."""
+    users = [message for message in body.messages if message.role == "user"]
+    if not users:
+        raise CapExceeded("The messages hold no user message with a question.", param="messages",
+                          code="empty_question")
+    question = users[-1].text()
+    schema = body.schema_text()
+    if schema is None:
+        texts = [m.text() for m in body.messages if m.role in ("system", "developer", "user")]
+        schema = find_create_tables("\n".join(texts))
+        # The schema pasted into the question itself must not reach the prompt twice.
+        question = remove_create_tables(question)
+    return question, schema
+
+
+def remove_create_tables(text: str) -> str:
+    statements = find_create_tables(text)
+    for statement in statements.split("\n"):
+        if statement.strip():
+            text = text.replace(statement.strip(), " ")
+    return " ".join(text.split())
+
+
+@router.post("/chat/completions", response_model=ChatResponse, responses=ERROR_RESPONSES)
+async def chat_completions(body: ChatRequest, request: Request, state: State, record: Record
+                           ) -> JSONResponse | StreamingResponse:
+    """Text to SQL through the chat protocol; same guarantees as /v1/completions."""
+    question, schema = chat_question_and_schema(body)
+    return await _respond(state, record, request, body, question=question, schema=schema,
+                          question_param="messages", kind="chat")
+
+
+@router.get("/models", response_model=ModelList, responses={401: ERROR_RESPONSES[401]})
+async def models(state: State) -> ModelList:
+    return ModelList(data=[ModelCard(id=state.settings.model_id, created=state.started_at)])

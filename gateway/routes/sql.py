@@ -1,0 +1,48 @@
+"""The plain routes: /v1/sql (question + schema -> SQL and its check) and the seed's /generate."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+
+from gateway.deps import Record, State
+from gateway.errors import ERROR_RESPONSES
+from gateway.routes.openai import until_disconnect
+from gateway.routes.protocol import (
+    GenerateRequestBody,
+    GenerateResponseBody,
+    SqlCheckModel,
+    SqlRequestBody,
+    SqlResponseBody,
+    Usage,
+)
+
+router = APIRouter(tags=["sql"])
+
+
+@router.post("/v1/sql", response_model=SqlResponseBody, responses=ERROR_RESPONSES)
+async def generate_sql(body: SqlRequestBody, request: Request, state: State, record: Record) -> SqlResponseBody:
+    """Question + CREATE TABLE statements in; one checked SQL query out."""
+    started = time.perf_counter()
+    sql_request = state.service.prepare(body.question, body.sql_schema, body.dialect, question_param="question")
+    answer = await until_disconnect(request, state.service.answer(sql_request, record))
+    return SqlResponseBody(
+        sql=answer.query,
+        valid=bool(answer.check.get("valid")),
+        check=SqlCheckModel.model_validate(answer.check),
+        cached=answer.cached,
+        usage=Usage.model_validate(answer.usage),
+        model=state.settings.model_id,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+
+
+@router.post("/generate", response_model=GenerateResponseBody, responses=ERROR_RESPONSES)
+async def generate(body: GenerateRequestBody, request: Request, state: State, record: Record
+                   ) -> GenerateResponseBody:
+    """The seed deployment's route, kept for its callers: {question, context} -> {sql}."""
+    sql_request = state.service.prepare(body.question, body.context, None, question_param="question",
+                                        schema_param="context")
+    answer = await until_disconnect(request, state.service.answer(sql_request, record))
+    return GenerateResponseBody(sql=answer.query)

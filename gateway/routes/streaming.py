@@ -1,0 +1,97 @@
+"""Server-sent events for both OpenAI routes: deltas as vLLM makes them, the SQL check on the finished text, and
+exactly one terminal frame (the final chunk or an in-band error) before `data: [DONE]`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+
+from gateway.errors import GatewayError, SqlRejected
+from gateway.request_record import RequestRecord
+from gateway.routes.protocol import usage_dict
+from gateway.sql_service import SqlAnswer, SqlService, SqlStream
+
+logger = logging.getLogger("sqlgate.streaming")
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class ChunkShaper:
+    """Formats chunks as `text_completion` (legacy completions) or `chat.completion.chunk`."""
+
+    def __init__(self, kind: Literal["completion", "chat"], response_id: str, created: int, model: str) -> None:
+        self.kind = kind
+        self.base: dict[str, Any] = {
+            "id": response_id,
+            "object": "text_completion" if kind == "completion" else "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+
+    def opening(self) -> dict[str, Any] | None:
+        if self.kind == "chat":
+            return {**self.base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                              "logprobs": None, "finish_reason": None}]}
+        return None
+
+    def delta(self, text: str) -> dict[str, Any]:
+        if self.kind == "chat":
+            choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": None}
+        return {**self.base, "choices": [choice]}
+
+    def final(self, answer: SqlAnswer) -> dict[str, Any]:
+        if self.kind == "chat":
+            choice: dict[str, Any] = {"index": 0, "delta": {}, "logprobs": None,
+                                      "finish_reason": answer.finish_reason or "stop"}
+        else:
+            choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": answer.finish_reason or "stop"}
+        return {**self.base, "choices": [choice], "sql": answer.check}
+
+    def usage(self, answer: SqlAnswer) -> dict[str, Any]:
+        return {**self.base, "choices": [], "usage": usage_dict(answer.prompt_tokens, answer.completion_tokens)}
+
+
+async def sse_body(stream: SqlStream, shaper: ChunkShaper, *, include_usage: bool, record: RequestRecord
+                   ) -> AsyncIterator[bytes]:
+    """The whole SSE body. Cancellation (client gone) closes the upstream stream, which aborts vLLM's request."""
+    try:
+        opening = shaper.opening()
+        if opening is not None:
+            yield sse(opening)
+        async for text in stream.deltas():
+            yield sse(shaper.delta(text))
+        answer = await stream.finish()
+        try:
+            SqlService.reject_if_invalid(answer)
+        except SqlRejected as rejected:
+            record.error_code = rejected.code
+            record.stream_error_status = rejected.status_code
+            yield sse(rejected.body())
+        else:
+            yield sse(shaper.final(answer))
+            if include_usage:
+                yield sse(shaper.usage(answer))
+        yield DONE
+    except GatewayError as exc:
+        record.error_code = exc.code
+        record.stream_error_status = exc.status_code
+        yield sse(exc.body())
+        yield DONE
+    except Exception:
+        logger.exception("stream failed")
+        error = GatewayError("The server had an error while streaming the response.")
+        record.error_code = error.code
+        record.stream_error_status = error.status_code
+        yield sse(error.body())
+        yield DONE
+    finally:
+        await stream.aclose()

@@ -1,0 +1,232 @@
+"""All gateway settings in one validated object, read once at start-up."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_GENERATION_CONFIG = PACKAGE_DIR / "generation.toml"
+
+# Keys that are obviously examples: refusing them stops a copied README line from becoming production auth.
+PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "password", "sk-xxx", "your-key", "test"})
+MIN_KEY_LENGTH = 16
+
+
+class GenerationParams(BaseModel):
+    """Decoding parameters pinned by the deployment, never by a request."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = -1
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    max_tokens: int = Field(256, ge=1, le=4096)
+    stop: tuple[str, ...] = ("<|im_end|>",)
+    seed: int | None = 0
+
+    def as_upstream_fields(self) -> dict[str, Any]:
+        """The request fields that pin decoding on vLLM's OpenAI routes."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+            "seed": self.seed,
+        }
+
+
+def load_generation_params(path: Path) -> GenerationParams:
+    """Read the generation config file; a broken file stops start-up with its path in the message."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read generation config {path}: {exc}") from exc
+    return GenerationParams.model_validate(data)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One accepted key, known only by its SHA-256 digest and a display name for logs."""
+
+    name: str
+    digest: bytes
+
+
+def digest_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway. Environment variables use the prefix SQLGATE_."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SQLGATE_", extra="ignore", frozen=True, toml_file=None, validate_default=True
+    )
+
+    # Upstream (vLLM).
+    upstream_url: str = "http://127.0.0.1:8001"
+    upstream_model: str = "qwen2.5-1.5b-sql"
+    upstream_api_key: SecretStr | None = None
+    model_id: str = "qwen2.5-1.5b-sql"
+    upstream_connect_timeout_s: float = Field(2.0, gt=0)
+    upstream_read_timeout_s: float = Field(60.0, gt=0)
+    upstream_pool_size: int = Field(256, ge=1)
+    upstream_retry_attempts: int = Field(3, ge=1, le=10)
+    upstream_retry_budget_s: float = Field(8.0, ge=0)
+    ready_timeout_s: float = Field(10.0, gt=0)
+    ready_cache_s: float = Field(5.0, ge=0)
+
+    # Auth and limits.
+    auth_enabled: bool = True
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    api_key_file: Path | None = None
+    rate_limit_per_minute: int = Field(30, ge=0)
+    redis_url: SecretStr | None = None
+    max_question_chars: int = Field(500, ge=1)
+    max_schema_chars: int = Field(2000, ge=1)
+    max_body_bytes: int = Field(65536, ge=1024)
+    max_model_len: int = Field(1024, ge=64)
+    tokenizer: Path | None = None
+
+    # Generation and SQL policy.
+    generation_config: Path = DEFAULT_GENERATION_CONFIG
+    sql_policy: Literal["read_only", "allow_writes"] = "read_only"
+    sql_dialect: str = "sqlite"
+
+    # Cache.
+    cache_enabled: bool = True
+    cache_ttl_seconds: int = Field(86400, ge=1)
+    cache_max_entries: int = Field(2048, ge=1)
+
+    # Observability.
+    langfuse_public_key: str | None = None
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_base_url: str | None = None
+    trace_redact_question: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+
+    # Serving (used by `python -m gateway` and the launcher).
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    shutdown_grace_s: float = Field(20.0, ge=0)
+
+    config_file: Path | None = None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.auth_enabled and not self.api_key_entries():
+            raise ValueError(
+                "auth is on but no API keys are configured: set SQLGATE_API_KEYS or SQLGATE_API_KEY_FILE "
+                "(or SQLGATE_AUTH_ENABLED=false for a local experiment)"
+            )
+        for key in self.api_keys:
+            raw = key.get_secret_value().partition("=")[2] or key.get_secret_value()
+            if raw.lower() in PLACEHOLDER_KEYS or len(raw) < MIN_KEY_LENGTH:
+                raise ValueError(
+                    f"an API key is a placeholder or shorter than {MIN_KEY_LENGTH} characters; "
+                    "generate one with: python -c 'import secrets; print(\"sk-\" + secrets.token_urlsafe(24))'"
+                )
+        if self.langfuse_public_key and not self.langfuse_secret_key:
+            raise ValueError("SQLGATE_LANGFUSE_PUBLIC_KEY is set without SQLGATE_LANGFUSE_SECRET_KEY")
+        load_generation_params(self.generation_config)
+        return self
+
+    def api_key_entries(self) -> tuple[ApiKey, ...]:
+        """Accepted keys as (name, digest): `name=key` entries keep their name, bare keys get a digest prefix."""
+        entries: list[ApiKey] = []
+        for secret in self.api_keys:
+            name, sep, key = secret.get_secret_value().partition("=")
+            if not sep:
+                name, key = "", name
+            digest = digest_key(key)
+            entries.append(ApiKey(name=name or f"key-{digest.hex()[:8]}", digest=digest))
+        if self.api_key_file is not None:
+            entries.extend(_read_key_file(self.api_key_file))
+        return tuple(entries)
+
+    def generation(self) -> GenerationParams:
+        return load_generation_params(self.generation_config)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        return bool(self.langfuse_public_key and self.langfuse_secret_key)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments beat the environment, which beats the optional TOML file named by
+        # SQLGATE_CONFIG_FILE.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = _config_file_from(init_settings, env_settings)
+        if config_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+        return tuple(sources)
+
+
+def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path | None:
+    for source in sources:
+        value = source().get("config_file")
+        if value:
+            path = Path(str(value))
+            if not path.is_file():
+                raise ValueError(f"SQLGATE_CONFIG_FILE {path} does not exist")
+            return path
+    return None
+
+
+def _read_key_file(path: Path) -> list[ApiKey]:
+    """Lines `name:sha256hex` (or a bare hex digest); blank lines and `#` comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read SQLGATE_API_KEY_FILE {path}: {exc.strerror}") from exc
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, hex_digest = line.rpartition(":")
+        try:
+            digest = bytes.fromhex(hex_digest.strip())
+        except ValueError:
+            digest = b""
+        if len(digest) != hashlib.sha256().digest_size:
+            raise ValueError(f"{path}:{number}: expected `name:<64 hex chars of SHA-256>`")
+        entries.append(ApiKey(name=name.strip() if sep else f"key-{digest.hex()[:8]}", digest=digest))
+    return entries

@@ -1,0 +1,278 @@
+"""The vLLM client: timeouts, the one retry layer, streaming pass-through and the fault taxonomy.
+
+Fault taxonomy (each maps to exactly one gateway error):
+
+| fault                                   | retried            | answer                         |
+|-----------------------------------------|--------------------|--------------------------------|
+| connect refused / connect timeout       | yes                | 503 upstream_unavailable       |
+| 503 or 429 from vLLM (Retry-After kept) | yes                | 503 upstream_unavailable       |
+| read / write / pool timeout             | no                 | 504 upstream_timeout           |
+| connection reset, protocol error        | no                 | 502 upstream_bad_response      |
+| other 5xx, 404, 401 from vLLM           | no                 | 502 upstream_error             |
+| 400 / 422 from vLLM                     | no                 | 400 upstream_rejected          |
+| body not JSON, no choices, bad SSE      | no                 | 502 upstream_bad_response      |
+
+Retries happen only before any byte has gone downstream: a stream is opened (headers received) inside the retry
+loop, and everything after that is reported in-band.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+
+from gateway.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+logger = logging.getLogger("sqlgate.upstream")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class UpstreamLimits:
+    """Every timeout, pool size and retry budget of the upstream client, in one place."""
+
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 60.0
+    write_timeout_s: float = 10.0
+    pool_size: int = 256
+    retry_attempts: int = 3
+    retry_budget_s: float = 8.0
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 2.0
+
+
+class RetryableStatus(UpstreamUnavailable):
+    """503/429 from vLLM; carries the Retry-After it asked for."""
+
+    def __init__(self, status: int, retry_after_s: float | None) -> None:
+        headers = {"retry-after": str(max(1, math.ceil(retry_after_s)))} if retry_after_s is not None else {}
+        super().__init__(
+            f"The model server is busy or unavailable (HTTP {status}). Retry shortly.", headers=headers
+        )
+        self.retry_after_s = retry_after_s
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RetryableStatus | _ConnectFailed)
+
+
+class _ConnectFailed(UpstreamUnavailable):
+    pass
+
+
+def _map_transport_error(exc: httpx.TransportError) -> GatewayError:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return _ConnectFailed("The model server is not reachable. Retry shortly.")
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout("The model server did not answer in time.")
+    return UpstreamError("The model server dropped the connection.")
+
+
+def _status_error(response: httpx.Response) -> GatewayError:
+    status = response.status_code
+    if status in (429, 503):
+        return RetryableStatus(status, _parse_retry_after(response.headers.get("retry-after")))
+    if status in (400, 422):
+        return UpstreamRejected(f"The model server rejected the request (HTTP {status}).")
+    return UpstreamError(f"The model server failed (HTTP {status}).", code="upstream_error")
+
+
+@dataclass
+class UpstreamStream:
+    """An open SSE stream from vLLM: iterate `events()` for parsed JSON chunks; always `aclose()`."""
+
+    response: httpx.Response
+    opened_at: float
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        done = False
+        try:
+            async for line in self.response.aiter_lines():
+                if not line or line.startswith(":"):
+                    continue
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError("The model server sent a malformed stream frame.") from None
+                if not isinstance(event, dict):
+                    raise UpstreamError("The model server sent a malformed stream frame.")
+                if "error" in event:
+                    raise UpstreamError("The model server reported an error mid-stream.", code="upstream_error")
+                yield event
+        except httpx.TransportError as exc:
+            raise _map_transport_error(exc) from None
+        if not done:
+            raise UpstreamError("The model server ended the stream early.")
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+class UpstreamClient:
+    """One pooled httpx client to vLLM's OpenAI routes, owned by the app's lifespan."""
+
+    def __init__(
+        self,
+        base_url: str,
+        limits: UpstreamLimits,
+        *,
+        api_key: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        on_retry: Callable[[], None] | None = None,
+    ) -> None:
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._limits = limits
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=limits.connect_timeout_s,
+                read=limits.read_timeout_s,
+                write=limits.write_timeout_s,
+                pool=limits.connect_timeout_s,
+            ),
+            limits=httpx.Limits(max_connections=limits.pool_size, max_keepalive_connections=limits.pool_size),
+            transport=transport,
+        )
+        self._sleep = sleep
+        self._on_retry = on_retry
+
+    def _retrying(self) -> AsyncRetrying:
+        limits = self._limits
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, RetryableStatus) and exc.retry_after_s is not None:
+                return exc.retry_after_s
+            backoff = min(limits.backoff_max_s, limits.backoff_base_s * 2 ** (state.attempt_number - 1))
+            return backoff * (0.5 + random.random() / 2)
+
+        def before_sleep(state: RetryCallState) -> None:
+            if self._on_retry is not None:
+                self._on_retry()
+
+        async def sleep_within_budget(seconds: float) -> None:
+            # A Retry-After longer than what is left of the budget is not waited for: give up now and let the
+            # client see the 503 with its Retry-After.
+            if seconds > limits.retry_budget_s:
+                raise _GiveUp()
+            await self._sleep(seconds)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(limits.retry_attempts) | stop_after_delay(limits.retry_budget_s),
+            wait=wait,
+            sleep=sleep_within_budget,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        last: GatewayError | None = None
+        try:
+            async for state in self._retrying():
+                with state:
+                    try:
+                        return await attempt()
+                    except GatewayError as exc:
+                        last = exc
+                        raise
+        except _GiveUp:
+            assert last is not None
+            raise last from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/completions and return its JSON body, with retries before any answer."""
+
+        async def attempt() -> dict[str, Any]:
+            try:
+                response = await self._client.post("/v1/completions", content=orjson.dumps(payload),
+                                                   headers={"content-type": "application/json"})
+            except httpx.TransportError as exc:
+                raise _map_transport_error(exc) from None
+            if response.status_code != 200:
+                raise _status_error(response)
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise UpstreamError("The model server answered something that is not JSON.") from None
+            if not isinstance(body, dict) or not body.get("choices") or not isinstance(body["choices"], list):
+                raise UpstreamError("The model server's answer has no choices.")
+            return body
+
+        result: dict[str, Any] = await self._with_retries(attempt)
+        return result
+
+    async def open_stream(self, payload: dict[str, Any]) -> UpstreamStream:
+        """Send a streaming request and wait for vLLM's 200 headers (retried); the body is read by the caller."""
+
+        async def attempt() -> UpstreamStream:
+            request = self._client.build_request(
+                "POST", "/v1/completions", content=orjson.dumps(payload),
+                headers={"content-type": "application/json", "accept": "text/event-stream"},
+            )
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise _map_transport_error(exc) from None
+            if response.status_code != 200:
+                await response.aclose()
+                raise _status_error(response)
+            return UpstreamStream(response=response, opened_at=time.perf_counter())
+
+        stream: UpstreamStream = await self._with_retries(attempt)
+        return stream
+
+    async def probe(self, payload: dict[str, Any], timeout_s: float) -> bool:
+        """True when vLLM really generates a token within `timeout_s` (no retries: readiness is a fact now)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await self._client.post("/v1/completions", content=orjson.dumps(payload),
+                                                   headers={"content-type": "application/json"})
+                if response.status_code != 200:
+                    return False
+                body = orjson.loads(response.content)
+                return bool(isinstance(body, dict) and body.get("choices"))
+        except (httpx.HTTPError, TimeoutError, orjson.JSONDecodeError):
+            return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _GiveUp(Exception):
+    """Raised from the retry sleep when waiting would overrun the budget."""

@@ -1,0 +1,116 @@
+"""Scripted upstream behaviours for FakeUpstream: each is one fault (or the success it must recover to)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from tests.servers import Fault, http_response
+
+
+def completion_body(text: str = "SELECT count(*) FROM singer", finish_reason: str = "stop") -> dict[str, Any]:
+    return {
+        "id": "cmpl-fake", "object": "text_completion", "created": 0, "model": "qwen2.5-1.5b-sql",
+        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 90, "completion_tokens": 7, "total_tokens": 97},
+    }
+
+
+def answer(status: int, body: bytes, content_type: str = "application/json",
+           headers: dict[str, str] | None = None) -> Fault:
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(http_response(status, body, content_type, headers))
+        await writer.drain()
+        return True
+    return fault
+
+
+def ok(text: str = "SELECT count(*) FROM singer") -> Fault:
+    return answer(200, orjson.dumps(completion_body(text)))
+
+
+def status(code: int, retry_after: str | None = None) -> Fault:
+    headers = {"retry-after": retry_after} if retry_after is not None else None
+    return answer(code, orjson.dumps({"error": {"message": "busy", "code": code}}), headers=headers)
+
+
+def not_json() -> Fault:
+    return answer(200, b"{this is not json")
+
+
+def html_page() -> Fault:
+    return answer(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
+
+
+def no_choices() -> Fault:
+    return answer(200, orjson.dumps({"id": "x", "choices": []}))
+
+
+def reset() -> Fault:
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.transport.abort()
+        return False
+    return fault
+
+
+def hang(release: asyncio.Event | None = None) -> Fault:
+    """Never answers (until `release` is set, if given): a slow first byte."""
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await (release or asyncio.Event()).wait()
+        return False
+    return fault
+
+
+def _sse_head() -> bytes:
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+            b"transfer-encoding: chunked\r\n\r\n")
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def sse_frames(texts: list[str]) -> list[bytes]:
+    frames = []
+    for index, text in enumerate(texts):
+        finish = "stop" if index == len(texts) - 1 else None
+        frames.append(b"data: " + orjson.dumps({
+            "id": "cmpl-fake", "object": "text_completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}) + b"\n\n")
+    frames.append(b"data: " + orjson.dumps({"id": "cmpl-fake", "object": "text_completion", "created": 0,
+                                            "model": "m", "choices": [],
+                                            "usage": {"prompt_tokens": 90, "completion_tokens": len(texts),
+                                                      "total_tokens": 90 + len(texts)}}) + b"\n\n")
+    return frames
+
+
+def stream(frames: list[bytes], *, done: bool = True, stall_after: bool = False, reset_after: bool = False,
+           release: asyncio.Event | None = None) -> Fault:
+    """A chunked SSE answer; then [DONE], or a stall, a reset, or a plain end with no [DONE]."""
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_sse_head())
+        for frame in frames:
+            writer.write(_chunk(frame))
+        await writer.drain()
+        if stall_after:
+            await (release or asyncio.Event()).wait()
+            return False
+        if reset_after:
+            writer.transport.abort()
+            return False
+        if done:
+            writer.write(_chunk(b"data: [DONE]\n\n"))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+    return fault
+
+
+def stream_ok(texts: list[str] | None = None) -> Fault:
+    return stream(sse_frames(texts or ["SELECT", " count(*)", " FROM singer"]))
+
+
+def truncated_frame() -> Fault:
+    return stream([b'data: {"id": "cmpl-fake", "choices": [{"text": "SEL\n\n'], done=False)

@@ -1,0 +1,101 @@
+import pytest
+
+from gateway.errors import CapExceeded
+from gateway.limits import InProcessRateLimiter, InputCaps, RedisRateLimiter, load_tokenizer
+from tests.servers import RedisServer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_gcra_allows_the_burst_then_refuses_with_retry_after() -> None:
+    clock = Clock()
+    limiter = InProcessRateLimiter(per_minute=30, clock=clock)
+    decisions = [await limiter.hit("alice") for _ in range(31)]
+    assert all(d.allowed for d in decisions[:30])
+    assert [d.remaining for d in decisions[:3]] == [29, 28, 27]
+    refused = decisions[30]
+    assert not refused.allowed
+    assert refused.headers()["retry-after"] == "2"  # one slot frees every 60/30 = 2 s
+    assert refused.headers()["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_gcra_refills_with_time_and_keys_are_independent() -> None:
+    clock = Clock()
+    limiter = InProcessRateLimiter(per_minute=2, clock=clock)
+    assert (await limiter.hit("a")).allowed and (await limiter.hit("a")).allowed
+    assert not (await limiter.hit("a")).allowed
+    assert (await limiter.hit("b")).allowed
+    clock.now += 30.0
+    assert (await limiter.hit("a")).allowed
+    assert not (await limiter.hit("a")).allowed
+
+
+@pytest.mark.redis
+async def test_redis_limiter_is_shared_between_two_gateway_instances(redis_server: RedisServer) -> None:
+    from redis.asyncio import Redis
+
+    first, second = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
+    try:
+        replica_a, replica_b = RedisRateLimiter(first, 3), RedisRateLimiter(second, 3)
+        allowed = [(await replica_a.hit("carol")).allowed, (await replica_b.hit("carol")).allowed,
+                   (await replica_a.hit("carol")).allowed, (await replica_b.hit("carol")).allowed]
+        assert allowed == [True, True, True, False]
+        assert (await replica_a.hit("dave")).allowed
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_limiter_lets_requests_through_when_redis_is_down() -> None:
+    from redis.asyncio import Redis
+
+    from tests.servers import free_port
+
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    try:
+        decision = await RedisRateLimiter(client, 1).hit("erin")
+        assert decision.allowed
+    finally:
+        await client.aclose()
+
+
+def caps(**overrides: int) -> InputCaps:
+    values = {"max_question_chars": 500, "max_schema_chars": 2000, "max_model_len": 1024, "max_new_tokens": 256}
+    values.update(overrides)
+    return InputCaps(tokenizer=load_tokenizer(None), **values)
+
+
+@pytest.mark.parametrize(
+    ("question", "schema", "code", "param"),
+    [
+        ("x" * 501, "CREATE TABLE t (a int)", "question_too_long", "prompt"),
+        ("q?", "CREATE TABLE t (a int)" + " " * 2000, "schema_too_long", "schema"),
+        ("   ", "CREATE TABLE t (a int)", "empty_question", "prompt"),
+        ("q?", "", "missing_schema", "schema"),
+    ],
+)
+def test_field_caps_name_their_parameter(question: str, schema: str, code: str, param: str) -> None:
+    with pytest.raises(CapExceeded) as error:
+        caps().check_fields(question, schema, question_param="prompt")
+    assert (error.value.code, error.value.param, error.value.status_code) == (code, param, 422)
+
+
+def test_caps_at_the_limit_pass() -> None:
+    caps().check_fields("x" * 500, "y" * 2000, question_param="prompt")
+
+
+def test_prompt_token_cap_counts_with_the_qwen_tokenizer() -> None:
+    small = caps(max_model_len=300, max_new_tokens=256)
+    assert small.check_prompt("SELECT", param="schema") is None  # bytes alone prove it fits
+    with pytest.raises(CapExceeded) as error:
+        small.check_prompt("CREATE TABLE t (a int) " * 20, param="schema")
+    assert error.value.code == "context_length_exceeded"
+    # Long in bytes but few tokens (one repeated word merges well): counted, and accepted.
+    assert caps(max_model_len=400, max_new_tokens=100).check_prompt(" the" * 200, param="schema") == 200
