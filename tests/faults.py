@@ -55,10 +55,21 @@ def reset() -> Fault:
     return fault
 
 
+async def until_released_or_client_gone(reader: asyncio.StreamReader, release: asyncio.Event | None) -> None:
+    """Stall like a stuck vLLM, but notice (as vLLM does) when the gateway hangs up."""
+    released = asyncio.ensure_future((release or asyncio.Event()).wait())
+    gone = asyncio.ensure_future(reader.read())
+    try:
+        await asyncio.wait({released, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        released.cancel()
+        gone.cancel()
+
+
 def hang(release: asyncio.Event | None = None) -> Fault:
     """Never answers (until `release` is set, if given): a slow first byte."""
     async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        await (release or asyncio.Event()).wait()
+        await until_released_or_client_gone(reader, release)
         return False
     return fault
 
@@ -95,7 +106,7 @@ def stream(frames: list[bytes], *, done: bool = True, stall_after: bool = False,
             writer.write(_chunk(frame))
         await writer.drain()
         if stall_after:
-            await (release or asyncio.Event()).wait()
+            await until_released_or_client_gone(reader, release)
             return False
         if reset_after:
             writer.transport.abort()

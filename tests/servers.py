@@ -124,7 +124,7 @@ class FakeUpstream:
         self.connections = 0
         self.requests: list[bytes] = []
         self.open_connections = 0
-        self.closed = threading.Event()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -145,6 +145,10 @@ class FakeUpstream:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         self.connections += 1
         self.open_connections += 1
         try:
@@ -157,7 +161,7 @@ class FakeUpstream:
                 keep_open = await fault(reader, writer)
                 if not keep_open:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             self.open_connections -= 1
@@ -168,10 +172,13 @@ class FakeUpstream:
         async def _stop() -> None:
             if self._server is not None:
                 self._server.close()
-                self._server.close_clients()
+            for handler in list(self._handlers):
+                handler.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
         asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(timeout=DEADLINE_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=DEADLINE_S)
+        self._loop.close()
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes | None:
