@@ -129,10 +129,10 @@ _READ_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset({
     # strings
     exp.Lower, exp.Upper, exp.Length, exp.BitLength, exp.ByteLength, exp.Substring, exp.SubstringIndex,
     exp.Trim, exp.Replace, exp.Concat, exp.ConcatWs, exp.StrPosition, exp.Left, exp.Right, exp.Pad,
-    exp.Repeat, exp.Reverse, exp.Initcap, exp.Ascii, exp.Chr, exp.Unicode, exp.Split, exp.SplitPart, exp.RegexpExtract,
-    exp.RegexpReplace, exp.RegexpCount, exp.RegexpSubstr, exp.Levenshtein, exp.Soundex, exp.Translate,
-    exp.Hex, exp.Unhex, exp.MD5, exp.Format, exp.NumberToStr, exp.ToChar, exp.ToNumber, exp.Contains, exp.StartsWith,
-    exp.EndsWith, exp.Space, exp.Stuff,
+    exp.Repeat, exp.Reverse, exp.Initcap, exp.Ascii, exp.Chr, exp.Unicode, exp.Split, exp.SplitPart,
+    exp.RegexpExtract, exp.RegexpReplace, exp.RegexpCount, exp.RegexpSubstr, exp.Levenshtein, exp.Soundex,
+    exp.Translate, exp.Hex, exp.Unhex, exp.MD5, exp.Format, exp.NumberToStr, exp.ToChar, exp.ToNumber,
+    exp.Contains, exp.StartsWith, exp.EndsWith, exp.Space, exp.Stuff,
     # dates and times
     exp.CurrentDate, exp.CurrentTime, exp.CurrentTimestamp, exp.CurrentDatetime, exp.Localtime,
     exp.Localtimestamp, exp.Date, exp.Datetime, exp.Time, exp.Timestamp, exp.DateAdd, exp.DateSub,
@@ -417,7 +417,7 @@ def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem
         return Problem("forbidden_function",
                        f"The function {node.sql_name()[:60]}() is not an allowed read function.")
     if isinstance(node, exp.Dot):
-        return Problem("forbidden_expression", "Schema-qualified function calls and dotted paths are refused.")
+        return Problem("forbidden_expression", "Schema-qualified calls and dotted paths are refused.")
     if isinstance(node, (exp.Parameter, exp.SessionParameter, exp.PropertyEQ)):
         return Problem("forbidden_expression", "Session variables and parameters are not allowed.")
     if isinstance(node, exp.Hint):
@@ -496,7 +496,7 @@ class _Resolver:
         self._walk = walk
         self._known = known
         self._dialect = dialect
-        self._sources: dict[int, dict[str, _Columns]] = {}
+        self._sources: dict[int, dict[str, tuple[_Columns, str]]] = {}
 
     def resolve(self, column: exp.Column) -> _Resolution | None:
         name = column.name.lower()
@@ -510,9 +510,9 @@ class _Resolver:
                 sources = self._sources_of(scope)
                 if qualifier:
                     if qualifier in sources:
-                        return self._in_source(column, sources[qualifier])
+                        return self._in_source(column, *sources[qualifier])
                 else:
-                    if any(cols is None or name in cols for cols in sources.values()):
+                    if any(cols is None or name in cols for cols, _ in sources.values()):
                         return _Resolution(known=True)
                     if name in _output_aliases(scope):
                         return _Resolution(known=False)
@@ -520,8 +520,7 @@ class _Resolver:
         if qualifier:
             return _Resolution(known=False, problem=Problem(
                 "unknown_column",
-                f"'{column.table}.{column.name}' refers to '{column.table}', which is not a table or alias in "
-                "the query."))
+                f"'{column.table}.{column.name}': '{column.table}' is no table or alias in the query."))
         if column.this.args.get("quoted") and self._dialect == "sqlite":
             return None  # SQLite reads an unresolvable "double-quoted" name as a string literal
         if isinstance(column.this, exp.Star):
@@ -529,25 +528,26 @@ class _Resolver:
         return _Resolution(known=False, problem=Problem(
             "unknown_column", f"Column '{column.name}' is not in any table the query reads."))
 
-    def _in_source(self, column: exp.Column, columns: _Columns) -> _Resolution:
+    def _in_source(self, column: exp.Column, columns: _Columns, label: str) -> _Resolution:
         if columns is None or isinstance(column.this, exp.Star) or column.name.lower() in columns:
             return _Resolution(known=True)
         return _Resolution(known=False, problem=Problem(
-            "unknown_column", f"Column '{column.name}' is not in '{column.table}'."))
+            "unknown_column", f"Column '{column.name}' is not in {label}."))
 
-    def _sources_of(self, scope: exp.Expr) -> dict[str, _Columns]:
+    def _sources_of(self, scope: exp.Expr) -> dict[str, tuple[_Columns, str]]:
+        """Alias -> (columns, how to name it to a person) for the FROM / JOIN items of one query."""
         cached = self._sources.get(id(scope))
         if cached is not None:
             return cached
-        sources: dict[str, _Columns] = {}
+        sources: dict[str, tuple[_Columns, str]] = {}
         for source in _source_expressions(scope):
-            alias, columns = self._source(source)
+            alias, columns, label = self._source(source)
             if alias:
-                sources[alias.lower()] = columns
+                sources[alias.lower()] = (columns, label)
         self._sources[id(scope)] = sources
         return sources
 
-    def _source(self, source: exp.Expr) -> tuple[str, _Columns]:
+    def _source(self, source: exp.Expr) -> tuple[str, _Columns, str]:
         if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
             name = source.name.lower()
             alias_columns = _alias_columns(source)
@@ -562,11 +562,14 @@ class _Resolver:
                 columns = self._known.get(name)
             else:
                 columns = None
-            return source.alias_or_name, columns
+            kind = "the result of WITH" if cte is not None else "table"
+            alias = f" (alias {source.alias})" if source.alias else ""
+            return source.alias_or_name, columns, f"{kind} '{source.name}'{alias}"
         if isinstance(source, exp.Subquery):
             columns = _alias_columns(source)
-            return source.alias, columns if columns is not None else _query_columns(source.this)
-        return source.alias_or_name if isinstance(source, exp.Expr) else "", None
+            columns = columns if columns is not None else _query_columns(source.this)
+            return source.alias, columns, f"the subquery '{source.alias}'"
+        return source.alias_or_name, None, f"'{source.alias_or_name}'"
 
 
 def _enclosing_scope(node: exp.Expr) -> exp.Expr | None:

@@ -1,0 +1,56 @@
+# sqlgate: one command for each thing people do. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY        ?= .venv/bin/python
+VLLM_PY   ?= .venv-vllm/bin/python
+MODEL     ?= samrat-kar/qwen2.5-1.5b-sql-qlora
+TARGET    ?= auto
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+VLLM_PORT ?= 8001
+WORKERS   ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+install: ## create .venv (gateway, clients, tests) and .venv-vllm (vLLM: CUDA build with a GPU, CPU build without)
+	bash launch/install.sh
+
+up: install ## bring the stack up: merge the adapter if needed, start vLLM, start the gateway (MODEL=dir|id|tiny)
+	$(PY) -m launch.stack up --model "$(MODEL)" --target $(TARGET) --host $(HOST) \
+	  --gateway-port $(PORT) --vllm-port $(VLLM_PORT) --workers $(WORKERS)
+
+down: ## stop exactly what `make up` started
+	$(PY) -m launch.stack down
+
+status: ## say what runs, with pids, ports and readiness
+	$(PY) -m launch.stack status
+
+test: install ## the whole suite: unit, fault, end-to-end through real vLLM on CPU, Redis, Chromium, alert rules
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: ## the suite without the end-to-end and browser tests
+	$(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+
+lint: ## ruff on everything, mypy --strict on gateway/ and launch/
+	$(PY) -m ruff check gateway launch clients tests
+	$(PY) -m mypy gateway launch
+
+bench: install ## gateway overhead, cache hit, CPU serving vs transformers; JSON reports under reports/
+	$(PY) -m benchmarks.run_all --out reports
+
+eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
+	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
+
+reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdown, secrets -> reports/reliability.json
+	$(PY) -m benchmarks.reliability --out reports/reliability.json
+
+reliability-short: ## the short version CI runs
+	$(PY) -m benchmarks.reliability --short --out reports/reliability-short.json
+
+clean: ## remove caches and the run folder (not the virtual environments)
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

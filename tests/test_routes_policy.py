@@ -1,0 +1,216 @@
+"""Every policy branch before vLLM is called (auth, rate limit, body and input caps, request shape), and how
+upstream faults surface on each route. Faults come from a fake upstream on real sockets; the happy path through
+real vLLM is in tests/e2e."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+
+from gateway.app import create_app
+from tests import faults
+from tests.conftest import API_KEY, SECOND_KEY, asgi_client, make_settings
+from tests.servers import fake_upstream, free_port
+
+SINGER_SCHEMA = "CREATE TABLE singer (Singer_ID int, Name text, Country text, Song_Name text)"
+COMPLETION = {"model": "qwen2.5-1.5b-sql", "prompt": "How many singers do we have?", "schema": SINGER_SCHEMA}
+CHAT = {"model": "qwen2.5-1.5b-sql", "schema": SINGER_SCHEMA,
+        "messages": [{"role": "user", "content": "How many singers do we have?"}]}
+DOWN = f"http://127.0.0.1:{free_port()}"
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert {"message", "type", "param", "code"} <= set(error)
+    assert error["code"] == code
+    if param is not None:
+        assert error["param"] == param
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions", "/v1/sql", "/generate"])
+async def test_protected_routes_refuse_missing_and_wrong_keys(path: str) -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app, key=None) as client:
+        assert_error(await client.post(path, json={}), 401, "missing_api_key")
+        assert_error(await client.post(path, json={}, headers={"authorization": "Bearer sk-wrong-key-000000000"}),
+                     401, "invalid_api_key")
+        # Even a malformed body gets 401 first: nothing about the request is looked at before the key.
+        assert_error(await client.post(path, content=b"{not json", headers={"content-type": "application/json"}),
+                     401, "missing_api_key")
+        assert_error(await client.get("/v1/models"), 401, "missing_api_key")
+
+
+async def test_both_auth_headers_are_accepted_and_models_lists_the_public_id() -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app, key=None) as client:
+        for headers in ({"authorization": f"Bearer {API_KEY}"}, {"x-api-key": SECOND_KEY}):
+            response = await client.get("/v1/models", headers=headers)
+            assert response.status_code == 200
+            assert [m["id"] for m in response.json()["data"]] == ["qwen2.5-1.5b-sql"]
+            assert response.headers["x-request-id"]
+
+
+async def test_rate_limit_per_key_answers_429_with_retry_after_and_ratelimit_headers() -> None:
+    app = create_app(make_settings(upstream_url=DOWN, rate_limit_per_minute=2))
+    async with asgi_client(app) as client:
+        first = await client.get("/v1/models")
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert (await client.get("/v1/models")).status_code == 200
+        refused = await client.get("/v1/models")
+        assert_error(refused, 429, "rate_limit_exceeded")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        other_key = await client.get("/v1/models", headers={"authorization": f"Bearer {SECOND_KEY}"})
+        assert other_key.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code", "param"),
+    [
+        ("/v1/completions", {**COMPLETION, "prompt": "x" * 501}, "question_too_long", "prompt"),
+        ("/v1/completions", {**COMPLETION, "schema": "CREATE TABLE t (a int)" + " " * 2000}, "schema_too_long",
+         "schema"),
+        ("/v1/completions", {"prompt": "How many?"}, "missing_schema", "schema"),
+        ("/v1/completions", {**COMPLETION, "prompt": "  "}, "empty_question", "prompt"),
+        ("/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "q" * 501}]},
+         "question_too_long", "messages"),
+        ("/v1/chat/completions", {**CHAT, "messages": [{"role": "system", "content": "hi"}]}, "empty_question",
+         "messages"),
+        ("/v1/sql", {"question": "x" * 501, "schema": SINGER_SCHEMA}, "question_too_long", "question"),
+        ("/generate", {"question": "How many?", "context": "y" * 2001}, "schema_too_long", "context"),
+    ],
+)
+async def test_caps_refuse_with_422_naming_the_parameter_before_any_upstream_call(
+    path: str, body: dict, code: str, param: str
+) -> None:
+    with fake_upstream(faults.ok()) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            assert_error(await client.post(path, json=body), 422, code, param)
+        assert upstream.requests == []
+
+
+async def test_context_length_is_counted_with_the_model_tokenizer() -> None:
+    with fake_upstream(faults.ok()) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url, max_model_len=300))
+        async with asgi_client(app) as client:
+            schema = "CREATE TABLE t (" + ", ".join(f"c{i} int" for i in range(60)) + ")"
+            assert_error(await client.post("/v1/completions", json={**COMPLETION, "schema": schema}), 422,
+                         "context_length_exceeded", "schema")
+        assert upstream.requests == []
+
+
+async def test_body_over_the_cap_is_413_whether_declared_or_streamed() -> None:
+    app = create_app(make_settings(upstream_url=DOWN, max_body_bytes=2048))
+    async with asgi_client(app) as client:
+        big = orjson.dumps({**COMPLETION, "schema": "x" * 5000})
+        assert_error(await client.post("/v1/completions", content=big, headers={"content-type": "application/json"}),
+                     413, "body_too_large")
+
+        async def chunks():  # no Content-Length: the cap must still hold
+            for start in range(0, len(big), 512):
+                yield big[start:start + 512]
+
+        assert_error(await client.post("/v1/completions", content=chunks(),
+                                       headers={"content-type": "application/json"}), 413, "body_too_large")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        (b"{not json", "invalid_json", None),
+        (orjson.dumps({**COMPLETION, "prompt": 5}), "invalid_request", "prompt"),
+        (orjson.dumps({**COMPLETION, "n": 2}), "invalid_request", "n"),
+        (orjson.dumps({"schema": SINGER_SCHEMA}), "invalid_request", "prompt"),
+        (orjson.dumps({**COMPLETION, "prompt": ["a", "b"]}), "invalid_prompt", "prompt"),
+        (orjson.dumps({**COMPLETION, "dialect": "klingon"}), "unsupported_dialect", "dialect"),
+    ],
+)
+async def test_malformed_requests_get_400_with_the_parameter(body: bytes, code: str, param: str | None) -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app) as client:
+        response = await client.post("/v1/completions", content=body, headers={"content-type": "application/json"})
+        error = response.json()["error"]
+        expected_status = 422 if code == "invalid_prompt" else 400
+        assert_error(response, expected_status, code, param)
+        assert "klingon" not in error["message"] or code == "unsupported_dialect"
+
+
+async def test_unknown_model_is_404_model_not_found() -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app) as client:
+        assert_error(await client.post("/v1/completions", json={**COMPLETION, "model": "gpt-4"}), 404,
+                     "model_not_found", "model")
+
+
+async def test_unknown_path_is_an_openai_shaped_404() -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app) as client:
+        assert_error(await client.get("/v1/nothing-here"), 404, "not_found")
+
+
+async def test_health_needs_no_key_and_ready_is_503_while_vllm_is_down() -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app, key=None) as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        assert_error(await client.get("/ready"), 503, "upstream_not_ready")
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions", "/v1/sql"])
+async def test_upstream_down_is_503_after_bounded_retries(path: str) -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    app = create_app(make_settings(upstream_url=DOWN, upstream_retry_attempts=3), retry_sleep=sleep)
+    body = {"question": COMPLETION["prompt"], "schema": SINGER_SCHEMA} if path == "/v1/sql" else (
+        COMPLETION if path == "/v1/completions" else CHAT)
+    async with asgi_client(app) as client:
+        assert_error(await client.post(path, json=body), 503, "upstream_unavailable")
+    assert len(sleeps) == 2
+
+
+async def test_unsafe_sql_from_the_model_is_422_with_the_check() -> None:
+    with fake_upstream(faults.ok("DELETE FROM singer")) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            error = assert_error(await client.post("/v1/completions", json=COMPLETION), 422, "unsafe_sql")
+    assert error["type"] == "sql_check_error"
+    assert error["check"]["valid"] is False and error["check"]["statement_type"] == "delete"
+
+
+async def test_unparseable_sql_from_the_model_is_422_invalid_sql() -> None:
+    with fake_upstream(faults.ok("SELECT FROM WHERE (((")) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            assert_error(await client.post("/v1/sql", json={"question": "q?", "schema": SINGER_SCHEMA}), 422,
+                         "invalid_sql")
+
+
+async def test_allow_writes_policy_lets_a_delete_through() -> None:
+    with fake_upstream(faults.ok("DELETE FROM singer WHERE Singer_ID = 3")) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url, sql_policy="allow_writes"))
+        async with asgi_client(app) as client:
+            response = await client.post("/v1/completions", json=COMPLETION)
+    assert response.status_code == 200
+    assert response.json()["sql"]["statement_type"] == "delete"
+
+
+async def test_generation_parameters_are_pinned_whatever_the_request_says() -> None:
+    with fake_upstream(faults.ok()) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            response = await client.post("/v1/completions", json={**COMPLETION, "temperature": 1.7,
+                                                                  "max_tokens": 4000, "top_p": 0.1})
+        assert response.status_code == 200
+        sent = orjson.loads(upstream.requests[0])
+    assert (sent["temperature"], sent["max_tokens"], sent["top_p"], sent["stop"]) == (0.0, 256, 1.0, ["<|im_end|>"])
+    assert sent["prompt"].startswith("<|im_start|>system\nYou are an expert SQL assistant.")
