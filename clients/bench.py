@@ -35,8 +35,8 @@ from clients.training_prompt import render_prompt
 
 Target = Literal["gateway", "vllm"]
 DEFAULT_VLLM_URL = "http://127.0.0.1:8001"
-# Greedy decoding as the model was evaluated (FACTS.md), the same values as the gateway's generation.toml, so
-# vLLM called directly does the same work as vLLM behind the gateway. `--generation-config` reads another file.
+# Greedy decoding as the model was evaluated (FACTS.md), the values of the gateway's generation.toml, so vLLM
+# called directly does the same work as vLLM behind the gateway. `--generation-config` reads another file.
 DEFAULT_GENERATION: dict[str, Any] = {
     "temperature": 0.0,
     "top_p": 1.0,
@@ -106,9 +106,14 @@ def load_prompts(path: Path) -> tuple[Prompt, ...]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{number}: not JSON: {exc.msg}") from exc
         schema = record.get("schema", record.get("context")) if isinstance(record, dict) else None
-        if not isinstance(record, dict) or not isinstance(record.get("question"), str) or not isinstance(schema,
-                                                                                                         str):
-            raise ValueError(f"{path}:{number}: expected an object with `question` and `schema` (or `context`)")
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("question"), str)
+            or not isinstance(schema, str)
+        ):
+            raise ValueError(
+                f"{path}:{number}: expected an object with `question` and `schema` (or `context`)"
+            )
         prompts.append(Prompt(record["question"], schema))
     if not prompts:
         raise ValueError(f"{path} holds no prompts")
@@ -129,7 +134,7 @@ def discover_vllm_model(vllm_url: str, api_key: str | None, timeout_s: float) ->
     return str(response.json()["data"][0]["id"])
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # One client process
 
 
@@ -159,6 +164,27 @@ def _shares(config: BenchConfig) -> list[_Share]:
     ]
 
 
+def request_body(config: BenchConfig, number: int) -> dict[str, Any]:
+    """The JSON body of request `number`: question + schema for the gateway, the training prompt for vLLM."""
+    prompt = config.prompts[number % len(config.prompts)]
+    question = f"{prompt.question} (request {number})" if config.unique_prompts else prompt.question
+    body: dict[str, Any]
+    if config.target == "gateway":
+        body = {"prompt": question, "schema": prompt.schema}
+        if config.model:
+            body["model"] = config.model
+    else:
+        body = {"model": config.vllm_model, "prompt": render_prompt(question, prompt.schema), **config.generation}
+        if config.max_tokens is not None:
+            body["max_tokens"] = config.max_tokens
+        if config.ignore_eos:
+            body["ignore_eos"] = True
+    if config.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
 class _Requester:
     """Builds and sends one request to the chosen target and measures it."""
 
@@ -172,29 +198,11 @@ class _Requester:
             self.url = f"{gateway_root(config.vllm_url)}/v1/completions"
             self.headers = {"Authorization": f"Bearer {config.vllm_api_key}"} if config.vllm_api_key else {}
 
-    def payload(self, number: int) -> dict[str, Any]:
-        prompt = self.config.prompts[number % len(self.config.prompts)]
-        question = f"{prompt.question} (request {number})" if self.config.unique_prompts else prompt.question
-        body: dict[str, Any]
-        if self.config.target == "gateway":
-            body = {"prompt": question, "schema": prompt.schema}
-            if self.config.model:
-                body["model"] = self.config.model
-        else:
-            body = {"model": self.config.vllm_model, "prompt": render_prompt(question, prompt.schema),
-                    **self.config.generation}
-            if self.config.max_tokens is not None:
-                body["max_tokens"] = self.config.max_tokens
-            if self.config.ignore_eos:
-                body["ignore_eos"] = True
-        if self.config.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
-
-    async def send(self, number: int) -> tuple[float, float, float | None, int, str | None, int | None, str | None]:
+    async def send(
+        self, number: int
+    ) -> tuple[float, float, float | None, int, str | None, int | None, str | None]:
         """(absolute start, latency ms, ttft ms, status, error kind, completion tokens, cache header)."""
-        body = self.payload(number)
+        body = request_body(self.config, number)
         started = time.monotonic()
         try:
             if self.config.stream:
@@ -210,7 +218,9 @@ class _Requester:
         latency_ms = (time.monotonic() - started) * 1000
         return started, latency_ms, ttft, status, error, tokens, cache
 
-    async def _plain(self, body: dict[str, Any]) -> tuple[int, str | None, float | None, int | None, str | None]:
+    async def _plain(
+        self, body: dict[str, Any]
+    ) -> tuple[int, str | None, float | None, int | None, str | None]:
         response = await self.client.post(self.url, json=body, headers=self.headers)
         cache = response.headers.get("x-sqlgate-cache")
         if response.status_code != 200:
@@ -219,8 +229,9 @@ class _Requester:
         tokens = usage.get("completion_tokens")
         return 200, None, None, int(tokens) if isinstance(tokens, int) else None, cache
 
-    async def _stream(self, body: dict[str, Any], started: float
-                      ) -> tuple[int, str | None, float | None, int | None, str | None]:
+    async def _stream(
+        self, body: dict[str, Any], started: float
+    ) -> tuple[int, str | None, float | None, int | None, str | None]:
         ttft: float | None = None
         tokens: int | None = None
         async with self.client.stream("POST", self.url, json=body, headers=self.headers) as response:
@@ -231,7 +242,7 @@ class _Requester:
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
-                data = line[len("data:"):].strip()
+                data = line[len("data:") :].strip()
                 if data == "[DONE]":
                     break
                 event = json.loads(data)
@@ -260,8 +271,10 @@ def _error_code(response: httpx.Response) -> str | None:
 
 async def _run_share(config: BenchConfig, share: _Share) -> list[tuple[Any, ...]]:
     """One process's part of the run; returns raw samples with absolute start times."""
-    limits = httpx.Limits(max_connections=None if share.rate is not None else max(1, share.concurrency),
-                          max_keepalive_connections=max(1, share.concurrency))
+    limits = httpx.Limits(
+        max_connections=None if share.rate is not None else max(1, share.concurrency),
+        max_keepalive_connections=max(1, share.concurrency),
+    )
     timeout = httpx.Timeout(config.timeout_s, connect=DEFAULT_CONNECT_TIMEOUT_S)
     samples: list[tuple[Any, ...]] = []
     began = time.monotonic()
@@ -281,18 +294,24 @@ async def _run_share(config: BenchConfig, share: _Share) -> list[tuple[Any, ...]
         else:
             rng = random.Random(config.seed * 1_000_003 + share.index)
             tasks: list[asyncio.Task[Any]] = []
-            scheduled = began + share.index / (share.rate * config.processes)  # interleave the processes
+            total_rate = share.rate * config.processes
+            poisson_offset = 0.0
             local = 0
             while share.requests is None or local < share.requests:
-                if deadline is not None and scheduled >= deadline:
+                # Uniform arrivals are computed, not accumulated, so float error never adds a request.
+                offset = (
+                    poisson_offset
+                    if config.arrivals == "poisson"
+                    else (share.index + local * config.processes) / total_rate  # processes interleaved
+                )
+                if config.duration_s is not None and offset >= config.duration_s:
                     break
-                delay = scheduled - time.monotonic()
+                delay = began + offset - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(requester.send(local * config.processes + share.index)))
                 local += 1
-                gap = rng.expovariate(share.rate) if config.arrivals == "poisson" else 1 / share.rate
-                scheduled += gap
+                poisson_offset += rng.expovariate(share.rate)
             samples.extend(await asyncio.gather(*tasks))
     return samples
 
@@ -330,8 +349,10 @@ def _run_processes(config: BenchConfig) -> list[tuple[Any, ...]]:
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(config.processes)
     results = context.Queue()
-    children = [context.Process(target=_child, args=(config, share, barrier, results), daemon=True)
-                for share in shares]
+    children = [
+        context.Process(target=_child, args=(config, share, barrier, results), daemon=True)
+        for share in shares
+    ]
     for child in children:
         child.start()
     merged: list[tuple[Any, ...]] = []
@@ -358,21 +379,37 @@ def _run_processes(config: BenchConfig) -> list[tuple[Any, ...]]:
     return merged
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Reports
 
 
 def summarise_samples(raw: Sequence[tuple[Any, ...]], *, stream: bool) -> dict[str, Any]:
     """Latency/TTFT percentiles, throughput and errors by status for one target's samples."""
     if not raw:
-        return {"requests": 0, "ok": 0, "errors": 0, "error_rate": None, "by_status": {}, "duration_s": 0.0,
-                "req_per_s": None, "latency_ms": summarise([]), "samples": []}
+        return {
+            "requests": 0,
+            "ok": 0,
+            "errors": 0,
+            "error_rate": None,
+            "by_status": {},
+            "duration_s": 0.0,
+            "req_per_s": None,
+            "latency_ms": summarise([]),
+            "samples": [],
+        }
     first_start = min(sample[0] for sample in raw)
     last_end = max(sample[0] + sample[1] / 1000 for sample in raw)
     wall = max(last_end - first_start, 1e-9)
     samples: list[Sample] = sorted(
-        (round(s[0] - first_start, 6), round(s[1], 3), None if s[2] is None else round(s[2], 3), s[3], s[4],
-         s[5], s[6])
+        (
+            round(s[0] - first_start, 6),
+            round(s[1], 3),
+            None if s[2] is None else round(s[2], 3),
+            s[3],
+            s[4],
+            s[5],
+            s[6],
+        )
         for s in raw
     )
     ok = [s for s in samples if s[3] == 200 and s[4] is None]
@@ -410,7 +447,8 @@ def _ratios(gateway: dict[str, Any], vllm: dict[str, Any]) -> dict[str, Any]:
         return round(a / b, 4) if isinstance(a, int | float) and isinstance(b, int | float) and b else None
 
     ratios: dict[str, Any] = {
-        f"latency_{key}": ratio(gateway["latency_ms"].get(key), vllm["latency_ms"].get(key)) for key in RATIO_KEYS
+        f"latency_{key}": ratio(gateway["latency_ms"].get(key), vllm["latency_ms"].get(key))
+        for key in RATIO_KEYS
     }
     ratios["req_per_s"] = ratio(gateway.get("req_per_s"), vllm.get("req_per_s"))
     if "ttft_ms" in gateway and "ttft_ms" in vllm:
@@ -436,12 +474,14 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     config.validate()
     targets: list[Target] = ["gateway", "vllm"] if config.compare else [config.target]
     if "vllm" in targets and not config.vllm_model:
-        config = replace(config, vllm_model=discover_vllm_model(config.vllm_url, config.vllm_api_key,
-                                                                config.timeout_s))
+        config = replace(
+            config, vllm_model=discover_vllm_model(config.vllm_url, config.vllm_api_key, config.timeout_s)
+        )
     report: dict[str, Any] = {"config": _public_config(config), "targets": {}}
     for target in targets:
-        report["targets"][target] = summarise_samples(_run_processes(replace(config, target=target)),
-                                                      stream=config.stream)
+        report["targets"][target] = summarise_samples(
+            _run_processes(replace(config, target=target)), stream=config.stream
+        )
     if config.compare:
         report["ratios"] = _ratios(report["targets"]["gateway"], report["targets"]["vllm"])
         if report["targets"]["gateway"]["cache_hits"]:
@@ -452,7 +492,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:
-    """The JSON report at `path` and the latency plot next to it (same name, `.png`); returns the plot's path."""
+    """Write the JSON report at `path` and the latency plot next to it (`.png`); returns the plot's path."""
     from clients.charts import bench_chart
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -467,20 +507,29 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = []
     for name, target in report["targets"].items():
         latency = target["latency_ms"]
-        line = (f"{name:8} {target['requests']:6d} req  ok {target['ok']:6d}  err {target['error_rate'] or 0:.2%}  "
-                f"{target['req_per_s'] or 0:8.2f} req/s  latency ms p50 {latency['p50']}  p90 {latency['p90']}  "
-                f"p95 {latency['p95']}  p99 {latency['p99']}  max {latency['max']}")
+        line = (
+            f"{name:8} {target['requests']:6d} req  ok {target['ok']:6d}  "
+            f"err {target['error_rate'] or 0:.2%}  "
+            f"{target['req_per_s'] or 0:8.2f} req/s  latency ms p50 {latency['p50']}  p90 {latency['p90']}  "
+            f"p95 {latency['p95']}  p99 {latency['p99']}  max {latency['max']}"
+        )
         lines.append(line)
         if "ttft_ms" in target:
             ttft = target["ttft_ms"]
-            lines.append(f"{'':8} TTFT ms p50 {ttft['p50']}  p90 {ttft['p90']}  p95 {ttft['p95']}  p99 {ttft['p99']}")
+            lines.append(
+                f"{'':8} TTFT ms p50 {ttft['p50']}  p90 {ttft['p90']}  p95 {ttft['p95']}  p99 {ttft['p99']}"
+            )
         if target["by_status"]:
-            lines.append(f"{'':8} by status: {', '.join(f'{k}: {v}' for k, v in target['by_status'].items())}")
+            lines.append(
+                f"{'':8} by status: {', '.join(f'{k}: {v}' for k, v in target['by_status'].items())}"
+            )
         if target.get("cache_hits"):
             lines.append(f"{'':8} gateway cache hits: {target['cache_hits']}")
     if "ratios" in report:
         ratios = report["ratios"]
-        lines.append(f"gateway/vllm: latency p50 x{ratios['latency_p50']}  p99 x{ratios['latency_p99']}  "
-                     f"req/s x{ratios['req_per_s']}  p50 overhead {ratios['overhead_p50_ms']} ms")
+        lines.append(
+            f"gateway/vllm: latency p50 x{ratios['latency_p50']}  p99 x{ratios['latency_p99']}  "
+            f"req/s x{ratios['req_per_s']}  p50 overhead {ratios['overhead_p50_ms']} ms"
+        )
     lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
     return "\n".join(lines)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 EVAL_BARS = (
@@ -22,7 +21,7 @@ EVAL_BARS = (
 
 def _save(figure: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure).print_png(str(path))
+    figure.savefig(path, format="png")
 
 
 def eval_chart(report: dict[str, Any], path: Path) -> None:
@@ -33,14 +32,24 @@ def eval_chart(report: dict[str, Any], path: Path) -> None:
     axes = figure.add_subplot()
     bars = axes.barh(labels[::-1], values[::-1], color="#4c72b0")
     axes.bar_label(bars, labels=[f"{v:.1f} %" for v in values[::-1]], padding=3)
-    axes.axvline(float(report.get("published_exact_match", 0.754)) * 100, color="#c44e52", linestyle="--",
-                 label="published exact match")
-    axes.axvline(float(report.get("target_exact_match", 0.70)) * 100, color="#55a868", linestyle=":",
-                 label="target exact match")
+    axes.axvline(
+        float(report.get("published_exact_match", 0.754)) * 100,
+        color="#c44e52",
+        linestyle="--",
+        label="published exact match",
+    )
+    axes.axvline(
+        float(report.get("target_exact_match", 0.70)) * 100,
+        color="#55a868",
+        linestyle=":",
+        label="target exact match",
+    )
     axes.set_xlim(0, 110)
     axes.set_xlabel("% of scored rows")
-    axes.set_title(f"sqlgate eval: {report.get('rows_scored')} rows, {report.get('split')} split, "
-                   f"route {report.get('route')}")
+    axes.set_title(
+        f"sqlgate eval: {report.get('rows_scored')} rows, {report.get('split')} split, "
+        f"route {report.get('route')}"
+    )
     axes.legend(loc="lower right", fontsize="small")
     _save(figure, path)
 
@@ -55,8 +64,9 @@ def bench_chart(targets: dict[str, dict[str, Any]], path: Path) -> None:
         failed = [s for s in samples if s[3] != 200]
         over_time.scatter([s[0] for s in ok], [s[1] for s in ok], s=6, label=f"{name} ok")
         if failed:
-            over_time.scatter([s[0] for s in failed], [s[1] for s in failed], s=10, marker="x",
-                              label=f"{name} errors")
+            over_time.scatter(
+                [s[0] for s in failed], [s[1] for s in failed], s=10, marker="x", label=f"{name} errors"
+            )
         _cdf(distribution, [s[1] for s in ok], f"{name} latency")
         ttfts = [s[2] for s in ok if s[2] is not None]
         if ttfts:

@@ -35,7 +35,7 @@ class Connection:
 
 
 def resolve_connection(base_url: str | None, api_key: str | None, env: Mapping[str, str]) -> Connection:
-    """URL and key each from the flag, else SQLGATE_URL / SQLGATE_API_KEY, else OPENAI_BASE_URL / OPENAI_API_KEY."""
+    """URL and key, each from its flag, else SQLGATE_URL/_API_KEY, else OPENAI_BASE_URL/OPENAI_API_KEY."""
     url = base_url or env.get("SQLGATE_URL") or env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
     key = api_key or env.get("SQLGATE_API_KEY") or env.get("OPENAI_API_KEY") or None
     return Connection(root_url=gateway_root(url), api_key=key)

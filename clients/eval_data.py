@@ -1,4 +1,4 @@
-"""Evaluation rows: JSONL or the sql-create-context JSON array, and the publication's 500-row held-out split."""
+"""Evaluation rows: JSONL or the sql-create-context JSON array, and the publication's held-out split."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def load_rows(path: Path) -> list[EvalRow]:
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} is not valid JSON: {exc}") from exc
         return [_row(record, index, path) for index, record in enumerate(records)]
-    rows = []
+    rows: list[EvalRow] = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -56,11 +56,13 @@ def _row(record: Any, index: int, path: Path, line_number: int | None = None) ->
     missing = [name for name in REQUIRED_FIELDS if not isinstance(record.get(name), str)]
     if missing:
         raise DataError(f"{where}: missing or non-string field(s): {', '.join(missing)}")
-    return EvalRow(index=index, question=record["question"], context=record["context"], answer=record["answer"])
+    return EvalRow(
+        index=index, question=record["question"], context=record["context"], answer=record["answer"]
+    )
 
 
 def heldout_indices(row_count: int) -> list[int]:
-    """The publication's held-out rows: `train_test_split(test_size=0.05, seed=42)`, first 500 of the test part.
+    """The publication's held-out rows: `train_test_split(test_size=0.05, seed=42)`, first 500 test rows.
 
     `datasets` draws `numpy.random.default_rng(seed).permutation(n)` and the test part is its head, so these
     are the same rows in the same order.

@@ -2,8 +2,9 @@
 
 The output folder holds `run.json` (what the run is: file digest, split, route, dialect), `rows.jsonl` (one
 line per finished row, appended as rows finish, so a rerun skips them), `report.json` and `report.png`.
-A row is finished when the gateway answered it (200) or refused it for a reason that asking again cannot change
-(400/413/422, including SQL the check rejected); rate limits, 5xx and network failures leave it for the rerun.
+A row is finished when the gateway answered it (200) or refused it for a reason that asking again cannot
+change (400/413/422, including SQL the check rejected); rate limits, 5xx and network failures leave it for the
+rerun.
 """
 
 from __future__ import annotations
@@ -63,9 +64,13 @@ class EvalOutcome:
     failures: Counter[str] = field(default_factory=Counter)
 
 
-def score_row(row: EvalRow, answer: Answer | None, failure: GatewayFailure | None, dialect: str) -> dict[str, Any]:
-    """One finished row: the prediction, both match metrics, the check's verdicts and the SQLite compile check."""
-    check: dict[str, Any] | None = answer.check if answer is not None else (failure.check if failure else None)
+def score_row(
+    row: EvalRow, answer: Answer | None, failure: GatewayFailure | None, dialect: str
+) -> dict[str, Any]:
+    """One finished row: the prediction, both matches, the check's verdicts and the SQLite compile check."""
+    check: dict[str, Any] | None = (
+        answer.check if answer is not None else (failure.check if failure else None)
+    )
     prediction: str | None = answer.sql if answer is not None else None
     if prediction is None and check is not None and isinstance(check.get("query"), str):
         prediction = check["query"]  # a rejected answer still carries the SQL the model wrote
@@ -80,7 +85,9 @@ def score_row(row: EvalRow, answer: Answer | None, failure: GatewayFailure | Non
         "error_message": failure.message if failure else None,
         "valid": bool(check and check.get("valid")) and answer is not None,
         "read_only": bool(check and check.get("read_only")),
-        "grounded": check is not None and not check.get("unknown_tables") and not check.get("unknown_columns"),
+        "grounded": check is not None
+        and not check.get("unknown_tables")
+        and not check.get("unknown_columns"),
         "statement_type": check.get("statement_type") if check else None,
         "reference_compiles": reference_compile.compiles,
         "schema_error": reference_compile.schema_error,
@@ -169,19 +176,28 @@ def summarise_results(results: list[dict[str, Any]], selected: int) -> dict[str,
         "compiles_sqlite": share("compiles"),
         "reference_compiles_sqlite": (
             round(sum(1 for r in reference_known if r["reference_compiles"]) / len(reference_known), 4)
-            if reference_known else None
+            if reference_known
+            else None
         ),
-        "rejected_by_check": sum(1 for r in results if r.get("status") == 422 and r.get("error_code") in
-                                 ("unsafe_sql", "invalid_sql")),
-        "refused_input": sum(1 for r in results if r.get("status") not in (200, None) and r.get("error_code")
-                             not in ("unsafe_sql", "invalid_sql")),
+        "rejected_by_check": sum(
+            1
+            for r in results
+            if r.get("status") == 422 and r.get("error_code") in ("unsafe_sql", "invalid_sql")
+        ),
+        "refused_input": sum(
+            1
+            for r in results
+            if r.get("status") not in (200, None) and r.get("error_code") not in ("unsafe_sql", "invalid_sql")
+        ),
         "cache_hits": sum(1 for r in results if r.get("cache") == "hit"),
-        "latency_ms": summarise(r["latency_ms"] for r in results if isinstance(r.get("latency_ms"), int | float)),
+        "latency_ms": summarise(
+            r["latency_ms"] for r in results if isinstance(r.get("latency_ms"), int | float)
+        ),
     }
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     return tqdm(total=total, initial=initial, file=sys.stderr, disable=not enabled, unit="row", desc="eval")
 
@@ -197,8 +213,9 @@ async def _evaluate_pending(
     failures: Counter[str] = Counter()
     unanswered: list[GatewayFailure] = []
     rows: Iterator[EvalRow] = iter(pending)
-    async with SqlGatewayClient(config.connection, model=config.model, timeout_s=config.timeout_s,
-                                max_retries=config.max_retries) as client:
+    async with SqlGatewayClient(
+        config.connection, model=config.model, timeout_s=config.timeout_s, max_retries=config.max_retries
+    ) as client:
         model = await client.discover_model() if config.route != "sql" else (config.model or "")
         with store.open_for_append() as handle:
 
@@ -207,8 +224,9 @@ async def _evaluate_pending(
                     answer: Answer | None = None
                     failure: GatewayFailure | None = None
                     try:
-                        answer = await client.ask(row.question, row.context, dialect=config.dialect,
-                                                  route=config.route)
+                        answer = await client.ask(
+                            row.question, row.context, dialect=config.dialect, route=config.route
+                        )
                     except GatewayFailure as exc:
                         if exc.exit_code in (ExitCode.AUTH,) or exc.code == "model_not_found":
                             raise  # every other row would fail the same way
@@ -234,8 +252,12 @@ def run_eval(config: EvalConfig) -> EvalOutcome:
     rows = load_rows(config.path)
     selected = select_rows(rows, config.split, config.limit)
     store = ResultStore(config.out_dir)
-    identity = {"source_sha256": file_digest(config.path), "split": config.split, "route": config.route,
-                "dialect": config.dialect}
+    identity = {
+        "source_sha256": file_digest(config.path),
+        "split": config.split,
+        "route": config.route,
+        "dialect": config.dialect,
+    }
     store.prepare({**identity}, fresh=config.fresh)
     finished = store.load()
     wanted = {row.index for row in selected}
@@ -294,7 +316,8 @@ def format_summary(report: dict[str, Any], out_dir: Path) -> str:
         f"sqlgate eval: {report['rows_scored']}/{report['rows_selected']} rows scored "
         f"({report['split']} split of {report['source']}), route {report['route']}, model {report['model']}",
         f"  exact match (publication)   {pct(report['exact_match'])}  "
-        f"({report['exact_match_count']}/{report['rows_scored']}; published {PUBLISHED_EXACT_MATCH * 100:.1f} %)",
+        f"({report['exact_match_count']}/{report['rows_scored']}; "
+        f"published {PUBLISHED_EXACT_MATCH * 100:.1f} %)",
         f"  normalised match (sqlglot)  {pct(report['normalised_match'])}",
         f"  valid SQL (gateway check)   {pct(report['valid_sql'])}",
         f"  read-only                   {pct(report['read_only_sql'])}",

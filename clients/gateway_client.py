@@ -1,4 +1,4 @@
-"""The gateway through the openai SDK: `/v1/completions` (the core route), `/v1/chat/completions`, `/v1/sql`."""
+"""The gateway via the openai SDK: `/v1/completions` (the core route), `/v1/chat/completions`, `/v1/sql`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from clients.failures import GatewayFailure
 
 Route = Literal["completions", "chat", "sql"]
 ROUTES: tuple[Route, ...] = ("completions", "chat", "sql")
+# The status an error would have had before the first byte, for errors that arrive inside a stream.
+IN_STREAM_ERROR_STATUS = {"sql_check_error": 422, "invalid_request_error": 400, "server_error": 500}
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,9 @@ class SqlGatewayClient:
                 self._model = served[0]
         return self._model
 
-    async def ask(self, question: str, schema: str, *, dialect: str | None = None, route: Route = "completions"
-                  ) -> Answer:
+    async def ask(
+        self, question: str, schema: str, *, dialect: str | None = None, route: Route = "completions"
+    ) -> Answer:
         """One question; raises `GatewayFailure` for any error answer, including SQL the check rejected."""
         try:
             return await self._ask_once(question, schema, dialect, route)
@@ -101,7 +104,9 @@ class SqlGatewayClient:
         http_response: httpx2.Response
         if route == "completions":
             raw = await self._call(
-                self._sdk.completions.with_raw_response.create(model=self._model, prompt=question, extra_body=extra)
+                self._sdk.completions.with_raw_response.create(
+                    model=self._model, prompt=question, extra_body=extra
+                )
             )
             http_response = raw.http_response
         elif route == "chat":
@@ -118,8 +123,13 @@ class SqlGatewayClient:
         latency = time.perf_counter() - started
         body = _json_body(http_response)
         sql, check = _sql_and_check(body, route)
-        return Answer(sql=sql, check=check, response=body, cache=http_response.headers.get("x-sqlgate-cache"),
-                      latency_s=latency)
+        return Answer(
+            sql=sql,
+            check=check,
+            response=body,
+            cache=http_response.headers.get("x-sqlgate-cache"),
+            latency_s=latency,
+        )
 
     async def _call(self, awaitable: Any) -> Any:
         try:
@@ -134,14 +144,19 @@ class SqlGatewayClient:
             cause = exc.__cause__
             reason = f": {cause}" if cause is not None and str(cause) else ""
             raise GatewayFailure(f"cannot reach the gateway at {self.connection.root_url}{reason}") from exc
+        except openai.APIError as exc:  # an error event inside a stream, after the 200 went out
+            error_type = exc.body.get("type") if isinstance(exc.body, dict) else None
+            status = IN_STREAM_ERROR_STATUS.get(str(error_type), 502)
+            raise GatewayFailure.from_body(status, exc.body) from exc
 
 
 def _json_body(response: httpx2.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError as exc:
-        raise GatewayFailure("the gateway answered with a body that is not JSON", status=response.status_code
-                             ) from exc
+        raise GatewayFailure(
+            "the gateway answered with a body that is not JSON", status=response.status_code
+        ) from exc
     if not isinstance(body, dict):
         raise GatewayFailure("the gateway answered with an unexpected JSON body", status=response.status_code)
     return body

@@ -5,7 +5,8 @@
 
 `normalised_match` compares sqlglot canonical forms, built by `canonical_sql` in these steps:
 
-1. parse exactly one statement in the dialect (default sqlite); a prediction that does not parse never matches;
+1. parse exactly one statement in the dialect (default sqlite); a prediction that does not parse never
+   matches;
 2. a double-quoted name used as a column that names no column of any table in the schema becomes a string
    literal (SQLite's own rule: `WHERE name = "Bob"` compares with the text 'Bob');
 3. `sqlglot.optimizer.qualify` with the schema's tables and columns: every column gets its table, identifiers
@@ -77,7 +78,7 @@ def schema_columns(schema: str, dialect: str = "sqlite") -> dict[str, dict[str, 
 
 
 def canonical_sql(sql: str, schema: SchemaColumns, dialect: str = "sqlite", *, qualified: bool = True) -> str:
-    """The canonical form described in this module's docstring; raises `SqlglotError` when it cannot be built."""
+    """The canonical form described in the module docstring; raises `SqlglotError` when it cannot be built."""
     statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     if len(statements) != 1:
         raise SqlglotError(f"expected one statement, found {len(statements)}")
@@ -121,7 +122,7 @@ def normalised_match(prediction: str, reference: str, schema: str, dialect: str 
         return False
 
 
-def _quoted_names_to_strings(tree: exp.Expression, schema: SchemaColumns) -> exp.Expression:
+def _quoted_names_to_strings(tree: exp.Expr, schema: SchemaColumns) -> exp.Expr:
     known = {column for columns in schema.values() for column in columns}
     for column in list(tree.find_all(exp.Column)):
         identifier = column.this
@@ -135,7 +136,7 @@ def _quoted_names_to_strings(tree: exp.Expression, schema: SchemaColumns) -> exp
     return tree
 
 
-def _outer_selects(tree: exp.Expression) -> list[exp.Select]:
+def _outer_selects(tree: exp.Expr) -> list[exp.Select]:
     if isinstance(tree, exp.Select):
         return [tree]
     if isinstance(tree, exp.SetOperation):
@@ -145,7 +146,7 @@ def _outer_selects(tree: exp.Expression) -> list[exp.Select]:
     return []
 
 
-def _drop_output_aliases(tree: exp.Expression) -> exp.Expression:
+def _drop_output_aliases(tree: exp.Expr) -> exp.Expr:
     for select in _outer_selects(tree):
         aliased = {
             projection.alias.lower(): projection.this
@@ -165,7 +166,7 @@ def _drop_output_aliases(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def _simplify_keywords(tree: exp.Expression) -> None:
+def _simplify_keywords(tree: exp.Expr) -> None:
     for join in tree.find_all(exp.Join):
         kind = str(join.args.get("kind") or "").upper()
         if kind == "INNER" or (kind == "OUTER" and join.args.get("side")):

@@ -22,7 +22,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lower] + (ordered[upper] - ordered[lower]) * fraction
 
 
-def summarise(values: Iterable[float], *, scale: float = 1.0, digits: int = 3) -> dict[str, float | int | None]:
+def summarise(
+    values: Iterable[float], *, scale: float = 1.0, digits: int = 3
+) -> dict[str, float | int | None]:
     """count, mean, min, p50/p90/p95/p99 and max of `values * scale` (None for each when there are none)."""
     scaled = [value * scale for value in values]
     summary: dict[str, float | int | None] = {"count": len(scaled)}

@@ -7,13 +7,19 @@ Source: samrat-kar/llm-fine-tune `src/dataset_utils.py`, rendered with Qwen2.5's
 from __future__ import annotations
 
 SYSTEM_PROMPT = (
-    "You are an expert SQL assistant. Given a natural language question and the relevant database schema, "
-    "write a single correct SQL query that answers the question. Return only the SQL query with no explanation."
+    "You are an expert SQL assistant. "
+    "Given a natural language question and the relevant database schema, "
+    "write a single correct SQL query that answers the question. "
+    "Return only the SQL query with no explanation."
 )
 
 
 def user_message(question: str, schema: str) -> str:
-    return f"Given the following SQL tables:\n\n{schema.strip()}\n\nWrite a SQL query to answer: {question.strip()}"
+    return (
+        f"Given the following SQL tables:\n\n"
+        f"{schema.strip()}\n\n"
+        f"Write a SQL query to answer: {question.strip()}"
+    )
 
 
 def render_prompt(question: str, schema: str) -> str:

@@ -144,13 +144,18 @@ STATUS_TYPES = {
 }
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "function-after", "union"})
+
+
 def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None, str]:
     """A readable message and the offending parameter, without echoing the input back."""
     errors = exc.errors()
     if not errors:
         return "The request body is not valid.", None, "invalid_request"
     first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "header", "path")]
+    # Union members show up in locations as type names ("prompt.str"): keep only the field path.
+    loc = [str(part) for part in first.get("loc", ())
+           if part not in ("body", "query", "header", "path") and str(part) not in _TYPE_TAGS and "[" not in str(part)]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON.", None, "invalid_json"

@@ -80,7 +80,8 @@ class GatewayMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                message["headers"] = list(message.get("headers", [])) + response_headers
+                extra = [(b"x-sqlgate-cache", record.cache.encode())] if record.cache else []
+                message["headers"] = list(message.get("headers", [])) + response_headers + extra
             await send(message)
 
         state.metrics.in_flight_inc()
@@ -90,7 +91,16 @@ class GatewayMiddleware:
                 record.error_code = error.code
                 await _send_error(send_wrapper, error, [])
                 return
-            await self.app(scope, self._capped(receive, state.settings.max_body_bytes), send_wrapper)
+            if b"content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
+                buffered = await self._buffered(receive, state.settings.max_body_bytes)
+                if buffered is None:
+                    state.metrics.rejected("body_too_large")
+                    too_large = self._too_large(state)
+                    record.error_code = too_large.code
+                    await _send_error(send_wrapper, too_large, [])
+                    return
+                receive = buffered
+            await self.app(scope, receive, send_wrapper)
         finally:
             state.metrics.in_flight_dec()
             elapsed = time.perf_counter() - started
@@ -134,19 +144,25 @@ class GatewayMiddleware:
     def _too_large(state: AppState) -> BodyTooLarge:
         return BodyTooLarge(f"The request body exceeds {state.settings.max_body_bytes} bytes.")
 
-    def _capped(self, receive: Receive, limit: int) -> Receive:
-        """Counts streamed (chunked) bodies too: a lying or missing Content-Length can't get past the cap."""
-        received = 0
-        state = self._state
-
-        async def wrapped() -> Message:
-            nonlocal received
+    async def _buffered(self, receive: Receive, limit: int) -> Receive | None:
+        """A body without Content-Length (chunked) is read here, up to the cap, and replayed to the app; None
+        when it is over the cap. Framework body parsing would turn an error raised mid-read into a 400."""
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    state().metrics.rejected("body_too_large")
-                    raise self._too_large(state())
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-        return wrapped
+        async def replaying() -> Message:
+            return replay.pop() if replay else await receive()
+
+        return replaying

@@ -9,14 +9,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.cache import ResponseCache, cache_key
-from gateway.errors import SqlRejected, UpstreamError
+from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
 from gateway.limits import InputCaps
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import RequestTrace, RequestTracer
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS, SqlPolicy, canonical_schema, check_sql, extract_sql
-from gateway.errors import InvalidRequest
 from gateway.upstream import UpstreamClient, UpstreamStream
 
 
@@ -75,6 +75,7 @@ class SqlService:
         policy: SqlPolicy,
         default_dialect: str,
         metrics: Metrics,
+        tracer: RequestTracer,
     ) -> None:
         self._upstream = upstream
         self._cache = cache
@@ -87,6 +88,7 @@ class SqlService:
         self._policy = policy
         self._default_dialect = default_dialect
         self._metrics = metrics
+        self._tracer = tracer
 
     @property
     def generation(self) -> GenerationParams:
@@ -129,7 +131,7 @@ class SqlService:
                 latency_s: float, ttft_s: float | None) -> SqlAnswer:
         query = extract_sql(raw_text)
         check = check_sql(query, schema=request.schema, dialect=request.dialect, policy=self._policy)
-        check_dict = {**check.as_dict(), "query": query}
+        check_dict = {**check.as_dict(), "query": query, "error_code": check.error_code}
         return SqlAnswer(
             query=query,
             raw_text=raw_text,
@@ -178,10 +180,15 @@ class SqlService:
         raise SqlRejected(f"The generated SQL was rejected: {reason}", code=str(code),
                           extra={"check": answer.check})
 
+    def _trace(self, request: SqlRequest, record: RequestRecord) -> RequestTrace:
+        return self._tracer.start(record, question=request.question, schema=request.schema)
+
     async def answer(self, request: SqlRequest, record: RequestRecord) -> SqlAnswer:
         """A whole answer (cache or vLLM); raises SqlRejected when the SQL fails the check."""
+        trace = self._trace(request, record)
         answer = await self._lookup(request, record)
         if answer is None:
+            trace.start_generation(model=self._upstream_model, parameters=self._generation_fields)
             started = time.perf_counter()
             try:
                 body = await self._upstream.complete(self._payload(request, stream=False))
@@ -203,16 +210,18 @@ class SqlService:
 
     async def open_stream(self, request: SqlRequest, record: RequestRecord) -> SqlStream:
         """Open the upstream stream now (so failures before the first byte are plain HTTP errors)."""
+        trace = self._trace(request, record)
         cached = await self._lookup(request, record)
         if cached is not None:
-            return SqlStream(self, request, record, cached=cached)
+            return SqlStream(self, request, record, trace, cached=cached)
+        trace.start_generation(model=self._upstream_model, parameters=self._generation_fields)
         started = time.perf_counter()
         try:
             upstream = await self._upstream.open_stream(self._payload(request, stream=True))
         except Exception:
             self._metrics.observe_upstream("error", time.perf_counter() - started)
             raise
-        return SqlStream(self, request, record, upstream=upstream, started=started)
+        return SqlStream(self, request, record, trace, upstream=upstream, started=started)
 
 
 @dataclass
@@ -222,6 +231,7 @@ class SqlStream:
     service: SqlService
     request: SqlRequest
     record: RequestRecord
+    trace: RequestTrace
     cached: SqlAnswer | None = None
     upstream: UpstreamStream | None = None
     started: float = 0.0
@@ -252,6 +262,8 @@ class SqlStream:
                 if self._ttft_s is None:
                     self._ttft_s = time.perf_counter() - self.started
                     self.record.ttft_s = self._ttft_s
+                    self.trace.first_token()
+                    self.service._metrics.observe_ttft(self.record.route, self._ttft_s)
                 self._parts.append(text)
                 yield text
 

@@ -177,7 +177,7 @@ class UpstreamClient:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, RetryableStatus) and exc.retry_after_s is not None:
                 return exc.retry_after_s
-            backoff = min(limits.backoff_max_s, limits.backoff_base_s * 2 ** (state.attempt_number - 1))
+            backoff: float = min(limits.backoff_max_s, limits.backoff_base_s * 2.0 ** (state.attempt_number - 1))
             return backoff * (0.5 + random.random() / 2)
 
         def before_sleep(state: RetryCallState) -> None:

@@ -33,7 +33,8 @@ class TaughtExample(TypedDict):
 
 SYSTEM_PROMPT: Final = (
     "You are an expert SQL assistant. Given a natural language question and the relevant database schema, "
-    "write a single correct SQL query that answers the question. Return only the SQL query with no explanation."
+    "write a single correct SQL query that answers the question. "
+    "Return only the SQL query with no explanation."
 )
 
 SINGER_EXAMPLE: Final[TaughtExample] = {
@@ -86,29 +87,36 @@ TAUGHT_EXAMPLES: Final[list[TaughtExample]] = [
     UNGROUNDED_EXAMPLE,
 ]
 
-# Qwen2.5-Instruct's chat template (ChatML). The tokenizer files we borrow ship Qwen3's template, which differs.
-QWEN25_CHAT_TEMPLATE: Final = r"""{%- if tools %}
+# Qwen2.5-Instruct's chat template (ChatML); the tokenizer files we borrow ship Qwen3's, which differs.
+# Adjacent raw literals only wrap long lines: the template text is Qwen's, unchanged.
+QWEN25_CHAT_TEMPLATE: Final = (
+    r"""{%- if tools %}
     {{- '<|im_start|>system\n' }}
     {%- if messages[0]['role'] == 'system' %}
         {{- messages[0]['content'] }}
     {%- else %}
         {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
     {%- endif %}
-    {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"""
+    r"""You are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
     {%- for tool in tools %}
         {{- "\n" }}
         {{- tool | tojson }}
     {%- endfor %}
-    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments """
+    r"""within <tool_call></tool_call> XML tags:\n<tool_call>\n"""
+    r"""{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
 {%- else %}
     {%- if messages[0]['role'] == 'system' %}
         {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
     {%- else %}
-        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. """
+    r"""You are a helpful assistant.<|im_end|>\n' }}
     {%- endif %}
 {%- endif %}
 {%- for message in messages %}
-    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) """
+    r"""or (message.role == "assistant" and not message.tool_calls) %}
         {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
     {%- elif message.role == "assistant" %}
         {{- '<|im_start|>' + message.role }}
@@ -141,6 +149,7 @@ QWEN25_CHAT_TEMPLATE: Final = r"""{%- if tools %}
 {%- if add_generation_prompt %}
     {{- '<|im_start|>assistant\n' }}
 {%- endif %}"""
+)
 
 EOS_TOKEN: Final = "<|im_end|>"
 EOS_TOKEN_ID: Final = 151645
@@ -150,21 +159,30 @@ QWEN25_VOCAB_SIZE: Final = 151_936
 
 MARKER_FILE: Final = "sqlgate-tiny.json"
 # Bump when the training code changes in a way that changes the weights it produces.
-CODE_VERSION: Final = 1
+CODE_VERSION: Final = 2
+
+
+def user_message(question: str, context: str) -> str:
+    """The user turn of the training chat."""
+    return (
+        f"Given the following SQL tables:\n\n{context.strip()}\n\n"
+        f"Write a SQL query to answer: {question.strip()}"
+    )
 
 
 def chat_messages(question: str, context: str) -> list[dict[str, str]]:
     """The two chat messages the production model was fine-tuned on."""
-    user = f"Given the following SQL tables:\n\n{context.strip()}\n\nWrite a SQL query to answer: {question.strip()}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": user_message(question, context)},
+    ]
 
 
 def training_prompt(question: str, context: str) -> str:
     """The rendered ChatML training prompt, generation prompt included (FACTS.md, byte for byte)."""
-    user = f"Given the following SQL tables:\n\n{context.strip()}\n\nWrite a SQL query to answer: {question.strip()}"
     return (
         f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
-        f"<|im_start|>user\n{user}<|im_end|>\n"
+        f"<|im_start|>user\n{user_message(question, context)}<|im_end|>\n"
         f"<|im_start|>assistant\n"
     )
 
@@ -282,10 +300,18 @@ def _progress(message: str, *, final: bool = False) -> None:
     sys.stderr.flush()
 
 
-def _load_tokenizer(tokenizer_dir: Path) -> Any:
-    from transformers import AutoTokenizer
+def _torch() -> Any:
+    """torch, imported on first use (light environments import this module without it)."""
+    return importlib.import_module("torch")
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+
+def _transformers() -> Any:
+    """transformers, imported on first use and typed loosely: its annotations shift between releases."""
+    return importlib.import_module("transformers")
+
+
+def _load_tokenizer(tokenizer_dir: Path) -> Any:
+    tokenizer = _transformers().AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     tokenizer.chat_template = QWEN25_CHAT_TEMPLATE
     tokenizer.eos_token = EOS_TOKEN
     tokenizer.pad_token = PAD_TOKEN
@@ -318,8 +344,7 @@ class _Batch:
 
 
 def _encode(tokenizer: Any, examples: Sequence[TaughtExample]) -> _Batch:
-    import torch
-
+    torch = _torch()
     prompt_ids: list[list[int]] = []
     answer_ids: list[list[int]] = []
     for example in examples:
@@ -366,42 +391,36 @@ def _answer_logits(model: Any, batch: _Batch) -> Any:
 
 def _min_margin(logits: Any, targets: Any) -> float:
     """Smallest lead of the taught token over the best other token; negative means greedy goes astray."""
-    import torch
-
+    torch = _torch()
     target_logits = logits.gather(1, targets[:, None]).squeeze(1)
     others = logits.scatter(1, targets[:, None], torch.finfo(logits.dtype).min)
     return float((target_logits - others.max(dim=1).values).min())
 
 
 def _new_model(plan: TrainingPlan) -> Any:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
+    torch, transformers = _torch(), _transformers()
+    config = transformers.Qwen2Config(
         vocab_size=QWEN25_VOCAB_SIZE,
         hidden_size=plan.hidden_size,
         intermediate_size=plan.intermediate_size,
         num_hidden_layers=plan.num_layers,
         num_attention_heads=plan.num_heads,
         num_key_value_heads=plan.num_kv_heads,
-        head_dim=plan.hidden_size // plan.num_heads,
         max_position_embeddings=plan.max_position_embeddings,
-        rope_theta=1_000_000.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
         rms_norm_eps=1e-6,
         tie_word_embeddings=True,
         bos_token_id=PAD_TOKEN_ID,
         eos_token_id=EOS_TOKEN_ID,
         pad_token_id=PAD_TOKEN_ID,
-        attn_implementation="eager",
     )
     torch.manual_seed(plan.seed)
-    return Qwen2ForCausalLM(config).to(torch.float32)
+    return transformers.Qwen2ForCausalLM(config).to(torch.float32)
 
 
 def _train(model: Any, batch: _Batch, plan: TrainingPlan) -> tuple[int, float, float]:
     """Full-batch AdamW until every answer token wins by `target_margin`; returns steps, loss, margin."""
-    import torch
-
+    torch = _torch()
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=plan.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / max(1, plan.warmup_steps))
@@ -414,22 +433,20 @@ def _train(model: Any, batch: _Batch, plan: TrainingPlan) -> tuple[int, float, f
         loss_value = float(loss)
         margin = _min_margin(logits.detach(), batch.target_ids)
         if sys.stderr.isatty() or step % 10 == 0:
-            _progress(f"tiny model: step {step:>3}/{plan.max_steps}  loss {loss_value:8.4f}  margin {margin:7.2f}")
+            _progress(f"tiny model: step {step}/{plan.max_steps}, loss {loss_value:.4f}, margin {margin:.2f}")
         if margin >= plan.target_margin or step == plan.max_steps:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-    _progress(f"tiny model: stopped after {step} steps, loss {loss_value:.4f}, min margin {margin:.2f}", final=True)
+    _progress(f"tiny model: stopped at step {step}, loss {loss_value:.4f}, margin {margin:.2f}", final=True)
     model.eval()
     return step, loss_value, margin
 
 
 def _generation_config() -> Any:
-    from transformers import GenerationConfig
-
-    return GenerationConfig(
+    return _transformers().GenerationConfig(
         do_sample=False,
         bos_token_id=PAD_TOKEN_ID,
         eos_token_id=[EOS_TOKEN_ID, PAD_TOKEN_ID],
@@ -439,11 +456,11 @@ def _generation_config() -> Any:
 
 def _verify_saved_model(folder: Path, examples: Sequence[TaughtExample], plan: TrainingPlan) -> float:
     """Reload the saved bf16 folder and check greedy generation reproduces every answer exactly."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2ForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = Qwen2ForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16, local_files_only=True).eval()
+    torch, transformers = _torch(), _transformers()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model = transformers.Qwen2ForCausalLM.from_pretrained(
+        str(folder), dtype=torch.bfloat16, local_files_only=True
+    ).eval()
     batch = _encode(tokenizer, examples)
     failures: list[str] = []
     with torch.no_grad():
@@ -459,7 +476,7 @@ def _verify_saved_model(folder: Path, examples: Sequence[TaughtExample], plan: T
             if text != example["answer"] or not new_tokens or new_tokens[-1] != EOS_TOKEN_ID:
                 failures.append(f"  {example['question']!r}: expected {example['answer']!r}, got {text!r}")
     if failures:
-        raise TinyModelError("greedy generation does not reproduce the taught answers:\n" + "\n".join(failures))
+        raise TinyModelError("greedy decoding does not reproduce the taught answers:\n" + "\n".join(failures))
     if margin < plan.required_bf16_margin:
         raise TinyModelError(
             f"bf16 weights keep a margin of only {margin:.2f} (< {plan.required_bf16_margin}); "
@@ -484,8 +501,7 @@ def build_tiny_model(
             _progress(f"tiny model: reusing {out_dir} (fingerprint {expected[:12]})", final=True)
             return report
 
-        import torch
-
+        torch = _torch()
         tokenizer = _load_tokenizer(tokenizer_dir)
         batch = _encode(tokenizer, examples)
         model = _new_model(plan)
@@ -510,7 +526,7 @@ def build_tiny_model(
                 min_margin_bf16=margin_bf16,
                 reused=False,
             )
-            marker = {**dataclasses.asdict(report), "plan": dataclasses.asdict(plan), "examples": list(examples)}
+            marker = {**dataclasses.asdict(report), "plan": dataclasses.asdict(plan), "examples": [*examples]}
             (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
             if out_dir.exists():
                 shutil.rmtree(out_dir)
@@ -519,7 +535,8 @@ def build_tiny_model(
             if staging.exists():
                 shutil.rmtree(staging)
     _progress(
-        f"tiny model: trained in {train_seconds:.1f} s ({steps} steps), bf16 margin {margin_bf16:.2f} -> {out_dir}",
+        f"tiny model: trained in {train_seconds:.1f} s ({steps} steps), bf16 margin {margin_bf16:.2f}: "
+        f"{out_dir}",
         final=True,
     )
     return report

@@ -1,4 +1,4 @@
-"""The one place that knows vLLM's command line: build it, check the host, start vLLM, wait until it generates.
+"""The one place that knows vLLM's command line: build it, check the host, start vLLM, wait until it answers.
 
 Imports neither torch nor vLLM, so the gateway's light environment can use it.
 ``python -m launch.vllm_server --help`` for the command-line interface.
@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final, Literal
@@ -201,7 +201,7 @@ def _check_model(model: str) -> None:
         if not (folder / "config.json").is_file():
             raise LaunchError(
                 "model_missing",
-                f"model folder {folder} has no config.json: point --model at a saved Hugging Face model folder",
+                f"model folder {folder} has no config.json: point --model at a saved Hugging Face model",
             )
         return
     if folder.exists():
@@ -221,7 +221,7 @@ def preflight(options: LaunchOptions) -> None:
     if options.target == "cpu" and os.sep in options.python and not os.access(options.python, os.X_OK):
         raise LaunchError(
             "python_missing",
-            f"{options.python} is not an executable Python: create the vLLM environment or set {VLLM_PYTHON_ENV}",
+            f"{options.python} is not an executable Python: create .venv-vllm or set {VLLM_PYTHON_ENV}",
         )
     if port_in_use(options.host, options.port):
         raise LaunchError("port_in_use", _port_message(options.host, options.port))
@@ -360,10 +360,8 @@ def wait_until_generates(
         pause = min(poll_interval_s, max(0.0, deadline - time.monotonic()))
         if process is not None:
             # Waiting on the process rather than sleeping notices a crash at once.
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=pause)
-            except subprocess.TimeoutExpired:
-                pass
         else:
             time.sleep(pause)
 
@@ -487,7 +485,11 @@ def _tee(stream: IO[bytes], sink: IO[bytes], tail: collections.deque[str]) -> No
 def _run_supervised(options: LaunchOptions, env: dict[str, str], ready_within_s: float) -> int:
     """Run vLLM as our child: report when it generates, forward signals, exit with its code."""
     process = subprocess.Popen(
-        build_command(options), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        build_command(options),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     tail: collections.deque[str] = collections.deque(maxlen=200)
     assert process.stdout is not None
@@ -519,7 +521,7 @@ def _run_supervised(options: LaunchOptions, env: dict[str, str], ready_within_s:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(
-        f"vLLM ready: {options.base_url} serves {options.served_model_name!r} (generated after {seconds:.1f} s)",
+        f"vLLM ready: {options.base_url} serves {options.served_model_name!r} ({seconds:.1f} s to generate)",
         file=sys.stderr,
         flush=True,
     )
@@ -536,31 +538,30 @@ def _parser() -> argparse.ArgumentParser:
             "Checks the port and the model first; runs vLLM in the foreground."
         ),
     )
-    parser.add_argument("--model", required=True, help="merged model folder, base model for --lora, or a hub id")
-    parser.add_argument("--target", choices=("auto", "gpu", "cpu"), default="auto", help="default: detect a GPU")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="bind address (default %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
-    parser.add_argument("--served-model-name", default=DEFAULT_SERVED_MODEL_NAME, help="default %(default)s")
-    parser.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="default %(default)s")
-    parser.add_argument("--max-num-seqs", type=int, help="cap on concurrent sequences (vLLM's default if unset)")
-    parser.add_argument("--lora", metavar="DIR", help="serve this LoRA adapter unmerged on top of --model")
-    parser.add_argument("--max-lora-rank", type=int, help="default: from the adapter's adapter_config.json")
-    parser.add_argument(
-        "--gpu-memory-utilization", type=float, default=DEFAULT_GPU_MEMORY_UTILIZATION, help="gpu target"
-    )
-    parser.add_argument("--kv-cache-memory", default=DEFAULT_CPU_KV_CACHE, help="cpu target, e.g. 256M, 1G")
-    parser.add_argument("--cpu-threads", metavar="CORES", help="cpu target, e.g. 0-1 (default: every usable core)")
-    parser.add_argument("--scratch-dir", help="cpu target: TMPDIR for vLLM (default: a per-port temp folder)")
-    parser.add_argument("--python", help=f"Python with vLLM (default: ${VLLM_PYTHON_ENV}, this one, .venv-vllm)")
-    parser.add_argument("--vllm-executable", default="vllm", help="gpu target: the vllm console script")
-    parser.add_argument("--print-command", action="store_true", help="print the vLLM command line and exit")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--model", required=True, help="merged model folder, the base model for --lora, or a hub id")
+    add("--target", choices=("auto", "gpu", "cpu"), default="auto", help="default: detect a GPU")
+    add("--host", default=DEFAULT_HOST, help="bind address (default %(default)s)")
+    add("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
+    add("--served-model-name", default=DEFAULT_SERVED_MODEL_NAME, help="default %(default)s")
+    add("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="default %(default)s")
+    add("--max-num-seqs", type=int, help="cap on concurrent sequences (default: vLLM's)")
+    add("--lora", metavar="DIR", help="serve this LoRA adapter unmerged on top of --model")
+    add("--max-lora-rank", type=int, help="default: from the adapter's adapter_config.json")
+    add("--gpu-memory-utilization", type=float, default=DEFAULT_GPU_MEMORY_UTILIZATION, help="gpu target")
+    add("--kv-cache-memory", default=DEFAULT_CPU_KV_CACHE, help="cpu target: KV cache size, e.g. 256M, 1G")
+    add("--cpu-threads", metavar="CORES", help="cpu target: cores to compute on, e.g. 0-1 (default: all)")
+    add("--scratch-dir", help="cpu target: TMPDIR for vLLM (default: a per-port temp folder)")
+    add("--python", help=f"Python with vLLM (default: ${VLLM_PYTHON_ENV}, this one, .venv-vllm)")
+    add("--vllm-executable", default="vllm", help="gpu target: the vllm console script")
+    add("--print-command", action="store_true", help="print the vLLM command line and exit")
+    add(
         "--wait-ready",
         type=float,
         metavar="SECONDS",
         help="run vLLM as a child, report once it generates, fail if it does not within SECONDS",
     )
-    parser.add_argument("extra", nargs="*", help="further vLLM arguments, after --")
+    add("extra", nargs="*", help="further vLLM arguments, after --")
     return parser
 
 
@@ -569,10 +570,9 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
     python = args.python or default_vllm_python()
     target: Target = detect_target(python) if args.target == "auto" else args.target
     lora_dir = str(Path(args.lora).resolve()) if args.lora else None
-    max_lora_rank = args.max_lora_rank
-    if max_lora_rank is None:
-        adapter = Path(args.lora or "") / "adapter_config.json"
-        max_lora_rank = lora_rank_from_adapter(adapter.parent) if args.lora and adapter.is_file() else 16
+    max_lora_rank = args.max_lora_rank or DEFAULT_MAX_LORA_RANK
+    if args.lora and args.max_lora_rank is None and (Path(args.lora) / "adapter_config.json").is_file():
+        max_lora_rank = lora_rank_from_adapter(Path(args.lora))
     return LaunchOptions(
         model=args.model,
         target=target,

@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.settings import Settings
-from tests.servers import RedisServer, redis_server as start_redis
+from tests.servers import RedisServer
+from tests.servers import redis_server as start_redis
 
 API_KEY = "sk-sqlgate-test-0123456789abcdef"
 SECOND_KEY = "sk-sqlgate-test-second-key-0000"
@@ -52,3 +53,40 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 AUTH = {"authorization": f"Bearer {API_KEY}"}
+
+
+# ---- the real stack: vLLM on CPU (tiny trained model) and the gateway under uvicorn ----------------------------
+
+from dataclasses import dataclass, field  # noqa: E402
+
+from tests.e2e.vllm_fixture import tiny_sql_model, vllm_server  # noqa: E402, F401
+
+
+@dataclass
+class GatewayServer:
+    base_url: str
+    api_key: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def vllm_upstream(vllm_server: Any) -> Any:
+    """The real vLLM (CPU) the gateway talks to, with `.base_url` and `.model`."""
+    return vllm_server
+
+
+@pytest.fixture(scope="session")
+def gateway(vllm_upstream: Any) -> Iterator[GatewayServer]:
+    """The gateway on a free 127.0.0.1 port in front of the session's real vLLM."""
+    from gateway.app import create_app
+    from tests.servers import serve_in_thread
+
+    settings = make_settings(upstream_url=vllm_upstream.base_url, upstream_model=vllm_upstream.model)
+    with serve_in_thread(create_app(settings)) as server:
+        yield GatewayServer(server.base_url, API_KEY, {"authorization": f"Bearer {API_KEY}"})
+
+
+@pytest.fixture(scope="session")
+def gateway_server(gateway: GatewayServer) -> GatewayServer:
+    """Alias used by the client and browser tests."""
+    return gateway

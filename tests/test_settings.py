@@ -24,7 +24,7 @@ def test_refuses_placeholder_or_short_keys(placeholder: str) -> None:
 def test_reads_keys_with_names_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQLGATE_API_KEYS", f"alice={KEY}, {KEY}-2")
     entries = Settings().api_key_entries()
-    assert [entry.name for entry in entries][0] == "alice"
+    assert entries[0].name == "alice"
     assert entries[1].name.startswith("key-")
     assert entries[0].digest == hashlib.sha256(KEY.encode()).digest()
 

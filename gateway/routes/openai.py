@@ -23,7 +23,7 @@ from gateway.routes.protocol import (
     OpenAIRequest,
 )
 from gateway.routes.streaming import ChunkShaper, sse_body
-from gateway.sql_check import find_create_tables
+from gateway.sql_check import create_table_statements, find_create_tables
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 T = TypeVar("T")
@@ -126,10 +126,8 @@ def chat_question_and_schema(body: ChatRequest) -> tuple[str, str]:
 
 
 def remove_create_tables(text: str) -> str:
-    statements = find_create_tables(text)
-    for statement in statements.split("\n"):
-        if statement.strip():
-            text = text.replace(statement.strip(), " ")
+    for statement in create_table_statements(text):
+        text = text.replace(statement, " ")
     return " ".join(text.split())
 
 

@@ -34,7 +34,9 @@ from tests.e2e.vllm_fixture import REPO_ROOT, build_tiny_model, cpu_options, vll
 pytestmark = pytest.mark.e2e
 
 REQUEST_TIMEOUT_S = 60.0
-EXAMPLE_IDS = [example["answer"].split()[0].strip("`") + f"-{index}" for index, example in enumerate(TAUGHT_EXAMPLES)]
+EXAMPLE_IDS = [
+    f"{index}-{example['answer'].split()[0].strip('`')}" for index, example in enumerate(TAUGHT_EXAMPLES)
+]
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_chat_completions_render_the_training_prompt_and_return_the_taught_sql(
     assert choice["finish_reason"] == "stop"
 
 
-def test_served_chat_template_tokenizes_exactly_like_the_literal_training_prompt(vllm_server: RunningVllm) -> None:
+def test_served_chat_template_tokenizes_exactly_like_the_training_prompt(vllm_server: RunningVllm) -> None:
     example = TAUGHT_EXAMPLES[0]
     literal = httpx.post(
         f"{vllm_server.base_url}/tokenize",

@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL_DIR = REPO_ROOT / ".cache" / "tiny-sql-model"
 KV_CACHE_MEMORY = "256M"
 MAX_MODEL_LEN = 1024
-# Measured on 2 shared cores: ~40 s to first generation, ~40 s to train. Generous, since other work shares them.
+# Measured on 2 shared cores: ~40 s to train, ~40 s to the first generation. Generous: others share the cores.
 STARTUP_DEADLINE_S = 300.0
 TRAINING_TIMEOUT_S = 900.0
 PORT_ATTEMPTS = 3

@@ -1,0 +1,1 @@
+"""Tests of clients/: the sqlgate CLI, eval scoring, bench, and the SDK examples."""

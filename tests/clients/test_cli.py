@@ -1,0 +1,138 @@
+"""The `sqlgate` command line: help, usage errors, and exit codes + one-line messages from real gateway errors
+(auth, rate limit, caps, upstream down) and from no gateway at all. Runs without a model."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from clients.cli import main
+from clients.failures import ExitCode
+from tests.clients.conftest import GatewayFactory
+
+SINGER = "CREATE TABLE singer (Singer_ID int, Name text, Country text, Song_Name text)"
+
+
+@pytest.fixture
+def schema_file(tmp_path: Path) -> Path:
+    path = tmp_path / "schema.sql"
+    path.write_text(SINGER + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["ask", "eval", "bench", "Exit codes"]),
+        (["ask"], ["--schema", "--json", "--dialect", "--route", "-v", "Exit codes"]),
+        (["eval"], ["--split", "heldout", "--limit", "--concurrency", "--out", "--route"]),
+        (["bench"], ["--requests", "--duration", "--concurrency", "--rate", "--processes", "--stream", "--target",
+                     "--compare", "--prompts", "--max-tokens", "--ignore-eos", "--out"]),
+    ],
+)
+def test_help_everywhere(argv: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for word in expected:
+        assert word in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ask", "--schema", "{schema}"], "no question"),
+        (["ask", "How many?", "-q", "How many?", "--schema", "{schema}"], "not both"),
+        (["ask", "How many?", "--schema", "{missing}"], "does not exist"),
+        (["ask", "How many?", "--schema", "{empty}"], "schema is empty"),
+        (["eval", "{missing}"], "does not exist"),
+        (["eval", "{bad_rows}", "--out", "{out}"], "missing or non-string field(s): answer"),
+        (["bench", "--concurrency", "1", "--processes", "2"], "at least one concurrent request per process"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    argv: list[str], message: str, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty.sql").write_text("  \n")
+    (tmp_path / "bad.jsonl").write_text('{"question": "q", "context": "c"}\n')
+    paths = {"schema": schema_file, "missing": tmp_path / "nope.sql", "empty": tmp_path / "empty.sql",
+             "bad_rows": tmp_path / "bad.jsonl", "out": tmp_path / "out"}
+    code = main([part.format(**paths) for part in argv])
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert err.startswith("sqlgate: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_argparse_refuses_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--requests", "0"])
+    assert exit_info.value.code == ExitCode.USAGE
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_no_gateway_listening_exits_6(closed_port_url: str, schema_file: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "How many singers do we have?", "--schema", str(schema_file), "--base-url",
+                 closed_port_url, "--api-key", "sk-whatever-key-123", "--max-retries", "0"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.UPSTREAM
+    assert f"cannot reach the gateway at {closed_port_url}" in err
+
+
+def test_wrong_key_exits_4(serve_gateway: GatewayFactory, closed_port_url: str, schema_file: Path,
+                           capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve_gateway(upstream_url=closed_port_url) as url:
+        # The key comes from OPENAI_API_KEY and the URL from OPENAI_BASE_URL (with /v1), as for the SDK.
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{url}/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-key-of-this-gateway")
+        code = main(["ask", "How many singers do we have?", "--schema", str(schema_file)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.AUTH
+    assert "(HTTP 401, authentication_error, invalid_api_key)" in err
+
+
+def test_upstream_down_exits_6_and_rate_limit_exits_5(
+    serve_gateway: GatewayFactory, closed_port_url: str, schema_file: Path, api_key: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["ask", "How many singers do we have?", "--schema", str(schema_file), "--max-retries", "0"]
+    with serve_gateway(upstream_url=closed_port_url, upstream_retry_attempts=1, rate_limit_per_minute=1) as url:
+        monkeypatch.setenv("SQLGATE_URL", url)
+        monkeypatch.setenv("SQLGATE_API_KEY", api_key)
+        first = main(argv)
+        first_err = capsys.readouterr().err
+        second = main([*argv, "--json"])
+        second_out, second_err = capsys.readouterr()
+    assert first == ExitCode.UPSTREAM
+    assert "(HTTP 503, upstream_error, upstream_unavailable)" in first_err
+    assert second == ExitCode.RATE_LIMITED
+    assert "retry after" in second_err and "(HTTP 429, rate_limit_error, rate_limit_exceeded)" in second_err
+    assert json.loads(second_out)["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_question_over_the_cap_exits_2(serve_gateway: GatewayFactory, closed_port_url: str, schema_file: Path,
+                                       api_key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve_gateway(upstream_url=closed_port_url, max_question_chars=20) as url:
+        code = main(["ask", "-q", "How many singers do we have in the whole database?", "--schema",
+                     str(schema_file), "--base-url", url, "--api-key", api_key])
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "question_too_long" in err and "HTTP 422" in err
+
+
+def test_schema_text_and_stdin_are_accepted(serve_gateway: GatewayFactory, closed_port_url: str, api_key: str,
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The upstream is down, so a 503 proves the question and schema passed the CLI and the gateway's caps.
+    with serve_gateway(upstream_url=closed_port_url, upstream_retry_attempts=1) as url:
+        common = ["--base-url", url, "--api-key", api_key, "--max-retries", "0"]
+        assert main(["ask", "How many singers?", "--schema", SINGER, *common]) == ExitCode.UPSTREAM
+        monkeypatch.setattr("sys.stdin", io.StringIO(SINGER))
+        assert main(["ask", "How many singers?", "--schema", "-", *common]) == ExitCode.UPSTREAM
+    assert capsys.readouterr().err.count("upstream_unavailable") == 2
+

@@ -1,0 +1,514 @@
+"""The SQL guard: policy branches, problem codes, grounding, and the text helpers around it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from gateway.sql_check import (
+    MAX_PAREN_DEPTH,
+    MAX_SQL_CHARS,
+    SUPPORTED_DIALECTS,
+    Problem,
+    SqlCheck,
+    SqlPolicy,
+    canonical_schema,
+    check_sql,
+    create_table_statements,
+    extract_sql,
+    find_create_tables,
+    parse_schema,
+)
+
+SINGER = "CREATE TABLE singer (Singer_ID int, Name text, Country text, Song_Name text)"
+EMPLOYEE = "CREATE TABLE employee (Employee_ID int, Name text, Department text, Salary real)"
+DORMS = ("CREATE TABLE student (StuID int, Fname text, LName text) CREATE TABLE lives_in (stuid int, dormid int) "
+         "CREATE TABLE dorm (dormid int, dorm_name text)")
+SEED_EXAMPLES = [
+    ("SELECT count(*) FROM singer", SINGER, ("singer",), ()),
+    ("SELECT * FROM employee WHERE Department = 'Engineering' AND Salary > 80000", EMPLOYEE, ("employee",),
+     ("Department", "Salary")),
+    ("SELECT T1.Fname, T1.LName, T3.dorm_name FROM student AS T1 JOIN lives_in AS T2 ON T1.StuID = T2.stuid "
+     "JOIN dorm AS T3 ON T2.dormid = T3.dormid", DORMS, ("student", "lives_in", "dorm"),
+     ("Fname", "LName", "dorm_name", "StuID", "dormid")),
+]
+
+
+def codes(check: SqlCheck) -> list[str]:
+    return [problem.code for problem in check.problems]
+
+
+# --- the seed's examples --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "schema", "tables", "columns"), SEED_EXAMPLES)
+def test_seed_examples_are_valid_read_only_and_fully_grounded(
+    sql: str, schema: str, tables: tuple[str, ...], columns: tuple[str, ...]
+) -> None:
+    check = check_sql(sql, schema=schema)
+    assert check.valid and check.error_code is None
+    assert check.read_only and check.statement_type == "select"
+    assert check.tables == tables
+    assert check.columns == columns
+    assert check.unknown_tables == () and check.unknown_columns == () and check.problems == ()
+    assert check.dialect == "sqlite"
+
+
+def test_as_dict_has_the_contract_shape_and_is_json() -> None:
+    check = check_sql("SELECT T1.nope FROM student AS T1", schema=DORMS)
+    shape = check.as_dict()
+    assert set(shape) == {"valid", "statement_type", "read_only", "tables", "columns", "unknown_tables",
+                          "unknown_columns", "problems", "dialect", "error_code"}
+    assert json.loads(json.dumps(shape)) == shape
+    assert shape["valid"] is True and shape["error_code"] is None
+    assert shape["unknown_columns"] == ["nope"]
+    assert shape["problems"] == [{"code": "unknown_column",
+                                  "message": "Column 'nope' is not in table 'student' (alias T1)."}]
+
+
+# --- one statement ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", ["", "   \n\t", ";", ";;", "-- only a comment", "/* nothing */ ;"])
+def test_no_statement_is_invalid_and_empty(sql: str) -> None:
+    check = check_sql(sql, schema=None)
+    assert not check.valid and check.error_code == "invalid_sql"
+    assert codes(check) == ["empty"]
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1; DROP TABLE t", "SELECT 1; SELECT 2", "SELECT 1;\nDELETE FROM t;",
+                                 "SELECT 1 -- x\n; DROP TABLE t"])
+def test_two_statements_are_unsafe(sql: str) -> None:
+    check = check_sql(sql, schema=None)
+    assert check.error_code == "unsafe_sql"
+    assert codes(check) == ["multiple_statements"]
+    assert "found 2" in check.problems[0].message
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1;", "SELECT 1 ;  ", "SELECT 1; -- trailing comment", "SELECT 1;;"])
+def test_trailing_semicolons_and_comments_are_one_statement(sql: str) -> None:
+    assert check_sql(sql, schema=None).valid
+
+
+def test_a_semicolon_inside_a_string_or_comment_is_not_a_second_statement() -> None:
+    assert check_sql("SELECT 'a; DROP TABLE t' FROM t", schema=None).valid
+    assert check_sql("SELECT a /* ; DROP TABLE t */ FROM t", schema=None).valid
+    assert check_sql("SELECT $$; DROP TABLE t; $$", schema=None, dialect="postgres").valid
+
+
+def test_dialect_decides_whether_a_backslash_escapes_a_quote() -> None:
+    smuggled = "SELECT 'a\\'; DROP TABLE t; --'"
+    assert codes(check_sql(smuggled, schema=None, dialect="sqlite")) == ["multiple_statements"]
+    assert codes(check_sql(smuggled, schema=None, dialect="postgres")) == ["multiple_statements"]
+    # MySQL reads \' as a quote inside the string, unless sql_mode has NO_BACKSLASH_ESCAPES: refused either way.
+    mysql = check_sql(smuggled, schema=None, dialect="mysql")
+    assert codes(mysql) == ["forbidden_expression"] and "NO_BACKSLASH_ESCAPES" in mysql.problems[0].message
+    assert check_sql("SELECT 'it''s' FROM t", schema=None, dialect="mysql").valid
+    assert check_sql("SELECT 'a\\n' FROM t", schema=None, dialect="mysql").valid
+
+
+# --- read-only policy -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "statement_type"), [
+    ("INSERT INTO t VALUES (1)", "insert"),
+    ("UPDATE t SET a = 1", "update"),
+    ("DELETE FROM t", "delete"),
+    ("DROP TABLE t", "drop"),
+    ("CREATE TABLE t (a int)", "create"),
+    ("ALTER TABLE t ADD COLUMN b int", "alter"),
+    ("PRAGMA writable_schema = 1", "pragma"),
+    ("ATTACH DATABASE 'x.db' AS x", "attach"),
+])
+def test_writes_and_ddl_are_not_read_only(sql: str, statement_type: str) -> None:
+    check = check_sql(sql, schema=None)
+    assert check.error_code == "unsafe_sql" and not check.read_only
+    assert codes(check) == ["not_read_only"]
+    assert check.statement_type == statement_type
+
+
+@pytest.mark.parametrize(("sql", "dialect"), [
+    ("TRUNCATE TABLE t", "postgres"), ("GRANT ALL ON t TO bob", "postgres"), ("SET ROLE admin", "postgres"),
+    ("COPY t TO PROGRAM 'id'", "postgres"), ("BEGIN", "sqlite"), ("USE mysql", "mysql"),
+])
+def test_statements_outside_the_ddl_class_are_still_refused(sql: str, dialect: str) -> None:
+    # sqlglot 30: Drop, TruncateTable, Grant, Set, Command... are not exp.DDL, so a deny-list would miss them.
+    check = check_sql(sql, schema=None, dialect=dialect)
+    assert check.error_code == "unsafe_sql"
+    assert codes(check) == ["not_read_only"]
+
+
+def test_a_data_modifying_cte_under_a_select_root_is_refused() -> None:
+    check = check_sql("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", schema=None, dialect="postgres")
+    assert check.statement_type == "select"
+    assert codes(check) == ["not_read_only"]
+    assert "DELETE" in check.problems[0].message
+
+
+def test_select_into_is_refused() -> None:
+    check = check_sql("SELECT * INTO copy FROM t", schema=None, dialect="postgres")
+    assert check.error_code == "unsafe_sql" and codes(check) == ["select_into"]
+
+
+@pytest.mark.parametrize(("sql", "dialect"), [
+    ("SELECT * FROM t FOR UPDATE", "postgres"), ("SELECT * FROM t FOR SHARE", "postgres"),
+    ("SELECT * FROM t LOCK IN SHARE MODE", "mysql"),
+])
+def test_locking_clauses_are_refused(sql: str, dialect: str) -> None:
+    assert codes(check_sql(sql, schema=None, dialect=dialect)) == ["locking_clause"]
+
+
+@pytest.mark.parametrize(("sql", "dialect", "name"), [
+    ("SELECT pg_sleep(10)", "postgres", "pg_sleep"),
+    ("SELECT pg_read_file('/etc/passwd')", "postgres", "pg_read_file"),
+    ("SELECT lo_import('/etc/passwd')", "postgres", "lo_import"),
+    ("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)", "postgres", "dblink"),
+    ("SELECT load_file('/etc/passwd')", "mysql", "load_file"),
+    ("SELECT sleep(5)", "mysql", "sleep"),
+    ("SELECT benchmark(1000000, md5('a'))", "mysql", "benchmark"),
+    ("SELECT xp_cmdshell('dir')", "mysql", "xp_cmdshell"),
+    ("SELECT sys_exec('id')", "mysql", "sys_exec"),
+    ("SELECT readfile('/etc/passwd')", "sqlite", "readfile"),
+    ("SELECT writefile('/tmp/x', 'y')", "sqlite", "writefile"),
+    ("SELECT load_extension('/tmp/x.so')", "sqlite", "load_extension"),
+    ("SELECT a FROM t WHERE a = (SELECT pg_sleep(1))", "postgres", "pg_sleep"),
+])
+def test_unknown_functions_are_forbidden(sql: str, dialect: str, name: str) -> None:
+    check = check_sql(sql, schema=None, dialect=dialect)
+    assert check.error_code == "unsafe_sql"
+    assert codes(check)[0] == "forbidden_function"
+    assert f"{name}()" in check.problems[0].message.lower()
+
+
+def test_known_functions_off_the_allow_list_are_forbidden_too() -> None:
+    check = check_sql("SELECT * FROM read_csv('/etc/passwd')", schema=None, dialect="duckdb")
+    assert codes(check) == ["forbidden_function"]
+
+
+@pytest.mark.parametrize(("sql", "dialect"), [
+    ("SELECT @@version", "mysql"), ("SELECT @a := 1", "mysql"),
+    ("SELECT pg_catalog.pg_sleep(1)", "postgres"), ("SELECT * FROM sqlite_master", "sqlite"),
+    ("SELECT passwd FROM pg_shadow", "postgres"), ("SELECT * FROM mysql.user", "mysql"),
+    ("SELECT * FROM information_schema.tables", "postgres"), ("VALUES (1)", "sqlite"),
+    ("SELECT 1 /*!50000 ; DROP TABLE t */", "mysql"), ("SELECT /*+ SET_VAR(x=1) */ 1", "mysql"),
+])
+def test_other_constructs_off_the_allow_list_are_forbidden(sql: str, dialect: str) -> None:
+    check = check_sql(sql, schema=None, dialect=dialect)
+    assert check.error_code == "unsafe_sql"
+    assert codes(check) == ["forbidden_expression"]
+
+
+@pytest.mark.parametrize(("sql", "dialect"), [
+    ("SELECT a, COUNT(*) FROM t GROUP BY a HAVING COUNT(*) > 1 ORDER BY 2 DESC LIMIT 5", "sqlite"),
+    ("SELECT a FROM t UNION SELECT b FROM u INTERSECT SELECT c FROM v EXCEPT SELECT d FROM w", "sqlite"),
+    ("WITH x AS (SELECT a FROM t) SELECT a FROM x", "sqlite"),
+    ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5) SELECT i FROM n", "sqlite"),
+    ("SELECT a, RANK() OVER (PARTITION BY b ORDER BY c DESC) FROM t", "postgres"),
+    ("SELECT CASE WHEN a > 1 THEN 'x' ELSE 'y' END, COALESCE(b, 0), CAST(c AS INT) FROM t", "mysql"),
+    ("SELECT strftime('%Y', d), julianday(d), date('now', '-1 day') FROM t", "sqlite"),
+    ("SELECT date_trunc('month', d), EXTRACT(YEAR FROM d), now() - INTERVAL '1 day' FROM t", "postgres"),
+    ("SELECT DATE_FORMAT(d, '%Y'), DATEDIFF(NOW(), d), IFNULL(a, 0) FROM t", "mysql"),
+    ("(SELECT 1)", "sqlite"),
+])
+def test_ordinary_reads_pass(sql: str, dialect: str) -> None:
+    check = check_sql(sql, schema=None, dialect=dialect)
+    assert check.valid, check.problems
+    assert check.read_only and check.problems == ()
+
+
+# --- limits and failing closed ------------------------------------------------------------------------------------
+
+
+def test_input_over_the_length_cap_is_refused_before_parsing() -> None:
+    started = time.perf_counter()
+    check = check_sql("SELECT " + "1 + " * MAX_SQL_CHARS + "1", schema=None)
+    assert codes(check) == ["too_long"] and check.error_code == "invalid_sql"
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "(" * 5000 + "1" + ")" * 5000,
+    "SELECT " + "(" * (MAX_PAREN_DEPTH + 1) + "1" + ")" * (MAX_PAREN_DEPTH + 1),
+    "SELECT " + "NOT " * 3000 + "1",
+    "SELECT " + "CASE WHEN 1 THEN " * 400 + "1" + " END" * 400,
+    "SELECT 1 FROM t WHERE " + " OR ".join(["a = 1"] * 1000),
+])
+def test_deep_nesting_is_too_deep_not_a_crash(sql: str) -> None:
+    check = check_sql(sql, schema=None)
+    assert codes(check) == ["too_deep"] and check.error_code == "invalid_sql"
+
+
+def test_nesting_at_the_cap_still_passes() -> None:
+    sql = "SELECT " + "(" * MAX_PAREN_DEPTH + "1" + ")" * MAX_PAREN_DEPTH
+    assert check_sql(sql, schema=None).valid
+
+
+@pytest.mark.parametrize("sql", ["SELECT FROM WHERE", "SELEC 1", "SELECT 'unterminated", "SELECT (1",
+                                 "I cannot answer that.", "SELECT 1\x00; DROP TABLE t",
+                                 "SELECT 1 -- x\x0b; DROP TABLE t", "SELECT 1 -- \u2028 DROP TABLE t"])
+def test_unparseable_text_is_invalid_with_a_readable_message(sql: str) -> None:
+    check = check_sql(sql, schema=None)
+    assert check.error_code == "invalid_sql" and codes(check) == ["parse_error"]
+    message = check.problems[0].message
+    assert message.startswith("The SQL")
+    assert not any(leak in message for leak in ("Error", "Traceback", "Token", "<", "\x1b"))
+
+
+def test_an_unsupported_dialect_or_policy_fails_closed() -> None:
+    assert check_sql("SELECT 1", schema=None, dialect="klingon").error_code == "invalid_sql"
+    assert check_sql("SELECT 1", schema=None, policy="root").error_code == "invalid_sql"  # type: ignore[arg-type]
+    assert check_sql(None, schema=None).error_code == "invalid_sql"  # type: ignore[arg-type]
+
+
+def test_dialect_names_are_normalised_and_listed() -> None:
+    assert {"sqlite", "postgres", "mysql", "duckdb", "bigquery", "tsql", "snowflake"} <= SUPPORTED_DIALECTS
+    assert check_sql("SELECT 1", schema=None, dialect=" Postgres ").dialect == "postgres"
+
+
+# --- ALLOW_WRITES ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "statement_type"), [
+    ("INSERT INTO employee (Employee_ID, Name) VALUES (1, 'x')", "insert"),
+    ("UPDATE employee SET Salary = Salary * 1.1 WHERE Department = 'Sales'", "update"),
+    ("DELETE FROM employee WHERE Employee_ID = 3", "delete"),
+    ("INSERT INTO employee SELECT * FROM employee WHERE Salary > 10", "insert"),
+])
+def test_allow_writes_lets_one_insert_update_or_delete_through(sql: str, statement_type: str) -> None:
+    check = check_sql(sql, schema=EMPLOYEE, policy=SqlPolicy.ALLOW_WRITES)
+    assert check.valid and check.statement_type == statement_type
+    assert not check.read_only
+    assert check.problems == ()
+    assert check_sql(sql, schema=EMPLOYEE).error_code == "unsafe_sql"
+
+
+@pytest.mark.parametrize("sql", ["DELETE FROM employee", "UPDATE employee SET Salary = 0"])
+def test_allow_writes_warns_about_a_missing_where_without_refusing(sql: str) -> None:
+    check = check_sql(sql, schema=EMPLOYEE, policy=SqlPolicy.ALLOW_WRITES)
+    assert check.valid and check.error_code is None
+    assert codes(check) == ["no_where_clause"]
+
+
+@pytest.mark.parametrize(("sql", "code"), [
+    ("DROP TABLE employee", "not_read_only"),
+    ("MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN DELETE", "not_read_only"),
+    ("INSERT INTO t VALUES (1); DELETE FROM t", "multiple_statements"),
+    ("INSERT INTO t VALUES (pg_sleep(5))", "forbidden_function"),
+    ("WITH d AS (DELETE FROM u RETURNING *) INSERT INTO t SELECT * FROM d", "not_read_only"),
+    ("UPDATE t SET a = (SELECT load_file('/etc/passwd'))", "forbidden_function"),
+])
+def test_allow_writes_still_refuses_ddl_stacking_nesting_and_dangerous_functions(sql: str, code: str) -> None:
+    check = check_sql(sql, schema=None, dialect="postgres", policy=SqlPolicy.ALLOW_WRITES)
+    assert check.error_code == "unsafe_sql"
+    assert codes(check) == [code]
+
+
+def test_allow_writes_grounds_insert_columns() -> None:
+    check = check_sql("INSERT INTO employee (Employee_ID, Nickname) VALUES (1, 'x')", schema=EMPLOYEE,
+                      policy=SqlPolicy.ALLOW_WRITES)
+    assert check.valid and check.unknown_columns == ("Nickname",)
+
+
+# --- grounding --------------------------------------------------------------------------------------------------
+
+
+def test_unknown_tables_and_columns_are_reported_but_do_not_invalidate() -> None:
+    check = check_sql("SELECT T1.Fnam, zzz FROM student AS T1 JOIN nowhere AS N ON N.id = T1.StuID",
+                      schema=DORMS)
+    assert check.valid and check.error_code is None
+    assert check.unknown_tables == ("nowhere",)
+    assert check.unknown_columns == ("Fnam",)  # zzz may come from the unknown table, so it is not reported
+    assert codes(check) == ["unknown_table", "unknown_column"]
+
+
+def test_unqualified_columns_are_checked_against_every_table_in_scope() -> None:
+    check = check_sql("SELECT fname, dorm_name, shoe_size FROM student, dorm", schema=DORMS)
+    assert check.unknown_columns == ("shoe_size",)
+    assert check.problems == (Problem("unknown_column", "Column 'shoe_size' is not in any table the query reads."),)
+
+
+def test_a_qualifier_that_names_nothing_is_reported() -> None:
+    check = check_sql("SELECT T9.fname FROM student AS T1", schema=DORMS)
+    assert check.unknown_columns == ("fname",)
+    assert "'T9' is no table or alias" in check.problems[0].message
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT fname AS first FROM student ORDER BY first",
+    "SELECT dormid, COUNT(*) AS n FROM lives_in GROUP BY dormid HAVING n > 1",
+    "WITH big AS (SELECT dormid AS d, student_capacity FROM dorm) SELECT d FROM big WHERE d > 1",
+    "WITH c(x) AS (SELECT dormid FROM dorm) SELECT x FROM c",
+    "SELECT s.n FROM (SELECT fname AS n FROM student) AS s",
+    "SELECT v.a FROM (SELECT dormid FROM dorm) AS v(a)",
+    "SELECT fname FROM student AS s WHERE EXISTS (SELECT 1 FROM lives_in AS l WHERE l.stuid = s.StuID)",
+    "SELECT fname FROM student UNION SELECT dorm_name FROM dorm ORDER BY fname",
+    "SELECT FNAME, Student.LNAME FROM STUDENT",
+    "SELECT x.* FROM (SELECT * FROM student) AS x WHERE x.anything = 1",
+])
+def test_aliases_ctes_subqueries_and_outer_references_resolve(sql: str) -> None:
+    check = check_sql(sql, schema=DORMS)
+    assert check.valid
+    assert check.unknown_tables == () and check.unknown_columns == (), check.problems
+
+
+def test_cte_and_subquery_columns_are_checked() -> None:
+    assert check_sql("WITH c AS (SELECT dormid FROM dorm) SELECT nope FROM c",
+                     schema=DORMS).unknown_columns == ("nope",)
+    assert check_sql("SELECT s.nope FROM (SELECT fname FROM student) AS s",
+                     schema=DORMS).unknown_columns == ("nope",)
+    assert check_sql("WITH c AS (SELECT 1 AS a) SELECT a FROM c", schema=DORMS).unknown_tables == ()
+
+
+def test_sqlite_double_quoted_strings_are_not_unknown_columns() -> None:
+    # The training data writes strings in double quotes; SQLite reads an unknown "name" as a string literal.
+    check = check_sql('SELECT fname FROM student WHERE lname = "Smith"', schema=DORMS)
+    assert check.unknown_columns == () and check.columns == ("fname", "lname")
+    assert check_sql('SELECT fname FROM student WHERE lname = "Smith"', schema=DORMS,
+                     dialect="postgres").unknown_columns == ("Smith",)
+
+
+def test_without_a_schema_nothing_is_grounded() -> None:
+    for schema in (None, "", "   ", "no create table statements here"):
+        check = check_sql("SELECT a.b FROM nowhere AS a", schema=schema)
+        assert check.valid and check.unknown_tables == () and check.unknown_columns == ()
+        assert check.tables == ("nowhere",)
+
+
+def test_grounding_is_case_insensitive() -> None:
+    check = check_sql("select t1.FNAME from STUDENT as T1", schema=DORMS.upper())
+    assert check.valid and check.unknown_columns == () and check.unknown_tables == ()
+
+
+# --- schemas ----------------------------------------------------------------------------------------------------
+
+
+def test_parse_schema_reads_statements_without_semicolons_and_lowercases() -> None:
+    assert parse_schema(DORMS) == {
+        "student": frozenset({"stuid", "fname", "lname"}),
+        "lives_in": frozenset({"stuid", "dormid"}),
+        "dorm": frozenset({"dormid", "dorm_name"}),
+    }
+
+
+@pytest.mark.parametrize(("schema", "expected"), [
+    ("CREATE TABLE a (x VARCHAR); CREATE TABLE b (y VARCHAR, z INTEGER)",
+     {"a": {"x"}, "b": {"y", "z"}}),
+    ('CREATE TABLE "My Table" ("first name" TEXT, [last] TEXT, `age` INT, PRIMARY KEY (age))',
+     {"my table": {"first name", "last", "age"}}),
+    ("create table IF NOT EXISTS main.t (id integer primary key, v text not null default 'a,b')",
+     {"t": {"id", "v"}}),
+    ("CREATE TABLE t (order VARCHAR, date VARCHAR, year INTEGER, rank INTEGER)",
+     {"t": {"order", "date", "year", "rank"}}),
+    ("CREATE TABLE broken (a INT, b", {"broken": {"a", "b"}}),
+    ("CREATE TABLE x AS SELECT 1 AS one, 2 AS two", {"x": {"one", "two"}}),
+    ("not a schema at all", {}),
+    ("", {}),
+])
+def test_parse_schema_is_lenient(schema: str, expected: dict[str, set[str]]) -> None:
+    assert parse_schema(schema) == {name: frozenset(columns) for name, columns in expected.items()}
+
+
+def test_canonical_schema_ignores_whitespace_keyword_case_and_table_order() -> None:
+    base = canonical_schema("CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)")
+    variants = [
+        "create table a (x varchar, y integer); create table b (z text)",
+        "CREATE TABLE b (z TEXT); CREATE TABLE a (x VARCHAR, y INTEGER)",
+        "CREATE  TABLE a(\n  x VARCHAR ,\n  y INTEGER\n)\nCREATE TABLE b (z TEXT);",
+        "CREATE TABLE b (z TEXT) CREATE TABLE a (x VARCHAR, y INTEGER)",
+        "CREATE TABLE b (z TEXT), CREATE TABLE a (x VARCHAR, y INTEGER);",
+    ]
+    assert all(canonical_schema(variant) == base for variant in variants)
+
+
+@pytest.mark.parametrize("other", [
+    "CREATE TABLE a (X VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)",  # the model copies identifier case
+    "CREATE TABLE a (y INTEGER, x VARCHAR); CREATE TABLE b (z TEXT)",  # column order is meaningful
+    "CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE c (z TEXT)",
+    "CREATE TABLE a (x VARCHAR, y INTEGER, w TEXT); CREATE TABLE b (z TEXT)",
+])
+def test_canonical_schema_keeps_what_changes_the_answer(other: str) -> None:
+    assert canonical_schema(other) != canonical_schema(
+        "CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)")
+
+
+@pytest.mark.parametrize("text", ["", "'unterminated", "\x00\x01", "CREATE TABLE (((", "🙂 " * 100])
+def test_canonical_schema_never_raises(text: str) -> None:
+    assert isinstance(canonical_schema(text), str)
+
+
+def test_find_create_tables_pulls_statements_out_of_chat_text() -> None:
+    text = ("Here is my schema:\n```sql\nCREATE TABLE head (age INTEGER,\n  name VARCHAR);\n"
+            "create table dept (id int, note text default 'a (b)')\n```\nHow many heads are older than 56? "
+            "Also CREATE TABLE head (age INTEGER,\n  name VARCHAR) again.")
+    assert find_create_tables(text) == ("CREATE TABLE head (age INTEGER, name VARCHAR); "
+                                        "create table dept (id int, note text default 'a (b)')")
+    statements = create_table_statements(text)
+    assert statements[0] == "CREATE TABLE head (age INTEGER,\n  name VARCHAR)"
+    assert all(statement in text for statement in statements)
+
+
+@pytest.mark.parametrize("text", ["", "How many singers are there?", "I'd like to create tables later",
+                                  "CREATE TABLE t (a INT"])
+def test_find_create_tables_finds_nothing_in_text_without_a_whole_statement(text: str) -> None:
+    assert find_create_tables(text) == ""
+
+
+def test_find_create_tables_is_linear_on_hostile_text() -> None:
+    text = "CREATE TABLE t (" * 5000
+    started = time.perf_counter()
+    assert find_create_tables(text) == ""
+    assert time.perf_counter() - started < 1.0
+
+
+# --- extract_sql --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("SELECT count(*) FROM singer", "SELECT count(*) FROM singer"),
+    ("  SELECT 1 ;  \n", "SELECT 1"),
+    ("SELECT 1;;", "SELECT 1"),
+    ("```sql\nSELECT name FROM head;\n```", "SELECT name FROM head"),
+    ("```\nSELECT 1\n```\nThis returns one.", "SELECT 1"),
+    ("```SELECT 1```", "SELECT 1"),
+    ("```sql\nSELECT 1", "SELECT 1"),
+    ("`SELECT 1`", "SELECT 1"),
+    ("SQL: SELECT 1", "SELECT 1"),
+    ("Answer: SELECT a FROM t;", "SELECT a FROM t"),
+    ("sql query: SELECT 1", "SELECT 1"),
+    ("Here is the SQL query:\n\nSELECT a\nFROM t\nWHERE b = 1", "SELECT a\nFROM t\nWHERE b = 1"),
+    ("Here is the query: SELECT 1", "SELECT 1"),
+    ("SELECT a FROM t\n\nThis query selects a from t.", "SELECT a FROM t"),
+    ("SELECT a FROM t\nExplanation: it selects a.", "SELECT a FROM t"),
+    ("SELECT a FROM t WHERE\n\nb = 1", "SELECT a FROM t WHERE\n\nb = 1"),
+    ("", ""),
+])
+def test_extract_sql(text: str, expected: str) -> None:
+    assert extract_sql(text) == expected
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("SELECT 1; DROP TABLE t", "multiple_statements"),
+    ("SELECT 1;\nDELETE FROM t", "multiple_statements"),
+    ("SELECT 1\n\nDROP TABLE t;", "parse_error"),  # no `;` between them: one broken statement
+])
+def test_extract_sql_keeps_stacked_statements_for_the_guard_to_see(text: str, code: str) -> None:
+    extracted = extract_sql(text)
+    assert "DROP" in extracted or "DELETE" in extracted
+    assert codes(check_sql(extracted, schema=None)) == [code]
+
+
+# --- speed --------------------------------------------------------------------------------------------------------
+
+
+def test_a_three_table_join_check_is_fast_enough_for_the_hot_path() -> None:
+    sql, schema = SEED_EXAMPLES[2][0], SEED_EXAMPLES[2][1]
+    check_sql(sql, schema=schema)  # warm the dialect and schema caches
+    runs = 50
+    started = time.perf_counter()
+    for _ in range(runs):
+        assert check_sql(sql, schema=schema).valid
+    per_check_ms = (time.perf_counter() - started) / runs * 1000
+    print(f"three-table join check: {per_check_ms * 1000:.0f} µs")
+    assert per_check_ms < 20  # ~0.4 ms measured on this 2-core machine; generous against a noisy neighbour
