@@ -70,7 +70,7 @@ class GatewayServer:
 
 
 @pytest.fixture(scope="session")
-def vllm_upstream(vllm_server: Any) -> Any:
+def vllm_upstream(vllm_server: Any) -> Any:  # noqa: F811 (the imported fixture, injected by name)
     """The real vLLM (CPU) the gateway talks to, with `.base_url` and `.model`."""
     return vllm_server
 
