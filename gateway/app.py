@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from gateway.limits import (
 )
 from gateway.middleware import GatewayMiddleware
 from gateway.observability.metrics import Metrics
-from gateway.observability.request_log import RequestLogger
+from gateway.observability.request_log import RequestLogger, logging_config
 from gateway.observability.tracing import RequestTracer, build_tracer
 from gateway.prompt import render_prompt
 from gateway.request_record import RequestRecord
@@ -87,6 +88,14 @@ class AppState:
             self.request_log.emit(record, elapsed_s)
 
 
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr, unless the host process (a test runner, a custom server) set up logging already."""
+    if not logging.getLogger().handlers:
+        logging.config.dictConfig(logging_config(level.upper()))
+    # sqlglot warns when it falls back to a generic command; the SQL check reports that itself.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -95,6 +104,7 @@ def create_app(
 ) -> FastAPI:
     """Build the gateway. `upstream_transport` and `retry_sleep` are seams for fault-injection tests."""
     settings = settings or Settings()
+    configure_logging(settings.log_level)
     metrics = Metrics()
     state = AppState(settings=settings, metrics=metrics,
                      keyring=KeyRing(settings.api_key_entries(), enabled=settings.auth_enabled))

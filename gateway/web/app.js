@@ -104,7 +104,7 @@
       }
       const span = document.createElement("span");
       span.className = `tok tok-${token.type}`;
-      span.innerHTML = token.text;
+      span.textContent = token.text;
       fragment.appendChild(span);
     }
     target.replaceChildren(fragment);
@@ -203,7 +203,7 @@
       out.title = "Too many requests";
       out.detail = seconds === null
         ? "You have reached the request limit. Wait a moment, then try again."
-        : "Slow down.";
+        : `You have reached the request limit. Try again in ${plural(seconds, "second", "seconds")}.`;
       out.retryAfter = seconds;
       return out;
     }
@@ -550,7 +550,7 @@
 
     function setBusy(value) {
       busy = value;
-      submitButton.disabled = false;
+      submitButton.disabled = value;
       submitButton.classList.toggle("is-busy", value);
       submitLabel.textContent = value ? "Generating…" : "Generate SQL";
       resultCard.setAttribute("aria-busy", String(value));
@@ -714,7 +714,7 @@
           // Permission refused or the document lost focus: fall through to the selection copy.
         }
       }
-      return "failed";
+      return copyWithSelection(text) ? "selection" : "failed";
     }
 
     copyButton.addEventListener("click", async () => {
