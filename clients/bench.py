@@ -21,7 +21,7 @@ import time
 import tomllib
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -269,18 +269,26 @@ def _error_code(response: httpx.Response) -> str | None:
     return None
 
 
-async def _run_share(config: BenchConfig, share: _Share) -> list[tuple[Any, ...]]:
-    """One process's part of the run; returns raw samples with absolute start times."""
+async def _run_share(
+    config: BenchConfig, share: _Share, ready: Callable[[], object] | None = None
+) -> list[tuple[Any, ...]]:
+    """One process's part of the run; returns raw samples with absolute start times.
+
+    `ready` (the processes' start barrier) is called once the HTTP client exists: building it loads the TLS
+    certificates, tens of milliseconds that must not count as the first request's schedule.
+    """
     limits = httpx.Limits(
         max_connections=None if share.rate is not None else max(1, share.concurrency),
         max_keepalive_connections=max(1, share.concurrency),
     )
     timeout = httpx.Timeout(config.timeout_s, connect=DEFAULT_CONNECT_TIMEOUT_S)
     samples: list[tuple[Any, ...]] = []
-    began = time.monotonic()
-    deadline = None if config.duration_s is None else began + config.duration_s
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
         requester = _Requester(config, client)
+        if ready is not None:
+            ready()  # blocks this process only, before any request is in flight
+        began = time.monotonic()
+        deadline = None if config.duration_s is None else began + config.duration_s
         if share.rate is None:
             counter = iter(range(share.requests) if share.requests is not None else _forever())
 
@@ -325,8 +333,8 @@ def _forever() -> Any:
 
 def _child(config: BenchConfig, share: _Share, barrier: Any, results: Any) -> None:
     try:
-        barrier.wait(timeout=60)
-        results.put((share.index, asyncio.run(_run_share(config, share)), None))
+        samples = asyncio.run(_run_share(config, share, ready=lambda: barrier.wait(timeout=60)))
+        results.put((share.index, samples, None))
     except BaseException:  # the parent must hear about every way a child can die
         results.put((share.index, [], traceback.format_exc()))
 

@@ -28,7 +28,7 @@ def eval_chart(report: dict[str, Any], path: Path) -> None:
     """Horizontal bars of every share, with the published exact match and the 70 % target marked."""
     labels = [label for _, label in EVAL_BARS]
     values = [float(report.get(key) or 0.0) * 100 for key, _ in EVAL_BARS]
-    figure = Figure(figsize=(8, 4.2), layout="constrained")
+    figure = Figure(figsize=(8, 4.6), layout="constrained")
     axes = figure.add_subplot()
     bars = axes.barh(labels[::-1], values[::-1], color="#4c72b0")
     axes.bar_label(bars, labels=[f"{v:.1f} %" for v in values[::-1]], padding=3)
@@ -50,7 +50,7 @@ def eval_chart(report: dict[str, Any], path: Path) -> None:
         f"sqlgate eval: {report.get('rows_scored')} rows, {report.get('split')} split, "
         f"route {report.get('route')}"
     )
-    axes.legend(loc="lower right", fontsize="small")
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small")
     _save(figure, path)
 
 

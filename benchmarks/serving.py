@@ -1,0 +1,111 @@
+"""One serving measurement cell (a closed loop at one concurrency, to vLLM directly or through the gateway) with
+clients/bench.py, plus what vLLM itself counted meanwhile (its /metrics), shared by the CPU and GPU benchmarks.
+
+Same work on both paths: the same questions and schemas (a per-cell tag in the question keeps vLLM's prefix cache
+from reusing one path's prompts for the other), the same sampling fields, exactly `output_tokens` tokens
+(`ignore_eos` + `max_tokens`: sent by the client on the direct path, added by benchmarks/bench_gateway.py on the
+gateway's upstream call, with `max_tokens` from a bench generation config).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from benchmarks.prompts import BENCH_PROMPTS
+from benchmarks.results import ratio, serving_summary
+from clients.bench import DEFAULT_GENERATION, BenchConfig, run_bench
+from clients.bench_prompts import Prompt
+
+ServingPath = Literal["direct", "gateway"]
+VLLM_COUNTERS = {
+    "generation_tokens": "vllm:generation_tokens_total",
+    "prompt_tokens": "vllm:prompt_tokens_total",
+    "request_success": "vllm:request_success_total",
+    "preemptions": "vllm:num_preemptions_total",
+    "prefix_cache_queries": "vllm:prefix_cache_queries_total",
+    "prefix_cache_hits": "vllm:prefix_cache_hits_total",
+}
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)$")
+
+
+@dataclass(frozen=True)
+class Cell:
+    concurrency: int
+    requests: int
+    processes: int = 1
+
+
+def read_vllm_counters(vllm_url: str, timeout_s: float = 10.0) -> dict[str, float]:
+    """Totals of the vLLM counters above (summed over label sets); missing ones are absent."""
+    with urllib.request.urlopen(f"{vllm_url}/metrics", timeout=timeout_s) as response:
+        text = response.read().decode("utf-8", errors="replace")
+    wanted = {metric: key for key, metric in VLLM_COUNTERS.items()}
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line.strip())
+        if match and match.group(1) in wanted:
+            key = wanted[match.group(1)]
+            totals[key] = totals.get(key, 0.0) + float(match.group(3))
+    return totals
+
+
+def tagged_prompts(tag: str) -> tuple[Prompt, ...]:
+    return tuple(Prompt(f"{prompt.question} [{tag}]", prompt.schema) for prompt in BENCH_PROMPTS)
+
+
+def generation_toml(output_tokens: int, path: Path) -> Path:
+    """The gateway's generation.toml values with `max_tokens` = `output_tokens` (bench-only file)."""
+    values = {**DEFAULT_GENERATION, "max_tokens": output_tokens}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return repr(value)
+
+
+def run_cell(path: ServingPath, cell: Cell, *, vllm_url: str, vllm_model: str, output_tokens: int,
+             gateway_url: str = "",
+             api_key: str | None = None, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Run one cell; its summary, with vLLM's own token and request counts over the cell."""
+    target: Literal["gateway", "vllm"] = "gateway" if path == "gateway" else "vllm"
+    config = BenchConfig(
+        target=target, gateway_url=gateway_url or "http://127.0.0.1:9", api_key=api_key, vllm_url=vllm_url,
+        vllm_model=vllm_model, requests=cell.requests, concurrency=cell.concurrency, processes=cell.processes,
+        prompts=tagged_prompts(f"{path[0]}{cell.concurrency}"), unique_prompts=True, max_tokens=output_tokens,
+        ignore_eos=True, timeout_s=timeout_s,
+    )
+    before = read_vllm_counters(vllm_url)
+    report = run_bench(config)
+    after = read_vllm_counters(vllm_url)
+    summary = serving_summary(report["targets"][target]["samples"])
+    counted = {key: round(after[key] - before.get(key, 0.0), 1) for key in after}
+    summary["vllm_counted"] = counted
+    summary["generated_tokens_per_request"] = ratio(counted.get("generation_tokens"), counted.get("request_success"),
+                                                    2)
+    summary["client_processes"] = cell.processes
+    return summary
+
+
+def compare_paths(gateway: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
+    """Gateway versus direct for one concurrency: latency ratios and differences, throughput kept."""
+    g, d = gateway["latency_ms"], direct["latency_ms"]
+    return {
+        "latency_p50_ratio": ratio(g["p50"], d["p50"]),
+        "latency_p99_ratio": ratio(g["p99"], d["p99"]),
+        "added_p50_ms": round(g["p50"] - d["p50"], 3) if g["p50"] is not None and d["p50"] is not None else None,
+        "added_p99_ms": round(g["p99"] - d["p99"], 3) if g["p99"] is not None and d["p99"] is not None else None,
+        "gateway_share_of_p50": ratio(g["p50"] - d["p50"], g["p50"]) if g["p50"] and d["p50"] is not None else None,
+        "throughput_kept": ratio(gateway["req_per_s"], direct["req_per_s"]),
+    }

@@ -1,0 +1,1 @@
+"""Reliability and security proof of the gateway: faults, contract, soak, shutdown, secrets (`make reliability`)."""

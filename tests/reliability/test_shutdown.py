@@ -1,0 +1,51 @@
+"""SIGTERM to `python -m gateway` with requests in flight: it stops accepting at once, finishes what is in flight
+(slow but finite upstream) and exits 0 within SQLGATE_SHUTDOWN_GRACE_S; past the grace period it still exits in
+time. `make down` leaving no process behind is tests/test_stack.py's job."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reliability.shutdown import ShutdownResult, run_shutdown
+
+IN_FLIGHT = 4  # half of them streams
+
+
+@pytest.fixture(scope="module")
+def finite() -> ShutdownResult:
+    # The upstream answers as soon as the test has seen the gateway refuse new connections.
+    return run_shutdown(grace_s=10.0, in_flight=IN_FLIGHT, release_after_s=0.0)
+
+
+@pytest.fixture(scope="module")
+def stuck() -> ShutdownResult:
+    return run_shutdown(grace_s=1.0, in_flight=IN_FLIGHT, release_after_s=None)
+
+
+def test_sigterm_stops_new_connections_at_once(finite: ShutdownResult) -> None:
+    assert finite.stopped_accepting_s is not None and finite.stopped_accepting_s < 2.0, finite.as_dict()
+    assert finite.refused_new_request
+
+
+def test_requests_in_flight_finish_completely(finite: ShutdownResult) -> None:
+    assert finite.completed == IN_FLIGHT, finite.as_dict()
+    assert finite.server_errors == 0
+
+
+def test_the_process_exits_within_its_bound(finite: ShutdownResult, stuck: ShutdownResult) -> None:
+    for result in (finite, stuck):
+        assert result.exited_after_s is not None and result.exited_after_s <= result.bound_s, result.as_dict()
+
+
+def test_a_graceful_shutdown_exits_with_status_0(finite: ShutdownResult) -> None:
+    # uvicorn re-raises the SIGTERM it handled once it has shut down, so without care the status is -15.
+    assert finite.exit_status == 0, finite.as_dict()
+
+
+def test_requests_cut_off_by_the_grace_period_get_no_bare_500(stuck: ShutdownResult) -> None:
+    assert stuck.cut_off == IN_FLIGHT, stuck.as_dict()
+    assert stuck.server_errors == 0, stuck.problems
+
+
+def test_uvicorn_shutdown_lines_reach_the_gateway_log(finite: ShutdownResult) -> None:
+    assert finite.shutdown_logged, "uvicorn's 'Finished server process' line is missing from the gateway's output"
