@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
+from gateway.drain import DRAIN_SIGNALS, SERVER_TIMEOUT_MARGIN_S
+from gateway.observability.request_log import logging_config
 from gateway.settings import Settings
 
 
@@ -27,15 +31,21 @@ def main(argv: list[str] | None = None) -> int:
         for error in exc.errors():
             print(f"sqlgate: configuration error: {error['msg']}", file=sys.stderr)
         return 2
+    # uvicorn re-raises the signal it shut down on; a shutdown that was asked for and went well exits 0.
+    for sig in DRAIN_SIGNALS:
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        # The gateway ends what is still in flight after shutdown_grace_s itself (gateway/drain.py); uvicorn's
+        # own timeout, which would answer a bare 500, is only the backstop.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + SERVER_TIMEOUT_MARGIN_S),
         access_log=settings.access_log,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level.upper()),
     )
     return 0
 

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from gateway.auth import KeyRing
 from gateway.cache import MemoryCache, NoCache, RedisCache, ResponseCache
+from gateway.drain import Drain
 from gateway.errors import install_exception_handlers
 from gateway.limits import (
     InProcessRateLimiter,
@@ -71,6 +72,7 @@ class AppState:
     settings: Settings
     metrics: Metrics
     keyring: KeyRing
+    drain: Drain
     limiter: RateLimiter = field(default_factory=UnlimitedRate)
     service: SqlService = field(init=False)
     upstream: UpstreamClient = field(init=False)
@@ -107,7 +109,8 @@ def create_app(
     configure_logging(settings.log_level)
     metrics = Metrics()
     state = AppState(settings=settings, metrics=metrics,
-                     keyring=KeyRing(settings.api_key_entries(), enabled=settings.auth_enabled))
+                     keyring=KeyRing(settings.api_key_entries(), enabled=settings.auth_enabled),
+                     drain=Drain(settings.shutdown_grace_s))
     # Loaded before serving so that a bad tokenizer path stops start-up, not the first request.
     tokenizer = load_tokenizer(settings.tokenizer)
     generation = settings.generation()
@@ -165,8 +168,10 @@ def create_app(
             )
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
                         settings.upstream_model, state.cache.name)
-            yield
+            with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
+                yield
         finally:
+            state.drain.close()
             await upstream.aclose()
             await state.cache.aclose()
             await state.limiter.aclose()

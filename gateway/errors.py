@@ -121,6 +121,17 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
+class ShuttingDown(GatewayError):
+    """The grace period after a shutdown signal ended with the request unfinished; another replica can take it."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "server_shutting_down"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"retry-after": "1"})
+
+
 class UpstreamRejected(GatewayError):
     """vLLM refused the request itself (4xx): the client's problem, passed on without upstream details."""
 

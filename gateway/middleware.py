@@ -3,6 +3,7 @@ accounting (metrics, in-flight gauge, the log line) that must also cover streame
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.auth import presented_key
-from gateway.errors import BodyTooLarge, GatewayError, RateLimited
+from gateway.errors import BodyTooLarge, GatewayError, RateLimited, ShuttingDown
 from gateway.request_record import RequestRecord
 
 if TYPE_CHECKING:
@@ -80,10 +81,18 @@ class GatewayMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+                headers = list(message.get("headers", []))
+                record.event_stream = any(name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+                                          for name, value in headers)
                 extra = [(b"x-sqlgate-cache", record.cache.encode())] if record.cache else []
-                message["headers"] = list(message.get("headers", [])) + response_headers + extra
+                message["headers"] = headers + response_headers + extra
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record.response_complete = True
             await send(message)
 
+        task = asyncio.current_task()
+        assert task is not None
+        state.drain.add(task)
         state.metrics.in_flight_inc()
         try:
             error = await self._admit(state, scope, headers, path, record, response_headers)
@@ -100,8 +109,15 @@ class GatewayMiddleware:
                     await _send_error(send_wrapper, too_large, [])
                     return
                 receive = buffered
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except asyncio.CancelledError:
+                if not state.drain.ended_by_drain(task):
+                    raise
+                task.uncancel()
+                await self._end_for_shutdown(send_wrapper, record)
         finally:
+            state.drain.discard(task)
             state.metrics.in_flight_dec()
             elapsed = time.perf_counter() - started
             state.metrics.observe_request(label, record.status or 500, elapsed)
@@ -139,6 +155,19 @@ class GatewayMiddleware:
                 state.metrics.rejected("body_too_large")
                 return self._too_large(state)
         return None
+
+    @staticmethod
+    async def _end_for_shutdown(send: Send, record: RequestRecord) -> None:
+        """The grace period after SIGTERM ran out with this request in flight: answer it in the contract's shape."""
+        error = ShuttingDown("The server is shutting down and could not finish this request. Retry it.")
+        record.error_code = error.code
+        if not record.status:
+            await _send_error(send, error, [])
+        elif record.event_stream and not record.response_complete:
+            record.stream_error_status = error.status_code
+            frames = b"data: " + orjson.dumps(error.body()) + b"\n\ndata: [DONE]\n\n"
+            await send({"type": "http.response.body", "body": frames, "more_body": False})
+        # A plain answer cut between its start and its body cannot be mended: the server closes the connection.
 
     @staticmethod
     def _too_large(state: AppState) -> BodyTooLarge:

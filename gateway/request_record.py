@@ -23,6 +23,8 @@ class RequestRecord:
     error_code: str | None = None
     ttft_s: float | None = None
     stream_error_status: int | None = None  # an in-band error after a 200 started streaming
+    event_stream: bool = False  # the response started as text/event-stream
+    response_complete: bool = False  # its last body message was sent
     answer: SqlAnswer | None = None
     trace: Any = None
     extra: dict[str, Any] = field(default_factory=dict)

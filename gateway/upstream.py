@@ -180,15 +180,20 @@ class UpstreamClient:
             backoff: float = min(limits.backoff_max_s, limits.backoff_base_s * 2.0 ** (state.attempt_number - 1))
             return backoff * (0.5 + random.random() / 2)
 
-        def before_sleep(state: RetryCallState) -> None:
-            if self._on_retry is not None:
-                self._on_retry()
+        started = time.monotonic()
+        waited = 0.0
 
         async def sleep_within_budget(seconds: float) -> None:
-            # A Retry-After longer than what is left of the budget is not waited for: give up now and let the
-            # client see the 503 with its Retry-After.
-            if seconds > limits.retry_budget_s:
+            # A wait (a Retry-After above all) longer than what is left of the budget is not waited for: give up
+            # now and let the client see the 503 with its Retry-After. Only a wait that happens counts as a retry.
+            # The budget counts the waits themselves too, so that an injected sleep spends it like a real one.
+            nonlocal waited
+            spent = max(time.monotonic() - started, waited)
+            if seconds > limits.retry_budget_s - spent:
                 raise _GiveUp()
+            waited += seconds
+            if self._on_retry is not None:
+                self._on_retry()
             await self._sleep(seconds)
 
         return AsyncRetrying(
@@ -196,7 +201,6 @@ class UpstreamClient:
             stop=stop_after_attempt(limits.retry_attempts) | stop_after_delay(limits.retry_budget_s),
             wait=wait,
             sleep=sleep_within_budget,
-            before_sleep=before_sleep,
             reraise=True,
         )
 

@@ -94,7 +94,11 @@ def logging_config(level: str = "INFO", *, json_lines: bool = True) -> dict[str,
                                 "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
-            "uvicorn": {"level": level},
-            "uvicorn.access": {"level": "WARNING"},  # the request line above replaces uvicorn's access log
+            # propagate: uvicorn's own config (applied first when it is not given this one) turns it off, and a
+            # reconfigured logger keeps that unless told.
+            "uvicorn": {"level": level, "propagate": True},
+            "uvicorn.error": {"level": level, "propagate": True},
+            # The gateway's request line replaces uvicorn's access log.
+            "uvicorn.access": {"level": "WARNING", "propagate": True},
         },
     }

@@ -6,13 +6,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.deps import Record, State
-from gateway.errors import ERROR_RESPONSES, CapExceeded, GatewayError, NotFound
+from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, GatewayError, NotFound
 from gateway.routes.protocol import (
     ChatRequest,
     ChatResponse,
@@ -27,6 +27,18 @@ from gateway.sql_check import create_table_statements, find_create_tables
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 T = TypeVar("T")
+
+# Both generation routes answer JSON, or server-sent events when `stream` is true, and 404 for an unknown model.
+GENERATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    # Before OpenAPI 3.2, an event-stream schema describes one event: its `data` is a JSON chunk (or an in-band
+    # error) and the last one is `[DONE]`.
+    200: {"content": {"text/event-stream": {"schema": {
+        "type": "object", "required": ["data"],
+        "properties": {"data": {"type": "string", "description": "a JSON chunk, an error object, or [DONE]"}}}}},
+          "description": "The answer, or its chunks when `stream` is true"},
+    404: {"model": ErrorResponse, "description": "Unknown model"},
+}
 
 
 class ClientDisconnected(GatewayError):
@@ -46,6 +58,9 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     watcher = asyncio.ensure_future(disconnected())
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()  # this request was cancelled (shutdown grace over): its upstream call goes with it
+        raise
     finally:
         watcher.cancel()
     if not task.done():
@@ -96,7 +111,7 @@ async def _respond(
                          "choices": [choice], "usage": answer.usage, "sql": answer.check})
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=ERROR_RESPONSES)
+@router.post("/completions", response_model=CompletionResponse, responses=GENERATION_RESPONSES)
 async def completions(body: CompletionRequest, request: Request, state: State, record: Record
                       ) -> JSONResponse | StreamingResponse:
     """Text to SQL: `prompt` is the question, `schema` (or `context`) the CREATE TABLE statements."""
@@ -131,7 +146,7 @@ def remove_create_tables(text: str) -> str:
     return " ".join(text.split())
 
 
-@router.post("/chat/completions", response_model=ChatResponse, responses=ERROR_RESPONSES)
+@router.post("/chat/completions", response_model=ChatResponse, responses=GENERATION_RESPONSES)
 async def chat_completions(body: ChatRequest, request: Request, state: State, record: Record
                            ) -> JSONResponse | StreamingResponse:
     """Text to SQL through the chat protocol; same guarantees as /v1/completions."""

@@ -37,6 +37,7 @@ class ShutdownResult:
     server_errors: int = 0  # cut-off requests answered with a 500 (not the contract's error shape)
     refused_new_request: bool = False
     shutdown_logged: bool = False  # uvicorn's own lines reached the gateway's log
+    cut_off_answers: list[str] = field(default_factory=list)  # "status code [stream]" of each cut-off request
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -105,6 +106,9 @@ def run_shutdown(*, grace_s: float, in_flight: int, release_after_s: float | Non
             result.completed += finished
             result.cut_off += not finished
             result.server_errors += outcome.status == 500 or outcome.server_error
+            if not finished:
+                kind = "stream" if outcome.stream is not None else "plain"
+                result.cut_off_answers.append(f"{outcome.status} {outcome.code} {kind}")
             if not finished and len(result.problems) < 4:
                 result.problems.append(f"{outcome.status} {outcome.transport_error or outcome.code} "
                                        f"{outcome.stream.problems if outcome.stream else ''}".strip())

@@ -45,6 +45,10 @@ def test_a_graceful_shutdown_exits_with_status_0(finite: ShutdownResult) -> None
 def test_requests_cut_off_by_the_grace_period_get_no_bare_500(stuck: ShutdownResult) -> None:
     assert stuck.cut_off == IN_FLIGHT, stuck.as_dict()
     assert stuck.server_errors == 0, stuck.problems
+    # Plain requests get the 503 a client retries; streams, which had started (200), end with the same error
+    # in-band before [DONE].
+    assert sorted(stuck.cut_off_answers) == sorted(
+        ["503 server_shutting_down plain", "200 server_shutting_down stream"] * (IN_FLIGHT // 2)), stuck.as_dict()
 
 
 def test_uvicorn_shutdown_lines_reach_the_gateway_log(finite: ShutdownResult) -> None:
