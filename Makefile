@@ -37,11 +37,16 @@ test-fast: ## the suite without the end-to-end and browser tests
 	$(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
 
 lint: ## ruff on everything, mypy --strict on gateway/ and launch/
-	$(PY) -m ruff check gateway launch clients tests
+	$(PY) -m ruff check gateway launch clients tests benchmarks
 	$(PY) -m mypy gateway launch
 
 bench: install ## gateway overhead, cache hit, CPU serving vs transformers; JSON reports under reports/
 	$(PY) -m benchmarks.run_all --out reports
+
+bench-gpu: install ## on a GPU pod: vLLM direct vs through the gateway at 1..256 concurrent, vLLM settings
+	# One interpreter starts vLLM and the gateway: the gateway's packages go into .venv-vllm too.
+	$(VLLM_PY) -m pip install -q -e '.[clients]'
+	$(VLLM_PY) -m benchmarks.gpu_serving --out reports/gpu_serving.json --until $$(( $$(date +%s) + 1200 ))
 
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval

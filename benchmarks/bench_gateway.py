@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 from fastapi import FastAPI
 
+from gateway.__main__ import serve
 from gateway.app import create_app as create_gateway_app
 from gateway.settings import Settings
 
@@ -72,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    settings = Settings()
-    uvicorn.run("benchmarks.bench_gateway:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-                access_log=settings.access_log, log_level=settings.log_level)
+    serve("benchmarks.bench_gateway:create_app", Settings(), host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -156,6 +156,12 @@ def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
                 "cells": cells, "counters_at_end": counters, "log_tail": log_tail(log_path, 5)}
 
 
+def _figures(cell: dict[str, Any] | None) -> dict[str, Any] | None:
+    if cell is None:
+        return None
+    return {"p50_ms": cell["latency_ms"]["p50"], "p99_ms": cell["latency_ms"]["p99"], "req_per_s": cell["req_per_s"]}
+
+
 def run(plan: CpuPlan) -> dict[str, Any]:
     started = time.monotonic()
     weights = ensure_model(MODEL_DIR)
@@ -176,8 +182,20 @@ def run(plan: CpuPlan) -> dict[str, Any]:
                    "throughput_ratio": ratio(cell[path]["req_per_s"], baseline["req_per_s"], 2)}
             for path in ("direct", "gateway")
         }
+    headline = {
+        key: {
+            "transformers": _figures(transformers["cells"].get(key)),
+            "vllm_direct": _figures(cell["direct"]),
+            "gateway": _figures(cell["gateway"]),
+            "gateway_p50_speedup_vs_transformers": comparison.get(key, {}).get("gateway", {}).get("p50_speedup"),
+            "gateway_throughput_vs_transformers": comparison.get(key, {}).get("gateway", {}).get("throughput_ratio"),
+            "gateway_throughput_kept_vs_direct": cell["gateway_vs_direct"].get("throughput_kept"),
+        }
+        for key, cell in vllm["cells"].items()
+    }
     return {
         "benchmark": "cpu_serving",
+        "headline": {"by_concurrency": headline, "seed_figures": SEED_FIGURES},
         "command": "python -m benchmarks.cpu_serving --out reports/cpu_serving.json (part of make bench)",
         "plan": asdict(plan),
         "host": host_facts(),

@@ -15,6 +15,26 @@ from gateway.observability.request_log import logging_config
 from gateway.settings import Settings
 
 
+def serve(factory: str, settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Run uvicorn on an app factory with the gateway's shutdown, logging and access-log policy."""
+    # uvicorn re-raises the signal it shut down on; a shutdown that was asked for and went well exits 0.
+    for sig in DRAIN_SIGNALS:
+        signal.signal(sig, lambda *_: sys.exit(0))
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # The gateway ends what is still in flight after shutdown_grace_s itself (gateway/drain.py); uvicorn's
+        # own timeout, which would answer a bare 500, is only the backstop.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + SERVER_TIMEOUT_MARGIN_S),
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        log_config=logging_config(settings.log_level.upper()),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gateway",
@@ -31,22 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         for error in exc.errors():
             print(f"sqlgate: configuration error: {error['msg']}", file=sys.stderr)
         return 2
-    # uvicorn re-raises the signal it shut down on; a shutdown that was asked for and went well exits 0.
-    for sig in DRAIN_SIGNALS:
-        signal.signal(sig, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        # The gateway ends what is still in flight after shutdown_grace_s itself (gateway/drain.py); uvicorn's
-        # own timeout, which would answer a bare 500, is only the backstop.
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + SERVER_TIMEOUT_MARGIN_S),
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level.upper()),
-    )
+    serve("gateway.app:create_app", settings, host=args.host or settings.host, port=args.port or settings.port,
+          workers=args.workers or settings.workers)
     return 0
 
 
