@@ -136,7 +136,8 @@ def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
                           port=gateway_port, log_dir=scratch, env=gateway_env(vllm.base_url, generation_file)
                           ) as gateway:
             common = {"vllm_url": vllm.base_url, "vllm_model": vllm.model, "output_tokens": plan.output_tokens,
-                      "gateway_url": gateway.base_url, "api_key": BENCH_KEY, "timeout_s": plan.request_timeout_s}
+                      "gateway_url": gateway.base_url, "gateway_log": gateway.log_path, "api_key": BENCH_KEY,
+                      "timeout_s": plan.request_timeout_s}
             warm = Cell(1, 1)
             run_cell("direct", warm, **common)
             run_cell("gateway", warm, **common)

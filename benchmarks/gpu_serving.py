@@ -223,6 +223,7 @@ def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, repo
                                                        str(port), "--workers", str(workers)],
                               port=port, log_dir=scratch, env=gateway_env(url, generation_file)) as gateway:
                 common["gateway_url"] = gateway.base_url
+                common["gateway_log"] = gateway.log_path
                 # Warm every worker (tokenizer, pools) and vLLM's shapes, unmeasured.
                 warm = Cell(min(8 * workers, 64), min(8 * workers, 64) * 2, min(workers, 4))
                 run_cell("gateway", warm, **common)
@@ -344,7 +345,7 @@ def run(plan: GpuPlan, out: Path, until: float, phases: tuple[str, ...]) -> dict
             report.body["elapsed_s"] = round(time.monotonic() - started, 1)
             report.save()
             for log in scratch.glob("*.log"):
-                if log.name.startswith("vllm-") and out.parent.is_dir():
+                if log.name.startswith(("vllm-", "gateway-")) and out.parent.is_dir():
                     (out.parent / log.name).write_text(log_tail(log, 400))
     return report.body
 

@@ -74,16 +74,17 @@ def gateway_env(upstream_url: str, *, cache: bool) -> dict[str, str]:
 GATEWAY_VARIANTS = {
     # The production entry point, exactly as deployed.
     "gateway": ["-m", "gateway"],
-    # The same with the hot-path changes proposed in docs/benchmarks.md, applied at run time (what-if).
-    "gateway_with_proposals": ["-m", "benchmarks.gateway_proposals"],
+    # The floor: FastAPI + pydantic + httpx forwarding the same request, with none of the gateway's policy.
+    "bare_fastapi_httpx": ["-m", "benchmarks.bare_forwarder"],
 }
+REFERENCE_VARIANTS = frozenset({"bare_fastapi_httpx"})  # no cache to hit, nothing of ours to profile
 
 
 @dataclass(frozen=True)
 class GatewayUnderTest:
     name: str
     plain: ChildServer  # cache off: every request goes upstream
-    cached: ChildServer  # memory cache on
+    cached: ChildServer | None  # memory cache on (None for a reference variant)
 
 
 @contextmanager
@@ -97,13 +98,18 @@ def fake_and_gateways(log_dir: Path, variants: Sequence[str]) -> Iterator[tuple[
             log_dir=log_dir))
         gateways = []
         for name in variants:
-            servers = []
+            servers: list[ChildServer | None] = []
             for cache in (False, True):
+                if cache and name in REFERENCE_VARIANTS:
+                    servers.append(None)
+                    continue
                 port = free_port()
                 servers.append(stack.enter_context(child_server(
                     f"{name}-{'cached' if cache else 'plain'}", [python, *GATEWAY_VARIANTS[name], "--port", str(port)],
                     port=port, log_dir=log_dir, env=gateway_env(fake.base_url, cache=cache))))
-            gateways.append(GatewayUnderTest(name, servers[0], servers[1]))
+            plain = servers[0]
+            assert plain is not None
+            gateways.append(GatewayUnderTest(name, plain, servers[1]))
         yield fake, gateways
 
 
@@ -133,6 +139,8 @@ def _check_gateway_answer(response: ProbeResponse) -> str:
     if response.status != 200:
         return f"http_{response.status}"
     body = json.loads(response.body)
+    if "sql" not in body:
+        return "ok"  # the bare forwarder checks nothing
     return "ok" if body["sql"]["valid"] else "sql_invalid"
 
 
@@ -348,24 +356,27 @@ def transport_rewrite_cost_us(bodies: Bodies) -> float:
 
 async def measure_variant(gateway: GatewayUnderTest, fake_url: str, bodies: Bodies, plan: OverheadPlan,
                           out_dir: Path) -> dict[str, Any]:
-    plain, cached = ProbeClient(gateway.plain.base_url), ProbeClient(gateway.cached.base_url)
-    direct = ProbeClient(fake_url)
+    plain, direct = ProbeClient(gateway.plain.base_url), ProbeClient(fake_url)
+    cached = ProbeClient(gateway.cached.base_url) if gateway.cached is not None else None
+    result: dict[str, Any] = {}
     try:
         say(f"overhead [{gateway.name}]: open loop, gateway vs direct")
-        added = await measure_added_latency(plain, direct, bodies, plan)
+        added = result["added_latency"] = await measure_added_latency(plain, direct, bodies, plan)
         say(f"overhead [{gateway.name}]: added p50 {added['added_latency_ms']['p50']} ms, "
             f"p99 {added['added_latency_ms']['p99']} ms")
-        ceiling = await measure_ceiling(plain, bodies, plan, gateway.plain.process.pid)
+        ceiling = result["ceiling"] = await measure_ceiling(plain, bodies, plan, gateway.plain.process.pid)
         say(f"overhead [{gateway.name}]: ceiling {ceiling['req_per_s']} req/s, "
             f"{ceiling['gateway_cpu_ms_per_request']} ms CPU per request")
-        profile = await profile_gateway(plain, bodies, plan, gateway.plain.process.pid,
-                                        out_dir / f"overhead-profile-{gateway.name}.txt")
-        cache = await measure_cache_hit(cached, bodies, plan)
-        say(f"overhead [{gateway.name}]: cache hit p50 {cache['hit_latency_ms']['p50']} ms")
+        if cached is not None:
+            result["profile"] = await profile_gateway(plain, bodies, plan, gateway.plain.process.pid,
+                                                      out_dir / f"overhead-profile-{gateway.name}.txt")
+            cache = result["cache_hit"] = await measure_cache_hit(cached, bodies, plan)
+            say(f"overhead [{gateway.name}]: cache hit p50 {cache['hit_latency_ms']['p50']} ms")
     finally:
         for client in (plain, cached, direct):
-            await client.aclose()
-    return {"added_latency": added, "ceiling": ceiling, "cache_hit": cache, "profile": profile}
+            if client is not None:
+                await client.aclose()
+    return result
 
 
 async def run_async(plan: OverheadPlan, fake_url: str, gateways: Sequence[GatewayUnderTest], out_dir: Path
@@ -391,12 +402,15 @@ def _event_loop_runner() -> Callable[[Awaitable[Any]], Any]:
 
 
 def run(plan: OverheadPlan, out_dir: Path, variants: Sequence[str] = tuple(GATEWAY_VARIANTS)) -> dict[str, Any]:
+    if "gateway" not in variants:
+        raise ValueError("the gateway variant is the one measured; the others are references")
     """Start the fake and the gateways, measure, stop them; return the report."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sqlgate-bench-") as scratch, \
          fake_and_gateways(Path(scratch), variants) as (fake, gateways):
         measured = _event_loop_runner()(run_async(plan, fake.base_url, gateways, out_dir))
-    headline = measured["variants"].get("gateway") or next(iter(measured["variants"].values()))
+    headline = measured["variants"]["gateway"]
+    floor = measured["variants"].get("bare_fastapi_httpx")
     return {
         "benchmark": "overhead",
         "command": "python -m benchmarks.overhead --out reports/overhead.json (part of make bench)",
@@ -407,7 +421,7 @@ def run(plan: OverheadPlan, out_dir: Path, variants: Sequence[str] = tuple(GATEW
                         "question's reference SQL (so the SQL check runs its full path and passes)",
             "gateway": "python -m gateway (uvicorn, 1 worker, uvloop/httptools when installed), auth on, in-process "
                        "rate limiter on (limit too high to bite), cache off (cache on for cache_hit); request log "
-                       "lines to a file; gateway_with_proposals: the same plus benchmarks/gateway_proposals.py",
+                       "lines to a file; bare_fastapi_httpx: benchmarks/bare_forwarder.py, the framework floor",
             "client": "benchmarks/http_probe.py on uvloop (keep-alive pool), one process",
             "prompts": f"{len(BENCH_PROMPTS)} questions over 8 schemas of 141-213 tokens, unique per request",
         },
@@ -417,6 +431,10 @@ def run(plan: OverheadPlan, out_dir: Path, variants: Sequence[str] = tuple(GATEW
             "ceiling_req_per_s": headline["ceiling"]["req_per_s"],
             "gateway_cpu_ms_per_request": headline["ceiling"]["gateway_cpu_ms_per_request"],
             "cache_hit_p50_ms": headline["cache_hit"]["hit_latency_ms"]["p50"],
+            # The same measures for a bare FastAPI + httpx forwarder in the same run: the framework's own floor.
+            "floor_added_p50_ms": floor["added_latency"]["added_latency_ms"]["p50"] if floor else None,
+            "floor_added_p99_ms": floor["added_latency"]["added_latency_ms"]["p99"] if floor else None,
+            "floor_cpu_ms_per_request": floor["ceiling"]["gateway_cpu_ms_per_request"] if floor else None,
             "targets": TARGETS,
         },
         **measured,

@@ -9,6 +9,7 @@ gateway's upstream call, with `max_tokens` from a bench generation config).
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.prompts import BENCH_PROMPTS
-from benchmarks.results import ratio, serving_summary
+from benchmarks.results import latency_ms, ratio, serving_summary
 from clients.bench import DEFAULT_GENERATION, BenchConfig, run_bench
 from clients.bench_prompts import Prompt
 
@@ -75,10 +76,39 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def gateway_time_split(log_path: Path, offset: int) -> dict[str, Any] | None:
+    """From the gateway's own request log lines written after `offset`: how much of each request's latency was
+    vLLM's (`upstream_ms`) and how much the gateway's (the rest), as percentiles."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            raw = log.read()
+    except OSError:
+        return None
+    total, upstream, own = [], [], []
+    for line in raw.splitlines():
+        if not line.startswith(b"{"):
+            continue
+        try:
+            fields = json.loads(line)
+        except ValueError:
+            continue
+        if fields.get("route") != "completions" or fields.get("upstream_ms") is None:
+            continue
+        total.append(fields["latency_ms"] / 1000)
+        upstream.append(fields["upstream_ms"] / 1000)
+        own.append((fields["latency_ms"] - fields["upstream_ms"]) / 1000)
+    if not total:
+        return None
+    return {"requests": len(total), "latency_ms": latency_ms(total), "upstream_ms": latency_ms(upstream),
+            "gateway_own_ms": latency_ms(own)}
+
+
 def run_cell(path: ServingPath, cell: Cell, *, vllm_url: str, vllm_model: str, output_tokens: int,
-             gateway_url: str = "",
+             gateway_url: str = "", gateway_log: Path | None = None,
              api_key: str | None = None, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Run one cell; its summary, with vLLM's own token and request counts over the cell."""
+    """Run one cell; its summary, with vLLM's own token and request counts over the cell (and, through the
+    gateway, the gateway's own split of the latency from its request log)."""
     target: Literal["gateway", "vllm"] = "gateway" if path == "gateway" else "vllm"
     config = BenchConfig(
         target=target, gateway_url=gateway_url or "http://127.0.0.1:9", api_key=api_key, vllm_url=vllm_url,
@@ -87,6 +117,7 @@ def run_cell(path: ServingPath, cell: Cell, *, vllm_url: str, vllm_model: str, o
         ignore_eos=True, timeout_s=timeout_s,
     )
     before = read_vllm_counters(vllm_url)
+    log_offset = gateway_log.stat().st_size if gateway_log is not None and path == "gateway" else None
     report = run_bench(config)
     after = read_vllm_counters(vllm_url)
     summary = serving_summary(report["targets"][target]["samples"])
@@ -95,6 +126,8 @@ def run_cell(path: ServingPath, cell: Cell, *, vllm_url: str, vllm_model: str, o
     summary["generated_tokens_per_request"] = ratio(counted.get("generation_tokens"), counted.get("request_success"),
                                                     2)
     summary["client_processes"] = cell.processes
+    if gateway_log is not None and log_offset is not None:
+        summary["gateway_log_split"] = gateway_time_split(gateway_log, log_offset)
     return summary
 
 

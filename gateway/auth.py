@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hmac
-
-from starlette.requests import Request
+from collections.abc import Mapping
 
 from gateway.errors import AuthenticationFailed
 from gateway.settings import ApiKey, digest_key
@@ -40,12 +39,14 @@ class KeyRing:
         return match
 
 
-def presented_key(request: Request) -> str | None:
-    """The key from `Authorization: Bearer` (what the openai SDK sends) or `X-API-Key` (the seed's header)."""
-    authorization = request.headers.get("authorization")
+def presented_key(headers: Mapping[bytes, bytes]) -> str | None:
+    """The key from `Authorization: Bearer` (what the openai SDK sends) or `X-API-Key` (the seed's header).
+
+    `headers` are the ASGI scope's raw headers, names lower-cased as the ASGI spec guarantees."""
+    authorization = headers.get(b"authorization")
     if authorization:
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    api_key = request.headers.get("x-api-key")
-    return api_key.strip() if api_key else None
+    api_key = headers.get(b"x-api-key")
+    return api_key.decode("latin-1").strip() or None if api_key else None

@@ -29,6 +29,7 @@ def cache_key(*, model: str, template_version: str, generation: str, policy: str
 
 class ResponseCache(Protocol):
     name: str
+    enabled: bool
 
     async def get(self, key: str) -> CachedValue | None: ...
 
@@ -39,6 +40,7 @@ class ResponseCache(Protocol):
 
 class NoCache:
     name = "off"
+    enabled = False
 
     async def get(self, key: str) -> CachedValue | None:
         return None
@@ -54,6 +56,7 @@ class MemoryCache:
     """LRU with a TTL; entries are copied in and out so callers can't mutate what is stored."""
 
     name = "memory"
+    enabled = True
 
     def __init__(self, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -90,6 +93,7 @@ class RedisCache:
     """Survives gateway restarts and is shared by replicas. A Redis failure is a miss, never a failed request."""
 
     name = "redis"
+    enabled = True
 
     def __init__(self, redis: Redis, ttl_s: int, prefix: str = "sqlgate:cache:") -> None:
         self._redis = redis

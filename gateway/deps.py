@@ -12,12 +12,13 @@ if TYPE_CHECKING:
     from gateway.app import AppState
 
 
-def get_state(request: Request) -> AppState:
+# `async def`: FastAPI runs a plain `def` dependency in a worker thread, two thread hand-offs per request.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.sqlgate
     return state
 
 
-def get_record(request: Request) -> RequestRecord:
+async def get_record(request: Request) -> RequestRecord:
     record: RequestRecord = request.state.record
     return record
 

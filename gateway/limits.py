@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -164,6 +164,12 @@ def load_tokenizer(path: Path | None) -> Tokenizer:
         raise ValueError(f"cannot load the tokenizer from {path}: {exc}") from exc
 
 
+# Where the schema meets the template, a pre-token can straddle the join; a few tokens of slack keep the bound an
+# upper bound there.
+SPLIT_MARGIN_TOKENS = 4
+SCHEMA_COUNTS_KEPT = 256
+
+
 @dataclass(frozen=True)
 class InputCaps:
     """Caps from the source deployment: checked before any upstream call, each naming its parameter."""
@@ -173,6 +179,7 @@ class InputCaps:
     max_model_len: int
     max_new_tokens: int
     tokenizer: Tokenizer
+    _schema_token_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def check_fields(self, question: str, schema: str, *, question_param: str, schema_param: str = "schema") -> None:
         if not question.strip():
@@ -197,13 +204,22 @@ class InputCaps:
                 code="schema_too_long",
             )
 
-    def check_prompt(self, prompt: str, *, param: str) -> int | None:
-        """Refuse a prompt that would not fit the model's context; returns its token count when it was counted."""
+    def check_prompt(self, prompt: str, *, param: str, schema: str | None = None) -> int | None:
+        """Refuse a prompt that would not fit the model's context; returns its token count when it was counted.
+
+        The exact count (a tokenizer pass over the whole prompt) runs only when a cheap upper bound does not
+        already prove the prompt fits: byte-level BPE never makes more tokens than UTF-8 bytes, and the schema,
+        which repeats across requests, is counted once and remembered.
+        """
         budget = self.max_model_len - self.max_new_tokens
-        # Byte-level BPE never makes more tokens than UTF-8 bytes, so short prompts need no tokenizer pass.
-        if len(prompt.encode("utf-8")) <= budget:
+        size = len(prompt.encode("utf-8"))
+        if size <= budget:
             return None
-        tokens = len(self.tokenizer.encode(prompt, add_special_tokens=False).ids)
+        if schema is not None and schema in prompt:
+            rest = size - len(schema.encode("utf-8"))
+            if self._schema_tokens(schema) + rest + SPLIT_MARGIN_TOKENS <= budget:
+                return None
+        tokens = self._count(prompt)
         if tokens > budget:
             raise CapExceeded(
                 f"The prompt is {tokens} tokens; with {self.max_new_tokens} tokens for the answer it exceeds the "
@@ -212,3 +228,14 @@ class InputCaps:
                 code="context_length_exceeded",
             )
         return tokens
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def _schema_tokens(self, schema: str) -> int:
+        cached = self._schema_token_counts.get(schema)
+        if cached is None:
+            if len(self._schema_token_counts) >= SCHEMA_COUNTS_KEPT:
+                self._schema_token_counts.clear()
+            cached = self._schema_token_counts[schema] = self._count(schema)
+        return cached

@@ -809,8 +809,11 @@ def create_table_statements(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+@functools.lru_cache(maxsize=256)
 def canonical_schema(schema: str) -> str:
-    """Cache-key form: the same for changes of whitespace, keyword case and table order; never raises."""
+    """Cache-key form: the same for changes of whitespace, keyword case and table order; never raises.
+
+    Memoised: a team sends a handful of schemas over and over, and tokenising one costs milliseconds."""
     try:
         tokens = _dialect("sqlite").tokenize(schema)
     except Exception:

@@ -107,7 +107,7 @@ class SqlService:
                 code="unsupported_dialect",
             )
         prompt = render_prompt(question, schema)
-        self._caps.check_prompt(prompt, param=schema_param)
+        self._caps.check_prompt(prompt, param=schema_param, schema=schema.strip())
         key = cache_key(
             model=self._upstream_model,
             template_version=TEMPLATE_VERSION,
@@ -116,7 +116,7 @@ class SqlService:
             dialect=dialect,
             question=question,
             canonical_schema=canonical_schema(schema),
-        )
+        ) if self._cache.enabled else ""
         return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt, cache_key=key)
 
     def _payload(self, request: SqlRequest, *, stream: bool) -> dict[str, Any]:
@@ -144,6 +144,8 @@ class SqlService:
         )
 
     async def _lookup(self, request: SqlRequest, record: RequestRecord) -> SqlAnswer | None:
+        if not self._cache.enabled:
+            return None  # no hit or miss to count: a cache that is off must not look like one that never hits
         stored = await self._cache.get(request.cache_key)
         self._metrics.cache(stored is not None)
         record.cache = "hit" if stored is not None else "miss"
@@ -155,7 +157,7 @@ class SqlService:
             return None  # written by an older version: answer afresh
 
     async def _remember(self, request: SqlRequest, answer: SqlAnswer) -> None:
-        if answer.finish_reason != "length":  # a truncated answer is not worth keeping
+        if self._cache.enabled and answer.finish_reason != "length":  # a truncated answer is not worth keeping
             await self._cache.set(request.cache_key, answer.for_cache())
 
     def _account(self, answer: SqlAnswer, record: RequestRecord) -> None:

@@ -1,7 +1,11 @@
+import functools
+
 import pytest
+from tokenizers import Tokenizer
 
 from gateway.errors import CapExceeded
 from gateway.limits import InProcessRateLimiter, InputCaps, RedisRateLimiter, load_tokenizer
+from gateway.prompt import render_prompt
 from tests.servers import RedisServer
 
 
@@ -66,10 +70,15 @@ async def test_redis_limiter_lets_requests_through_when_redis_is_down() -> None:
         await client.aclose()
 
 
+@functools.cache
+def qwen_tokenizer() -> Tokenizer:
+    return load_tokenizer(None)
+
+
 def caps(**overrides: int) -> InputCaps:
     values = {"max_question_chars": 500, "max_schema_chars": 2000, "max_model_len": 1024, "max_new_tokens": 256}
     values.update(overrides)
-    return InputCaps(tokenizer=load_tokenizer(None), **values)
+    return InputCaps(tokenizer=qwen_tokenizer(), **values)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +108,30 @@ def test_prompt_token_cap_counts_with_the_qwen_tokenizer() -> None:
     assert error.value.code == "context_length_exceeded"
     # Long in bytes but few tokens (one repeated word merges well): counted, and accepted.
     assert caps(max_model_len=400, max_new_tokens=100).check_prompt(" the" * 200, param="schema") == 200
+
+
+@pytest.mark.parametrize("copies", [1, 3, 6, 10])
+def test_the_remembered_schema_bound_agrees_with_an_exact_count_at_every_budget(copies: int) -> None:
+    # The cheap bound (schema tokens remembered, the rest bounded by its bytes) may only skip the exact count when
+    # the prompt really fits: sweep the budget across the exact count and compare with the exact verdict.
+    question = "Which singers from France released a song after 2010, by name?"
+    schema = "\n".join(f"CREATE TABLE singer_{n} (Singer_ID int, Name text, Country text, Song_Name text)"
+                       for n in range(copies))
+    prompt = render_prompt(question, schema)
+    exact = len(qwen_tokenizer().encode(prompt, add_special_tokens=False).ids)
+    for budget in range(exact - 3, exact + 400, 7):
+        bounded = caps(max_model_len=budget + 256, max_new_tokens=256)
+        if exact <= budget:
+            bounded.check_prompt(prompt, param="schema", schema=schema)
+        else:
+            with pytest.raises(CapExceeded):
+                bounded.check_prompt(prompt, param="schema", schema=schema)
+
+
+def test_a_schema_is_tokenised_once_however_often_it_comes() -> None:
+    schema = "CREATE TABLE singer (Singer_ID int, Name text, Country text, Song_Name text)\n" * 8
+    bounded = caps(max_model_len=256 + 600, max_new_tokens=256)  # over the prompt's bytes, over its tokens
+    for number in range(5):
+        bounded.check_prompt(render_prompt(f"How many singers? ({number})", schema), param="schema",
+                             schema=schema.strip())
+    assert list(bounded._schema_token_counts) == [schema.strip()]

@@ -18,9 +18,10 @@ from gateway.observability.request_log import (
     logging_config,
 )
 from gateway.request_record import RequestRecord
+from gateway.sql_service import SqlAnswer
 
 FIELDS = {"request_id", "key_name", "route", "method", "status", "stream_error_status", "latency_ms",
-          "prompt_tokens", "completion_tokens", "cache", "sql_outcome", "error_code"}
+          "upstream_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cache", "sql_outcome", "error_code"}
 
 
 @pytest.fixture
@@ -59,6 +60,23 @@ def test_a_generated_answer_is_one_json_line_with_every_field(captured: tuple[lo
                                                                                      "completions", "POST")
     assert (line["prompt_tokens"], line["completion_tokens"], line["cache"]) == (57, 9, "miss")
     assert line["ts"].endswith("+00:00")
+
+
+def test_the_line_splits_the_latency_into_vllm_time_and_first_token(
+        captured: tuple[logging.Logger, io.StringIO]) -> None:
+    log, stream = captured
+    generated = generated_record()
+    generated.answer = SqlAnswer(query="SELECT 1", raw_text="SELECT 1", finish_reason="stop", prompt_tokens=57,
+                                 completion_tokens=9, check={}, upstream_latency_s=0.2504, ttft_s=0.0411)
+    generated.ttft_s = 0.0411
+    served = generated_record()
+    served.answer = SqlAnswer(query="SELECT 1", raw_text="SELECT 1", finish_reason="stop", prompt_tokens=57,
+                              completion_tokens=9, check={}, cached=True)
+    RequestLogger(log).emit(generated, 0.3124)
+    RequestLogger(log).emit(served, 0.0008)
+    first, second = lines(stream)
+    assert (first["upstream_ms"], first["ttft_ms"]) == (250.4, 41.1)
+    assert (second["upstream_ms"], second["ttft_ms"]) == (None, None)  # a cache hit never went upstream
 
 
 def test_messages_follow_the_outcome(captured: tuple[logging.Logger, io.StringIO]) -> None:

@@ -18,6 +18,7 @@ FIELDS_ATTRIBUTE = "sqlgate_fields"  # where a LogRecord carries the structured 
 
 def request_fields(record: RequestRecord, elapsed_s: float) -> dict[str, Any]:
     """The structured fields of one request's log line."""
+    answer = record.answer
     return {
         "request_id": record.request_id,
         "key_name": record.key_name,
@@ -26,12 +27,19 @@ def request_fields(record: RequestRecord, elapsed_s: float) -> dict[str, Any]:
         "status": record.status,
         "stream_error_status": record.stream_error_status,
         "latency_ms": round(elapsed_s * 1000, 1),
+        # The share of the latency that was vLLM's (None when nothing went upstream: cache hit, refused early).
+        "upstream_ms": _ms(answer.upstream_latency_s) if answer is not None and not answer.cached else None,
+        "ttft_ms": _ms(record.ttft_s) if record.ttft_s is not None else None,
         "prompt_tokens": record.prompt_tokens,
         "completion_tokens": record.completion_tokens,
         "cache": record.cache or "none",
         "sql_outcome": record.sql_outcome,
         "error_code": record.error_code,
     }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
 
 
 def request_message(record: RequestRecord, elapsed_s: float) -> str:

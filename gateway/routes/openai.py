@@ -48,25 +48,34 @@ class ClientDisconnected(GatewayError):
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it (and so the upstream request) if the client goes away first."""
-    task = asyncio.ensure_future(work)
+    """Await `work` in this task, cancelling it (and so the upstream request) if the client goes away first.
 
-    async def disconnected() -> None:
+    One watcher task per request, not a second task for the work: the request's own task is what a graceful
+    shutdown cancels (gateway/drain.py), and the work must go with it."""
+    current = asyncio.current_task()
+    assert current is not None
+    client_gone = finished = False
+
+    async def watch() -> None:
+        nonlocal client_gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        if not finished:  # a cancel now would hit whatever this task awaits after the work
+            client_gone = True
+            current.cancel()
 
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.create_task(watch())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()  # this request was cancelled (shutdown grace over): its upstream call goes with it
-        raise
+        result = await work
+        finished = True
+        return result
+    except asyncio.CancelledError:
+        if not client_gone:
+            raise
+        current.uncancel()
+        raise ClientDisconnected("The client closed the request.") from None
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()
-        raise ClientDisconnected("The client closed the request.")
-    return task.result()
 
 
 def _check_model(state: State, body: OpenAIRequest) -> None:
