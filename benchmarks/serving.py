@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,16 +77,15 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def gateway_time_split(log_path: Path, offset: int) -> dict[str, Any] | None:
-    """From the gateway's own request log lines written after `offset`: how much of each request's latency was
-    vLLM's (`upstream_ms`) and how much the gateway's (the rest), as percentiles."""
+def gateway_log_rows(log_path: Path, start: int, end: int | None = None) -> list[tuple[float, float]]:
+    """(latency s, upstream s) of each completions request the gateway logged between two file offsets."""
     try:
         with log_path.open("rb") as log:
-            log.seek(offset)
-            raw = log.read()
+            log.seek(start)
+            raw = log.read() if end is None else log.read(max(0, end - start))
     except OSError:
-        return None
-    total, upstream, own = [], [], []
+        return []
+    rows = []
     for line in raw.splitlines():
         if not line.startswith(b"{"):
             continue
@@ -93,42 +93,81 @@ def gateway_time_split(log_path: Path, offset: int) -> dict[str, Any] | None:
             fields = json.loads(line)
         except ValueError:
             continue
-        if fields.get("route") != "completions" or fields.get("upstream_ms") is None:
-            continue
-        total.append(fields["latency_ms"] / 1000)
-        upstream.append(fields["upstream_ms"] / 1000)
-        own.append((fields["latency_ms"] - fields["upstream_ms"]) / 1000)
-    if not total:
+        if fields.get("route") == "completions" and fields.get("upstream_ms") is not None:
+            rows.append((fields["latency_ms"] / 1000, fields["upstream_ms"] / 1000))
+    return rows
+
+
+def gateway_time_split(rows: Sequence[tuple[float, float]]) -> dict[str, Any] | None:
+    """How much of each request's latency was vLLM's (`upstream_ms`) and how much the gateway's own (the rest)."""
+    if not rows:
         return None
-    return {"requests": len(total), "latency_ms": latency_ms(total), "upstream_ms": latency_ms(upstream),
-            "gateway_own_ms": latency_ms(own)}
+    return {"requests": len(rows), "latency_ms": latency_ms(total for total, _ in rows),
+            "upstream_ms": latency_ms(upstream for _, upstream in rows),
+            "gateway_own_ms": latency_ms(total - upstream for total, upstream in rows)}
 
 
-def run_cell(path: ServingPath, cell: Cell, *, vllm_url: str, vllm_model: str, output_tokens: int,
-             gateway_url: str = "", gateway_log: Path | None = None,
-             api_key: str | None = None, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Run one cell; its summary, with vLLM's own token and request counts over the cell (and, through the
-    gateway, the gateway's own split of the latency from its request log)."""
-    target: Literal["gateway", "vllm"] = "gateway" if path == "gateway" else "vllm"
-    config = BenchConfig(
-        target=target, gateway_url=gateway_url or "http://127.0.0.1:9", api_key=api_key, vllm_url=vllm_url,
-        vllm_model=vllm_model, requests=cell.requests, concurrency=cell.concurrency, processes=cell.processes,
-        prompts=tagged_prompts(f"{path[0]}{cell.concurrency}"), unique_prompts=True, max_tokens=output_tokens,
-        ignore_eos=True, timeout_s=timeout_s,
-    )
-    before = read_vllm_counters(vllm_url)
-    log_offset = gateway_log.stat().st_size if gateway_log is not None and path == "gateway" else None
-    report = run_bench(config)
-    after = read_vllm_counters(vllm_url)
-    summary = serving_summary(report["targets"][target]["samples"])
-    counted = {key: round(after[key] - before.get(key, 0.0), 1) for key in after}
-    summary["vllm_counted"] = counted
-    summary["generated_tokens_per_request"] = ratio(counted.get("generation_tokens"), counted.get("request_success"),
-                                                    2)
-    summary["client_processes"] = cell.processes
-    if gateway_log is not None and log_offset is not None:
-        summary["gateway_log_split"] = gateway_time_split(gateway_log, log_offset)
-    return summary
+@dataclass
+class _PathParts:
+    """What one path's parts of a cell produced, to be summarised as one."""
+
+    samples: list[Any] = field(default_factory=list)
+    walls_s: list[float] = field(default_factory=list)
+    counted: dict[str, float] = field(default_factory=dict)
+    log_rows: list[tuple[float, float]] = field(default_factory=list)
+
+
+def run_cell(path: ServingPath, cell: Cell, **common: Any) -> dict[str, Any]:
+    """One path, one cell, in one go (see `run_interleaved` for the comparison of two paths)."""
+    return run_interleaved((path,), cell, rounds=1, **common)[path]
+
+
+def run_interleaved(paths: Sequence[ServingPath], cell: Cell, *, rounds: int, vllm_url: str, vllm_model: str,
+                    output_tokens: int, gateway_url: str = "", gateway_log: Path | None = None,
+                    api_key: str | None = None, timeout_s: float = 300.0) -> dict[str, dict[str, Any]]:
+    """Each path's share of the cell, split into `rounds` parts run in ABBA order (direct, gateway, gateway,
+    direct, ...), so that a host whose speed drifts during the run slows both paths alike. Per path: the summary
+    of all its parts, with vLLM's own token and request counts over them (and, through the gateway, the gateway's
+    own split of the latency, from its request log)."""
+    part = Cell(cell.concurrency, max(cell.concurrency, cell.requests // rounds), cell.processes)
+    order = [path for number in range(rounds) for path in (paths if number % 2 == 0 else paths[::-1])]
+    parts = {path: _PathParts() for path in paths}
+    for path in order:
+        target: Literal["gateway", "vllm"] = "gateway" if path == "gateway" else "vllm"
+        config = BenchConfig(
+            target=target, gateway_url=gateway_url or "http://127.0.0.1:9", api_key=api_key, vllm_url=vllm_url,
+            vllm_model=vllm_model, requests=part.requests, concurrency=part.concurrency, processes=part.processes,
+            # A tag per path and part: no request repeats another's whole prompt (vLLM's prefix cache would skip
+            # its prefill); the schemas, at the front, are shared as they are in real use.
+            prompts=tagged_prompts(f"{path[0]}{cell.concurrency}.{len(parts[path].walls_s)}"), unique_prompts=True,
+            max_tokens=output_tokens, ignore_eos=True, timeout_s=timeout_s,
+        )
+        before = read_vllm_counters(vllm_url)
+        log_offset = gateway_log.stat().st_size if gateway_log is not None and path == "gateway" else None
+        samples = run_bench(config)["targets"][target]["samples"]
+        after = read_vllm_counters(vllm_url)
+        collected = parts[path]
+        collected.samples.extend(samples)
+        collected.walls_s.append(serving_summary(samples)["wall_s"])
+        for key in after:
+            collected.counted[key] = round(collected.counted.get(key, 0.0) + after[key] - before.get(key, 0.0), 1)
+        if gateway_log is not None and log_offset is not None:
+            collected.log_rows.extend(gateway_log_rows(gateway_log, log_offset))
+    summaries = {}
+    for path, collected in parts.items():
+        summary = serving_summary(collected.samples)
+        wall = sum(collected.walls_s)
+        summary["wall_s"] = round(wall, 3)
+        summary["req_per_s"] = round(summary["completed"] / wall, 3) if wall > 0 else None
+        summary["parts"] = len(collected.walls_s)
+        summary["vllm_counted"] = collected.counted
+        summary["generated_tokens_per_request"] = ratio(collected.counted.get("generation_tokens"),
+                                                        collected.counted.get("request_success"), 2)
+        summary["client_processes"] = cell.processes
+        if gateway_log is not None and path == "gateway":
+            summary["gateway_log_split"] = gateway_time_split(collected.log_rows)
+        summaries[path] = summary
+    return summaries
 
 
 def compare_paths(gateway: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
