@@ -32,7 +32,15 @@ from typing import Any
 from benchmarks.model_folder import has_weights, write_model_folder
 from benchmarks.processes import REPO_ROOT, child_server, free_port, log_tail
 from benchmarks.results import host_facts, latency_ms, ratio, say, write_report
-from benchmarks.serving import Cell, compare_paths, generation_toml, read_vllm_counters, run_cell, tagged_prompts
+from benchmarks.serving import (
+    Cell,
+    compare_paths,
+    generation_toml,
+    read_vllm_counters,
+    run_cell,
+    run_interleaved,
+    tagged_prompts,
+)
 from gateway.prompt import render_prompt
 from launch.vllm_server import DEFAULT_SERVED_MODEL_NAME, LaunchOptions, build_command, build_env, running_vllm
 
@@ -143,12 +151,12 @@ def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
             run_cell("gateway", warm, **common)
             cells: dict[str, Any] = {}
             for cell in plan.cells:
-                direct = run_cell("direct", cell, **common)
-                say(f"cpu serving: direct c={cell.concurrency}: p50 {direct['latency_ms']['p50']} ms, "
-                    f"{direct['req_per_s']} req/s")
-                through = run_cell("gateway", cell, **common)
-                say(f"cpu serving: gateway c={cell.concurrency}: p50 {through['latency_ms']['p50']} ms, "
-                    f"{through['req_per_s']} req/s")
+                # Direct and gateway alternate (ABBA), so that the other tenants of these cores weigh on both.
+                paths = run_interleaved(("direct", "gateway"), cell, rounds=2, **common)
+                direct, through = paths["direct"], paths["gateway"]
+                for name, summary in paths.items():
+                    say(f"cpu serving: {name} c={cell.concurrency}: p50 {summary['latency_ms']['p50']} ms, "
+                        f"{summary['req_per_s']} req/s")
                 cells[str(cell.concurrency)] = {"direct": direct, "gateway": through,
                                                 "gateway_vs_direct": compare_paths(through, direct)}
             counters = read_vllm_counters(vllm.base_url)

@@ -67,6 +67,16 @@ class Readiness:
             return self._ready
 
 
+async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
+    """Probe the upstream every `interval_s` for the life of the app (cancelled by the lifespan at shutdown)."""
+    while True:
+        try:
+            await readiness.check()
+        except Exception:  # a probe that breaks must not end the watch; it reads as not ready
+            logger.exception("readiness probe failed")
+        await sleep(interval_s)
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -168,8 +178,14 @@ def create_app(
             )
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
                         settings.upstream_model, state.cache.name)
-            with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
-                yield
+            watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s))
+                       if settings.ready_interval_s > 0 else None)
+            try:
+                with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
+                    yield
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
         finally:
             state.drain.close()
             await upstream.aclose()

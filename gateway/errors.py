@@ -183,18 +183,29 @@ def _note(request: Request, code: str | None) -> None:
         record.error_code = code
 
 
+def _count_rejection(request: Request, reason: str) -> None:
+    """`sqlgate_rejected_requests_total{reason}` for refusals decided in the app (auth, rate limit and body size
+    are counted by the middleware, which decides them)."""
+    state = getattr(request.app.state, "sqlgate", None)
+    if state is not None:
+        state.metrics.rejected(reason)
+
+
 def install_exception_handlers(app: FastAPI) -> None:
     """Every failure leaves the gateway as the one OpenAI-shaped body."""
 
     async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
         _note(request, exc.code)
+        if isinstance(exc, CapExceeded):
+            _count_rejection(request, "cap")
         return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         message, param, code = _describe_validation(exc)
         _note(request, code)
+        _count_rejection(request, "validation")
         return error_response(InvalidRequest(message, param=param, code=code))
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:

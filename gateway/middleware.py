@@ -120,7 +120,8 @@ class GatewayMiddleware:
             state.drain.discard(task)
             state.metrics.in_flight_dec()
             elapsed = time.perf_counter() - started
-            state.metrics.observe_request(label, record.status or 500, elapsed)
+            # An error inside a 200 stream is an error for the error-rate alerts: count it with its own status.
+            state.metrics.observe_request(label, record.stream_error_status or record.status or 500, elapsed)
             state.finish_request(record, elapsed, log=label not in UNLOGGED_ROUTES)
 
     async def _admit(self, state: AppState, scope: Scope, headers: dict[bytes, bytes], path: str,

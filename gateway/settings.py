@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     upstream_retry_budget_s: float = Field(8.0, ge=0)
     ready_timeout_s: float = Field(10.0, gt=0)
     ready_cache_s: float = Field(5.0, ge=0)
+    # The gateway probes vLLM on its own this often, so `sqlgate_upstream_ready` (and its alert) stays true to the
+    # fact even when nobody calls /ready; 0 turns the background probe off.
+    ready_interval_s: float = Field(15.0, ge=0)
 
     # Auth and limits.
     auth_enabled: bool = True
@@ -156,8 +159,11 @@ class Settings(BaseSettings):
                     f"an API key is a placeholder or shorter than {MIN_KEY_LENGTH} characters; "
                     "generate one with: python -c 'import secrets; print(\"sk-\" + secrets.token_urlsafe(24))'"
                 )
+        # Half a Langfuse configuration is a mistake to report, not a reason to run silently without traces.
         if self.langfuse_public_key and not self.langfuse_secret_key:
             raise ValueError("SQLGATE_LANGFUSE_PUBLIC_KEY is set without SQLGATE_LANGFUSE_SECRET_KEY")
+        if self.langfuse_secret_key and not self.langfuse_public_key:
+            raise ValueError("SQLGATE_LANGFUSE_SECRET_KEY is set without SQLGATE_LANGFUSE_PUBLIC_KEY")
         load_generation_params(self.generation_config)
         return self
 

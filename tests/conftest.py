@@ -26,6 +26,7 @@ def make_settings(**overrides: Any) -> Settings:
         "rate_limit_per_minute": 1000,
         "upstream_retry_budget_s": 2.0,
         "upstream_read_timeout_s": 30.0,
+        "ready_interval_s": 0,  # no background probe: it would add requests the fault fakes count
     }
     values.update(overrides)
     return Settings(**values)

@@ -214,3 +214,40 @@ async def test_generation_parameters_are_pinned_whatever_the_request_says() -> N
         sent = orjson.loads(upstream.requests[0])
     assert (sent["temperature"], sent["max_tokens"], sent["top_p"], sent["stop"]) == (0.0, 256, 1.0, ["<|im_end|>"])
     assert sent["prompt"].startswith("<|im_start|>system\nYou are an expert SQL assistant.")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """One sample of the gateway's /metrics text (0 when the labelled series is absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def test_refusals_decided_in_the_app_are_counted_by_reason() -> None:
+    app = create_app(make_settings(upstream_url=DOWN))
+    async with asgi_client(app) as client:
+        assert_error(await client.post("/v1/completions", json={**COMPLETION, "prompt": "x" * 501}), 422,
+                     "question_too_long")
+        assert_error(await client.post("/v1/completions", content=b"{not json",
+                                       headers={"content-type": "application/json"}), 400, "invalid_json")
+        text = (await client.get("/metrics")).text
+    assert metric_value(text, "sqlgate_rejected_requests_total", reason="cap") == 1
+    assert metric_value(text, "sqlgate_rejected_requests_total", reason="validation") == 1
+
+
+async def test_an_error_inside_a_stream_counts_with_its_own_status() -> None:
+    # A 200 whose stream ends in a rejection is an error for the error-rate alerts, not a success.
+    with fake_upstream(faults.stream(faults.sse_frames(["DROP TABLE singer"]))) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            async with client.stream("POST", "/v1/completions", json={**COMPLETION, "stream": True}) as response:
+                assert response.status_code == 200
+                body = b"".join([chunk async for chunk in response.aiter_bytes()])
+            text = (await client.get("/metrics")).text
+    assert b'"code":"unsafe_sql"' in body
+    assert metric_value(text, "sqlgate_requests_total", route="completions", status="422") == 1
+    assert metric_value(text, "sqlgate_requests_total", route="completions", status="200") == 0

@@ -67,6 +67,11 @@ def test_generation_parameters_come_from_the_config_file(tmp_path: Path) -> None
         Settings(api_keys=KEY, generation_config=broken)
 
 
+def test_langfuse_secret_key_needs_its_public_key() -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY is set without"):
+        Settings(api_keys=KEY, langfuse_secret_key="sk-lf-1")
+
+
 def test_langfuse_public_key_needs_its_secret() -> None:
     with pytest.raises(ValidationError, match="LANGFUSE_SECRET_KEY"):
         Settings(api_keys=KEY, langfuse_public_key="pk-lf-1")

@@ -71,6 +71,8 @@ class GatewayProcess:
 def gateway_env(port: int, **settings: str) -> dict[str, str]:
     """The parent's environment without any SQLGATE_* variable, plus these settings (names without the prefix)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SQLGATE_")}
+    # No background readiness probe unless a test asks: it would add requests the fakes count.
+    env["SQLGATE_READY_INTERVAL_S"] = "0"
     env.update({f"SQLGATE_{name.upper()}": value for name, value in settings.items()})
     env["SQLGATE_PORT"] = str(port)
     env["SQLGATE_HOST"] = "127.0.0.1"
