@@ -39,15 +39,20 @@ from benchmarks.serving import (
     read_vllm_counters,
     run_cell,
     run_interleaved,
+    serving_gateway_env,
     tagged_prompts,
 )
 from gateway.prompt import render_prompt
-from launch.vllm_server import DEFAULT_SERVED_MODEL_NAME, LaunchOptions, build_command, build_env, running_vllm
+from launch.hardware import NATIVE_BF16_FLAGS, cpu_dtype, cpu_flags
+from launch.vllm_server import LaunchOptions, build_command, build_env, running_vllm
 
 MODEL_DIR = REPO_ROOT / ".cache" / "bench-qwen2.5-1.5b"
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 BENCH_KEY = "sk-bench-cpu-serving-0123456789"
 SEED_FIGURES = {"latency_s": "2.8-5.1 per query", "req_per_s": 0.5, "source": "shared/seeds/003 (2 vCPU, float32)"}
+
+
+ONE_AT_A_TIME = Cell(1, 2)
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,13 @@ class CpuPlan:
     cells: tuple[Cell, ...] = (Cell(1, 4), Cell(4, 8), Cell(8, 16))
     transformers_requests: int = 4
     transformers_warmup: int = 1
+    other_dtype_cell: Cell | None = ONE_AT_A_TIME  # None: skip the check of the launcher's CPU dtype choice
     kv_cache: str = "1G"
     vllm_start_deadline_s: float = 600.0
     request_timeout_s: float = 600.0
 
 
-QUICK_PLAN = CpuPlan(output_tokens=4, cells=(Cell(1, 2), Cell(2, 2)), transformers_requests=1)
+QUICK_PLAN = CpuPlan(output_tokens=4, cells=(Cell(1, 2), Cell(2, 2)), transformers_requests=1, other_dtype_cell=None)
 
 
 def ensure_model(model_dir: Path) -> dict[str, Any]:
@@ -115,20 +121,19 @@ def run_transformers(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str,
     return {"engine": measured, "cells": cells}
 
 
-def gateway_env(vllm_url: str, generation_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
-    env.update({
-        "SQLGATE_UPSTREAM_URL": vllm_url,
-        "SQLGATE_UPSTREAM_MODEL": DEFAULT_SERVED_MODEL_NAME,
-        "SQLGATE_API_KEYS": f"bench={BENCH_KEY}",
-        "SQLGATE_RATE_LIMIT_PER_MINUTE": "100000000",
-        "SQLGATE_CACHE_ENABLED": "false",
-        "SQLGATE_UPSTREAM_READ_TIMEOUT_S": "600",
-        "SQLGATE_GENERATION_CONFIG": str(generation_file),
-        "BENCH_IGNORE_EOS": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
+def run_other_dtype(model_dir: Path, plan: CpuPlan, scratch: Path, dtype: str) -> dict[str, Any]:
+    """The launcher's dtype choice checked: one request at a time in the dtype it did not choose, same run."""
+    options = LaunchOptions(model=str(model_dir), target="cpu", port=free_port(), python=str(VLLM_PYTHON),
+                            kv_cache_memory=plan.kv_cache, scratch_dir=str(scratch / "vllm-tmp-other"),
+                            cpu_dtype=dtype)
+    say(f"cpu serving: vLLM in {dtype}, the dtype the launcher did not choose on this CPU")
+    with running_vllm(options, scratch / "vllm-other-dtype.log", plan.vllm_start_deadline_s) as vllm:
+        common = {"vllm_url": vllm.base_url, "vllm_model": vllm.model, "output_tokens": plan.output_tokens,
+                  "timeout_s": plan.request_timeout_s}
+        run_cell("direct", Cell(1, 1), **common)
+        cell = run_cell("direct", plan.other_dtype_cell, **common)
+    say(f"cpu serving: {dtype} direct c=1: p50 {cell['latency_ms']['p50']} ms")
+    return {"dtype": dtype, "command": build_command(options), "direct": cell}
 
 
 def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
@@ -140,9 +145,9 @@ def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path) -> dict[str, Any]:
         say(f"cpu serving: vLLM generated after {vllm.startup_seconds:.0f} s")
         gateway_port = free_port()
         generation_file = generation_toml(plan.output_tokens, scratch / "generation.toml")
+        env = serving_gateway_env(vllm.base_url, generation_file, BENCH_KEY, read_timeout_s=plan.request_timeout_s)
         with child_server("gateway", [sys.executable, "-m", "benchmarks.bench_gateway", "--port", str(gateway_port)],
-                          port=gateway_port, log_dir=scratch, env=gateway_env(vllm.base_url, generation_file)
-                          ) as gateway:
+                          port=gateway_port, log_dir=scratch, env=env) as gateway:
             common = {"vllm_url": vllm.base_url, "vllm_model": vllm.model, "output_tokens": plan.output_tokens,
                       "gateway_url": gateway.base_url, "gateway_log": gateway.log_path, "api_key": BENCH_KEY,
                       "timeout_s": plan.request_timeout_s}
@@ -180,6 +185,9 @@ def run(plan: CpuPlan) -> dict[str, Any]:
         transformers = run_transformers(MODEL_DIR, plan, scratch)
         say(f"cpu serving: transformers p50 {transformers['cells']['1']['latency_ms']['p50']} ms")
         vllm = run_vllm(MODEL_DIR, plan, scratch)
+        chosen = cpu_dtype()
+        other_dtype = (run_other_dtype(MODEL_DIR, plan, scratch, "float32" if chosen == "bfloat16" else "bfloat16")
+                       if plan.other_dtype_cell is not None else None)
     comparison = {}
     for key, cell in vllm["cells"].items():
         baseline = transformers["cells"].get(key)
@@ -204,7 +212,8 @@ def run(plan: CpuPlan) -> dict[str, Any]:
     }
     return {
         "benchmark": "cpu_serving",
-        "headline": {"by_concurrency": headline, "seed_figures": SEED_FIGURES},
+        "headline": {"by_concurrency": headline, "seed_figures": SEED_FIGURES, "vllm_dtype": chosen,
+                     "other_dtype_p50_ms_at_1": other_dtype["direct"]["latency_ms"]["p50"] if other_dtype else None},
         "command": "python -m benchmarks.cpu_serving --out reports/cpu_serving.json (part of make bench)",
         "plan": asdict(plan),
         "host": host_facts(),
@@ -224,6 +233,8 @@ def run(plan: CpuPlan) -> dict[str, Any]:
         "transformers": transformers,
         "vllm": vllm,
         "vllm_vs_transformers": comparison,
+        "cpu": {"flags_with_bf16": sorted(NATIVE_BF16_FLAGS & cpu_flags()), "launcher_dtype": chosen,
+                "other_dtype": other_dtype},
         "elapsed_s": round(time.monotonic() - started, 1),
     }
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from benchmarks.serving import (
     read_vllm_counters,
     run_cell,
     run_interleaved,
+    serving_gateway_env,
 )
 from launch.vllm_server import (
     DEFAULT_SERVED_MODEL_NAME,
@@ -52,7 +52,6 @@ from launch.vllm_server import (
 BENCH_KEY = "sk-bench-gpu-serving-0123456789"
 TARGETS = {"gateway_p50_ms_at_1": 110.0, "gateway_p99_ms_at_32": 300.0, "throughput_kept_at_32": 0.95}
 CPU_ENTRYPOINT = "vllm.entrypoints.openai.api_server"
-GATEWAY_SITE_ENV = "BENCH_GATEWAY_SITE"
 
 
 @dataclass(frozen=True)
@@ -145,25 +144,6 @@ def vllm_server(options: LaunchOptions, log_path: Path, deadline_s: float) -> It
         stop_vllm(process, grace_s=10.0)
 
 
-def gateway_env(vllm_url: str, generation_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
-    env.update({
-        "SQLGATE_UPSTREAM_URL": vllm_url,
-        "SQLGATE_UPSTREAM_MODEL": DEFAULT_SERVED_MODEL_NAME,
-        "SQLGATE_API_KEYS": f"bench={BENCH_KEY}",
-        "SQLGATE_RATE_LIMIT_PER_MINUTE": "100000000",
-        "SQLGATE_CACHE_ENABLED": "false",
-        "SQLGATE_GENERATION_CONFIG": str(generation_file),
-        "BENCH_IGNORE_EOS": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    # On the host the gateway's own pins (fastapi, prometheus-client) sit in a folder of their own, ahead of the
-    # vLLM bundle, so vLLM keeps the versions it was bundled with.
-    if os.environ.get(GATEWAY_SITE_ENV):
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ[GATEWAY_SITE_ENV], env.get("PYTHONPATH")]))
-    return env
-
-
 def launch_options(plan: GpuPlan, variant: Variant, scratch: Path, model_dir: Path) -> LaunchOptions:
     extra = (("--load-format", "dummy") if plan.load_format_dummy else ()) + variant.extra_args
     if plan.target == "cpu":
@@ -227,9 +207,10 @@ def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, repo
         for workers, cells, key in ((plan.gateway_workers, plan.cells, "cells"),
                                     (1, plan.single_worker_cells, "single_worker_gateway")):
             port = free_port()
+            env = serving_gateway_env(url, generation_file, BENCH_KEY)
             with child_server(f"gateway-{workers}w", [sys.executable, "-m", "benchmarks.bench_gateway", "--port",
                                                        str(port), "--workers", str(workers)],
-                              port=port, log_dir=scratch, env=gateway_env(url, generation_file)) as gateway:
+                              port=port, log_dir=scratch, env=env) as gateway:
                 common["gateway_url"] = gateway.base_url
                 common["gateway_log"] = gateway.log_path
                 # Warm every worker (tokenizer, pools) and vLLM's shapes, unmeasured.

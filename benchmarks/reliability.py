@@ -176,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.reliability" + (" --short" if args.short else ""),
         "sections": {},
     }
+    # Sections left out with --only keep their last result (same profile), marked as such, so the report stays
+    # whole after re-running one section.
+    if args.out.is_file():
+        earlier = json.loads(args.out.read_text(encoding="utf-8"))
+        if earlier.get("profile", {}).get("name") == profile.name:
+            for name, section in earlier.get("sections", {}).items():
+                if name not in chosen:
+                    report["sections"][name] = {**section, "from_an_earlier_run": earlier.get("started_at")}
     for name in chosen:
         _say(f"[{name}]")
         started = time.monotonic()

@@ -13,6 +13,7 @@ The GPU run has its own command (docs/benchmarks.md), since it needs the acceler
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"command": "make bench (python -m benchmarks.run_all)", "quick": args.quick,
                                "benchmarks": {}}
+    # Benchmarks left out with --only keep their last summary, marked as such, so bench.json stays whole.
+    previous = args.out / "bench.json"
+    if previous.is_file():
+        for name, entry in json.loads(previous.read_text()).get("benchmarks", {}).items():
+            if name not in chosen and name in BENCHMARKS:
+                summary["benchmarks"][name] = {**entry, "from_an_earlier_run": True}
     failed = []
     for name in chosen:
         path = args.out / f"{name}.json"
@@ -54,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         entry: dict[str, Any] = {"report": str(path), "exit_status": status,
                                  "seconds": round(time.monotonic() - started, 1)}
         if status == 0 and path.is_file():
-            import json
-
             entry["headline"] = headline(name, json.loads(path.read_text()))
         else:
             failed.append(name)

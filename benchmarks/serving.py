@@ -10,6 +10,7 @@ gateway's upstream call, with `max_tokens` from a bench generation config).
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from benchmarks.prompts import BENCH_PROMPTS
 from benchmarks.results import latency_ms, ratio, serving_summary
 from clients.bench import DEFAULT_GENERATION, BenchConfig, run_bench
 from clients.bench_prompts import Prompt
+from launch.vllm_server import DEFAULT_SERVED_MODEL_NAME
 
 ServingPath = Literal["direct", "gateway"]
 VLLM_COUNTERS = {
@@ -57,6 +59,28 @@ def read_vllm_counters(vllm_url: str, timeout_s: float = 10.0) -> dict[str, floa
 
 def tagged_prompts(tag: str) -> tuple[Prompt, ...]:
     return tuple(Prompt(f"{prompt.question} [{tag}]", prompt.schema) for prompt in BENCH_PROMPTS)
+
+
+def serving_gateway_env(vllm_url: str, generation_file: Path, api_key: str, *, read_timeout_s: float | None = None
+                        ) -> dict[str, str]:
+    """The environment of the gateway that serving benchmarks put in front of vLLM: production settings except
+    one bench key, a rate limit too high to bite, no cache (every request generates), no background readiness
+    probes (their tokens would blur vLLM's per-request counts) and the exact-length bench generation config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
+    env.update({
+        "SQLGATE_UPSTREAM_URL": vllm_url,
+        "SQLGATE_UPSTREAM_MODEL": DEFAULT_SERVED_MODEL_NAME,
+        "SQLGATE_API_KEYS": f"bench={api_key}",
+        "SQLGATE_RATE_LIMIT_PER_MINUTE": "100000000",
+        "SQLGATE_CACHE_ENABLED": "false",
+        "SQLGATE_READY_INTERVAL_S": "0",
+        "SQLGATE_GENERATION_CONFIG": str(generation_file),
+        "BENCH_IGNORE_EOS": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if read_timeout_s is not None:
+        env["SQLGATE_UPSTREAM_READ_TIMEOUT_S"] = f"{read_timeout_s:g}"
+    return env
 
 
 def generation_toml(output_tokens: int, path: Path) -> Path:

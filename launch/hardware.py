@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 Target = Literal["gpu", "cpu"]
@@ -67,3 +69,26 @@ def core_list(cores: list[int]) -> str:
         if core is not None:
             start = previous = core
     return ",".join(ranges)
+
+
+# Instruction sets with bf16 arithmetic. Without one, bf16 matrix products are emulated and run several times slower
+# than float32 (measured on an AVX2-only EPYC: vLLM CPU in bf16 generated ~2 tokens/s, slower than transformers in
+# float32); with one, bf16 halves the memory traffic and wins.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+CPU_INFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags(cpuinfo: Path = CPU_INFO) -> frozenset[str]:
+    """The instruction-set flags of the first CPU in /proc/cpuinfo (empty when it can't be read)."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_dtype(flags: Iterable[str] | None = None) -> Literal["bfloat16", "float32"]:
+    """The dtype vLLM should compute in on this CPU: bf16 where the hardware has it, else float32."""
+    return "bfloat16" if NATIVE_BF16_FLAGS & set(cpu_flags() if flags is None else flags) else "float32"

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final, Literal
 
-from launch.hardware import Target, core_list, detect_target, usable_cpu_cores
+from launch.hardware import Target, core_list, cpu_dtype, detect_target, usable_cpu_cores
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8001
@@ -88,6 +88,7 @@ class LaunchOptions:
     python: str = "python3"
     kv_cache_memory: str = DEFAULT_CPU_KV_CACHE
     cpu_threads_bind: str | None = None  # None: every core this process may use
+    cpu_dtype: str | None = None  # None: bfloat16 where the CPU computes in bf16 natively, else float32
     scratch_dir: str | None = None  # None: a per-port folder under the system temp dir
     # LoRA served unmerged: clients ask for `served_model_name`, which then names the adapter.
     lora_dir: str | None = None
@@ -130,7 +131,8 @@ def build_command(options: LaunchOptions) -> list[str]:
         ]  # fmt: skip
     else:
         # Eager mode starts in ~30 s instead of ~100 s, and the compile cache does not reload on CPU.
-        command += ["--kv-cache-memory-bytes", options.kv_cache_memory, "--enforce-eager"]
+        command += ["--kv-cache-memory-bytes", options.kv_cache_memory, "--enforce-eager",
+                    "--dtype", options.cpu_dtype or cpu_dtype()]
     if options.max_num_seqs is not None:
         command += ["--max-num-seqs", str(options.max_num_seqs)]
     return command + list(options.extra_args)
@@ -551,6 +553,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--gpu-memory-utilization", type=float, default=DEFAULT_GPU_MEMORY_UTILIZATION, help="gpu target")
     add("--kv-cache-memory", default=DEFAULT_CPU_KV_CACHE, help="cpu target: KV cache size, e.g. 256M, 1G")
     add("--cpu-threads", metavar="CORES", help="cpu target: cores to compute on, e.g. 0-1 (default: all)")
+    add("--cpu-dtype", choices=("bfloat16", "float32"),
+        help="cpu target: compute dtype (default: bfloat16 where the CPU has AVX512-BF16 or AMX, else float32)")
     add("--scratch-dir", help="cpu target: TMPDIR for vLLM (default: a per-port temp folder)")
     add("--python", help=f"Python with vLLM (default: ${VLLM_PYTHON_ENV}, this one, .venv-vllm)")
     add("--vllm-executable", default="vllm", help="gpu target: the vllm console script")
@@ -586,6 +590,7 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
         python=python,
         kv_cache_memory=args.kv_cache_memory,
         cpu_threads_bind=args.cpu_threads,
+        cpu_dtype=args.cpu_dtype,
         scratch_dir=args.scratch_dir,
         lora_dir=lora_dir,
         max_lora_rank=max_lora_rank,

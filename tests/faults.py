@@ -74,12 +74,12 @@ def hang(release: asyncio.Event | None = None) -> Fault:
     return fault
 
 
-def _sse_head() -> bytes:
+def sse_head() -> bytes:
     return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
             b"transfer-encoding: chunked\r\n\r\n")
 
 
-def _chunk(data: bytes) -> bytes:
+def chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
@@ -101,9 +101,9 @@ def stream(frames: list[bytes], *, done: bool = True, stall_after: bool = False,
            release: asyncio.Event | None = None) -> Fault:
     """A chunked SSE answer; then [DONE], or a stall, a reset, or a plain end with no [DONE]."""
     async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(_sse_head())
+        writer.write(sse_head())
         for frame in frames:
-            writer.write(_chunk(frame))
+            writer.write(chunk(frame))
         await writer.drain()
         if stall_after:
             await until_released_or_client_gone(reader, release)
@@ -112,7 +112,7 @@ def stream(frames: list[bytes], *, done: bool = True, stall_after: bool = False,
             writer.transport.abort()
             return False
         if done:
-            writer.write(_chunk(b"data: [DONE]\n\n"))
+            writer.write(chunk(b"data: [DONE]\n\n"))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True

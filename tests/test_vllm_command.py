@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 from gateway.prompt import render_prompt
-from launch.hardware import core_list, usable_cpu_cores
+from launch.hardware import core_list, cpu_dtype, cpu_flags, usable_cpu_cores
 from launch.tiny_model import TAUGHT_EXAMPLES, TaughtExample, training_prompt
 from launch.vllm_server import (
     CPU_ENTRYPOINT,
@@ -108,7 +108,30 @@ def test_cpu_command_runs_the_module_entrypoint_with_a_kv_budget_and_eager_mode(
     assert flags["--host"] == "127.0.0.1"
     assert flags["--port"] == "9001"
     assert "--enforce-eager" in flags
+    assert flags["--dtype"] == cpu_dtype()
     assert not {"--gpu-memory-utilization", "--enable-prefix-caching"} & flags.keys()
+
+
+@pytest.mark.parametrize(("flags", "dtype"), [
+    ({"fpu", "avx", "avx2", "fma"}, "float32"),  # AVX2 only: bf16 would be emulated
+    ({"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),
+    ({"avx2", "avx512f", "amx_tile", "amx_bf16"}, "bfloat16"),
+])
+def test_cpu_dtype_is_bf16_only_where_the_cpu_computes_in_it(flags: set[str], dtype: str) -> None:
+    assert cpu_dtype(flags) == dtype
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_the_cpu_dtype_can_be_forced() -> None:
+    flags = flag_values(build_command(LaunchOptions(model="m", target="cpu", cpu_dtype="bfloat16")))
+    assert flags["--dtype"] == "bfloat16"
+    assert "--dtype" not in flag_values(build_command(LaunchOptions(model="m", target="gpu")))
 
 
 @pytest.mark.parametrize("target", ["gpu", "cpu"])
@@ -387,7 +410,7 @@ def test_cli_help_names_every_documented_option(capsys: pytest.CaptureFixture[st
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     for option in ("--model", "--target", "--port", "--served-model-name", "--max-model-len", "--lora",
-                   "--print-command", "--wait-ready"):  # fmt: skip
+                   "--cpu-dtype", "--print-command", "--wait-ready"):  # fmt: skip
         assert option in help_text
 
 

@@ -97,26 +97,17 @@ def held(gate: Gate, upstream: FakeUpstream) -> Fault:
                 return False
             keep_open: bool = await faults.ok(HEALTHY_SQL)(reader, writer)
             return keep_open
-        writer.write(_sse_head() + _chunk(frames[0]))
+        writer.write(faults.sse_head() + faults.chunk(frames[0]))
         await writer.drain()
         if not await gate.until_open_or_client_gone(reader):
             return False
         for frame in [*frames[1:], b"data: [DONE]\n\n"]:
-            writer.write(_chunk(frame))
+            writer.write(faults.chunk(frame))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
 
     return fault
-
-
-def _sse_head() -> bytes:
-    return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-            b"transfer-encoding: chunked\r\n\r\n")
-
-
-def _chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 def _partial_json_answer() -> tuple[bytes, bytes]:
