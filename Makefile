@@ -54,7 +54,7 @@ eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make 
 reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdown, secrets -> reports/reliability.json
 	$(PY) -m benchmarks.reliability --out reports/reliability.json
 
-reliability-short: ## the short version CI runs
+reliability-short: ## every reliability section, short (~2 min); CI runs their test-sized versions in make test
 	$(PY) -m benchmarks.reliability --short --out reports/reliability-short.json
 
 clean: ## remove caches and the run folder (not the virtual environments)

@@ -56,7 +56,7 @@ SHORT = Profile("short", fault_requests=1, guard_examples=200, contract_examples
 
 
 def run_faults(profile: Profile) -> dict[str, Any]:
-    from tests.reliability.fault_matrix import FaultLimits, catalogue, run_matrix
+    from tests.reliability.fault_matrix import DISCONNECT, FaultLimits, catalogue, run_matrix
 
     limits = FaultLimits()
     results = []
@@ -72,7 +72,8 @@ def run_faults(profile: Profile) -> dict[str, Any]:
             "recovered": sum(r["recovered"] for r in results), "scenarios": len(results),
             "table": [{"fault": case.name, "what": case.what, "plain": case.expect_plain.describe(),
                        "stream": case.expect_stream.describe(), "bound_s": limits.bound(case.bound),
-                       "retries_per_request": case.retries_per_request} for case in catalogue(limits)],
+                       "retries_per_request": case.retries_per_request}
+                      for case in [*catalogue(limits), DISCONNECT]],
             "results": results}
 
 

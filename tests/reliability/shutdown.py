@@ -52,7 +52,9 @@ class ShutdownResult:
         exited = self.exited_after_s is not None and self.exited_after_s <= self.bound_s and self.exit_status == 0
         # A finite upstream (within the grace period): everything in flight must finish.
         finished = self.completed == self.in_flight if self.upstream_held_s is not None else True
-        return stopped and exited and finished and self.server_errors == 0
+        # What the grace period cut off ends in the contract's answer, plain or in-band.
+        defined = all(" server_shutting_down " in answer for answer in self.cut_off_answers)
+        return stopped and exited and finished and defined and self.server_errors == 0
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bound_s": self.bound_s, "passed": self.passed}
