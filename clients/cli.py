@@ -323,7 +323,7 @@ def _schema(value: str | None) -> str:
             text = sys.stdin.read()
         except OSError as exc:
             raise UsageError(f"cannot read the schema from stdin: {exc}") from exc
-    elif Path(value).is_file():
+    elif Path(value).exists() and not Path(value).is_dir():  # a file, or a pipe such as <(...) or /dev/stdin
         try:
             text = Path(value).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

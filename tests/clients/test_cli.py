@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,19 @@ def test_schema_text_and_stdin_are_accepted(serve_gateway: GatewayFactory, close
         assert main(["ask", "How many singers?", "--schema", "-", *common]) == ExitCode.UPSTREAM
     assert capsys.readouterr().err.count("upstream_unavailable") == 2
 
+
+
+def test_schema_from_a_pipe_like_process_substitution_is_read(serve_gateway: GatewayFactory, closed_port_url: str,
+                                                              api_key: str, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    # `--schema <(cat schema.sql)` hands the CLI a /dev/fd path that is a pipe, not a regular file.
+    read_end, write_end = os.pipe()
+    os.write(write_end, SINGER.encode())
+    os.close(write_end)
+    try:
+        with serve_gateway(upstream_url=closed_port_url, upstream_retry_attempts=1) as url:
+            assert main(["ask", "How many singers?", "--schema", f"/dev/fd/{read_end}", "--base-url", url,
+                         "--api-key", api_key, "--max-retries", "0"]) == ExitCode.UPSTREAM
+    finally:
+        os.close(read_end)
+    assert "upstream_unavailable" in capsys.readouterr().err
