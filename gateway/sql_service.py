@@ -108,7 +108,13 @@ class SqlService:
             )
         prompt = render_prompt(question, schema)
         self._caps.check_prompt(prompt, param=schema_param, schema=schema.strip())
-        key = cache_key(
+        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt,
+                          cache_key=self._cache_key(question, schema, dialect))
+
+    def _cache_key(self, question: str, schema: str, dialect: str) -> str:
+        if not self._cache.enabled:
+            return ""  # nothing will be looked up: spare the schema's canonical form
+        return cache_key(
             model=self._upstream_model,
             template_version=TEMPLATE_VERSION,
             generation=self._generation_fingerprint,
@@ -116,8 +122,7 @@ class SqlService:
             dialect=dialect,
             question=question,
             canonical_schema=canonical_schema(schema),
-        ) if self._cache.enabled else ""
-        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt, cache_key=key)
+        )
 
     def _payload(self, request: SqlRequest, *, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self._upstream_model, "prompt": request.prompt,
