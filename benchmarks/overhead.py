@@ -74,10 +74,14 @@ def gateway_env(upstream_url: str, *, cache: bool) -> dict[str, str]:
 GATEWAY_VARIANTS = {
     # The production entry point, exactly as deployed.
     "gateway": ["-m", "gateway"],
-    # The floor: FastAPI + pydantic + httpx forwarding the same request, with none of the gateway's policy.
-    "bare_fastapi_httpx": ["-m", "benchmarks.bare_forwarder"],
+    # The floor: FastAPI + pydantic + aiohttp (the gateway's transport) forwarding the same request, with none of
+    # the gateway's policy.
+    "bare_fastapi_aiohttp": ["-m", "benchmarks.bare_forwarder", "--transport", "aiohttp"],
+    # The same forwarder on httpx: what the transport alone costs (the gateway used httpx until this showed it).
+    "bare_fastapi_httpx": ["-m", "benchmarks.bare_forwarder", "--transport", "httpx"],
 }
-REFERENCE_VARIANTS = frozenset({"bare_fastapi_httpx"})  # no cache to hit, nothing of ours to profile
+FLOOR_VARIANT = "bare_fastapi_aiohttp"
+REFERENCE_VARIANTS = frozenset({"bare_fastapi_aiohttp", "bare_fastapi_httpx"})  # no cache, nothing of ours
 
 
 @dataclass(frozen=True)
@@ -410,7 +414,8 @@ def run(plan: OverheadPlan, out_dir: Path, variants: Sequence[str] = tuple(GATEW
          fake_and_gateways(Path(scratch), variants) as (fake, gateways):
         measured = _event_loop_runner()(run_async(plan, fake.base_url, gateways, out_dir))
     headline = measured["variants"]["gateway"]
-    floor = measured["variants"].get("bare_fastapi_httpx")
+    floor = measured["variants"].get(FLOOR_VARIANT)
+    httpx_floor = measured["variants"].get("bare_fastapi_httpx")
     return {
         "benchmark": "overhead",
         "command": "python -m benchmarks.overhead --out reports/overhead.json (part of make bench)",
@@ -421,7 +426,8 @@ def run(plan: OverheadPlan, out_dir: Path, variants: Sequence[str] = tuple(GATEW
                         "question's reference SQL (so the SQL check runs its full path and passes)",
             "gateway": "python -m gateway (uvicorn, 1 worker, uvloop/httptools when installed), auth on, in-process "
                        "rate limiter on (limit too high to bite), cache off (cache on for cache_hit); request log "
-                       "lines to a file; bare_fastapi_httpx: benchmarks/bare_forwarder.py, the framework floor",
+                       "lines to a file; bare_fastapi_aiohttp: benchmarks/bare_forwarder.py, the framework floor "
+                       "on the gateway's transport; bare_fastapi_httpx: the same on httpx",
             "client": "benchmarks/http_probe.py on uvloop (keep-alive pool), one process",
             "prompts": f"{len(BENCH_PROMPTS)} questions over 8 schemas of 141-213 tokens, unique per request",
         },
@@ -431,10 +437,16 @@ def run(plan: OverheadPlan, out_dir: Path, variants: Sequence[str] = tuple(GATEW
             "ceiling_req_per_s": headline["ceiling"]["req_per_s"],
             "gateway_cpu_ms_per_request": headline["ceiling"]["gateway_cpu_ms_per_request"],
             "cache_hit_p50_ms": headline["cache_hit"]["hit_latency_ms"]["p50"],
-            # The same measures for a bare FastAPI + httpx forwarder in the same run: the framework's own floor.
+            # The same measures for a bare FastAPI + aiohttp forwarder in the same run: the framework's own floor.
             "floor_added_p50_ms": floor["added_latency"]["added_latency_ms"]["p50"] if floor else None,
             "floor_added_p99_ms": floor["added_latency"]["added_latency_ms"]["p99"] if floor else None,
             "floor_cpu_ms_per_request": floor["ceiling"]["gateway_cpu_ms_per_request"] if floor else None,
+            "floor_ceiling_req_per_s": floor["ceiling"]["req_per_s"] if floor else None,
+            # ... and on httpx, the transport the gateway used before.
+            "httpx_floor_added_p50_ms": (httpx_floor["added_latency"]["added_latency_ms"]["p50"]
+                                         if httpx_floor else None),
+            "httpx_floor_cpu_ms_per_request": (httpx_floor["ceiling"]["gateway_cpu_ms_per_request"]
+                                               if httpx_floor else None),
             "targets": TARGETS,
         },
         **measured,

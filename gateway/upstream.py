@@ -4,13 +4,18 @@ Fault taxonomy (each maps to exactly one gateway error):
 
 | fault                                   | retried            | answer                         |
 |-----------------------------------------|--------------------|--------------------------------|
-| connect refused / connect timeout       | yes                | 503 upstream_unavailable       |
+| connect refused / connect or pool timeout | yes              | 503 upstream_unavailable       |
 | 503 or 429 from vLLM (Retry-After kept) | yes                | 503 upstream_unavailable       |
-| read / write / pool timeout             | no                 | 504 upstream_timeout           |
+| read timeout (no byte for read_timeout) | no                 | 504 upstream_timeout           |
 | connection reset, protocol error        | no                 | 502 upstream_bad_response      |
 | other 5xx, 404, 401 from vLLM           | no                 | 502 upstream_error             |
 | 400 / 422 from vLLM                     | no                 | 400 upstream_rejected          |
 | body not JSON, no choices, bad SSE      | no                 | 502 upstream_bad_response      |
+
+The transport is aiohttp, not httpx: on the 2-core hosts this gateway is benchmarked on, one forwarded request cost
+~2.4 ms of CPU in httpx/httpcore against ~0.2 ms in aiohttp (C parser, no anyio layer), which was most of the
+gateway's overhead (docs/benchmarks.md, "Upstream transport"). There is no separate write timeout: request bodies are
+a few KiB and fit the loopback socket's buffer, so a write cannot stall; the read timeout runs from the request on.
 
 Retries happen only before any byte has gone downstream: a stream is opened (headers received) inside the retry
 loop, and everything after that is reported in-band.
@@ -27,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
@@ -50,8 +55,9 @@ class UpstreamLimits:
 
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 60.0
-    write_timeout_s: float = 10.0
     pool_size: int = 256
+    # Below vLLM's own keep-alive (uvicorn's 5 s), so the gateway never reuses a connection vLLM is closing.
+    keepalive_s: float = 4.0
     retry_attempts: int = 3
     retry_budget_s: float = 8.0
     backoff_base_s: float = 0.2
@@ -86,18 +92,21 @@ class _ConnectFailed(UpstreamUnavailable):
     pass
 
 
-def _map_transport_error(exc: httpx.TransportError) -> GatewayError:
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+def _map_transport_error(exc: Exception) -> GatewayError:
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return _ConnectFailed("The model server is not reachable. Retry shortly.")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return UpstreamTimeout("The model server did not answer in time.")
     return UpstreamError("The model server dropped the connection.")
 
 
-def _status_error(response: httpx.Response) -> GatewayError:
-    status = response.status_code
+# Everything aiohttp raises for a broken exchange: its own errors, timeouts, and a line over the reader's limit.
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, ValueError)
+
+
+def _status_error(status: int, retry_after: str | None) -> GatewayError:
     if status in (429, 503):
-        return RetryableStatus(status, _parse_retry_after(response.headers.get("retry-after")))
+        return RetryableStatus(status, _parse_retry_after(retry_after))
     if status in (400, 422):
         return UpstreamRejected(f"The model server rejected the request (HTTP {status}).")
     return UpstreamError(f"The model server failed (HTTP {status}).", code="upstream_error")
@@ -107,19 +116,19 @@ def _status_error(response: httpx.Response) -> GatewayError:
 class UpstreamStream:
     """An open SSE stream from vLLM: iterate `events()` for parsed JSON chunks; always `aclose()`."""
 
-    response: httpx.Response
+    response: aiohttp.ClientResponse
     opened_at: float
+    finished: bool = False
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         done = False
         try:
-            async for line in self.response.aiter_lines():
-                if not line or line.startswith(":"):
-                    continue
-                if not line.startswith("data:"):
-                    continue
+            async for raw in self.response.content:
+                line = raw.strip()
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments (":"), and fields other than data
                 data = line[5:].strip()
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     done = True
                     break
                 try:
@@ -131,17 +140,22 @@ class UpstreamStream:
                 if "error" in event:
                     raise UpstreamError("The model server reported an error mid-stream.", code="upstream_error")
                 yield event
-        except httpx.TransportError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise _map_transport_error(exc) from None
         if not done:
             raise UpstreamError("The model server ended the stream early.")
+        self.finished = True
 
     async def aclose(self) -> None:
-        await self.response.aclose()
+        # A stream left unfinished closes its connection: that is how vLLM learns to stop generating for it.
+        if self.finished:
+            self.response.release()
+        else:
+            self.response.close()
 
 
 class UpstreamClient:
-    """One pooled httpx client to vLLM's OpenAI routes, owned by the app's lifespan."""
+    """One pooled aiohttp session to vLLM's OpenAI routes, owned by the app's lifespan."""
 
     def __init__(
         self,
@@ -149,26 +163,39 @@ class UpstreamClient:
         limits: UpstreamLimits,
         *,
         api_key: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         on_retry: Callable[[], None] | None = None,
     ) -> None:
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
         self._limits = limits
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=headers,
-            timeout=httpx.Timeout(
-                connect=limits.connect_timeout_s,
-                read=limits.read_timeout_s,
-                write=limits.write_timeout_s,
-                pool=limits.connect_timeout_s,
-            ),
-            limits=httpx.Limits(max_connections=limits.pool_size, max_keepalive_connections=limits.pool_size),
-            transport=transport,
-        )
+        # Created on first use: an aiohttp session belongs to the running event loop.
+        self._session: aiohttp.ClientSession | None = None
         self._sleep = sleep
         self._on_retry = on_retry
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            limits = self._limits
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=limits.pool_size, keepalive_timeout=limits.keepalive_s),
+                # connect: waiting for a pooled connection plus opening one; sock_read: the gap between bytes.
+                timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
+                                              sock_connect=limits.connect_timeout_s,
+                                              sock_read=limits.read_timeout_s),
+                headers=self._headers,
+                auto_decompress=False,
+                raise_for_status=False,
+                trust_env=False,
+            )
+        return self._session
+
+    async def _post(self, payload: dict[str, Any], *, stream: bool = False) -> aiohttp.ClientResponse:
+        headers = {"accept": "text/event-stream"} if stream else None
+        return await self._client().post(f"{self._base_url}/v1/completions", data=orjson.dumps(payload),
+                                         headers=headers)
 
     def _retrying(self) -> AsyncRetrying:
         limits = self._limits
@@ -224,14 +251,14 @@ class UpstreamClient:
 
         async def attempt() -> dict[str, Any]:
             try:
-                response = await self._client.post("/v1/completions", content=orjson.dumps(payload),
-                                                   headers={"content-type": "application/json"})
-            except httpx.TransportError as exc:
+                async with await self._post(payload) as response:
+                    if response.status != 200:
+                        raise _status_error(response.status, response.headers.get("retry-after"))
+                    content = await response.read()
+            except TRANSPORT_ERRORS as exc:
                 raise _map_transport_error(exc) from None
-            if response.status_code != 200:
-                raise _status_error(response)
             try:
-                body = orjson.loads(response.content)
+                body = orjson.loads(content)
             except orjson.JSONDecodeError:
                 raise UpstreamError("The model server answered something that is not JSON.") from None
             if not isinstance(body, dict) or not body.get("choices") or not isinstance(body["choices"], list):
@@ -245,17 +272,13 @@ class UpstreamClient:
         """Send a streaming request and wait for vLLM's 200 headers (retried); the body is read by the caller."""
 
         async def attempt() -> UpstreamStream:
-            request = self._client.build_request(
-                "POST", "/v1/completions", content=orjson.dumps(payload),
-                headers={"content-type": "application/json", "accept": "text/event-stream"},
-            )
             try:
-                response = await self._client.send(request, stream=True)
-            except httpx.TransportError as exc:
+                response = await self._post(payload, stream=True)
+            except TRANSPORT_ERRORS as exc:
                 raise _map_transport_error(exc) from None
-            if response.status_code != 200:
-                await response.aclose()
-                raise _status_error(response)
+            if response.status != 200:
+                response.close()
+                raise _status_error(response.status, response.headers.get("retry-after"))
             return UpstreamStream(response=response, opened_at=time.perf_counter())
 
         stream: UpstreamStream = await self._with_retries(attempt)
@@ -265,17 +288,18 @@ class UpstreamClient:
         """True when vLLM really generates a token within `timeout_s` (no retries: readiness is a fact now)."""
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self._client.post("/v1/completions", content=orjson.dumps(payload),
-                                                   headers={"content-type": "application/json"})
-                if response.status_code != 200:
-                    return False
-                body = orjson.loads(response.content)
+                async with await self._post(payload) as response:
+                    if response.status != 200:
+                        return False
+                    body = orjson.loads(await response.read())
                 return bool(isinstance(body, dict) and body.get("choices"))
-        except (httpx.HTTPError, TimeoutError, orjson.JSONDecodeError):
+        except (*TRANSPORT_ERRORS, orjson.JSONDecodeError):
             return False
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class _GiveUp(Exception):

@@ -31,6 +31,15 @@ def ok(text: str = "SELECT count(*) FROM singer") -> Fault:
     return answer(200, orjson.dumps(completion_body(text)))
 
 
+def answer_then_close() -> Fault:
+    """A good answer that says `connection: close`, then the server hangs up, as vLLM does past its keep-alive."""
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(http_response(200, orjson.dumps(completion_body()), headers={"connection": "close"}))
+        await writer.drain()
+        return False
+    return fault
+
+
 def status(code: int, retry_after: str | None = None) -> Fault:
     headers = {"retry-after": retry_after} if retry_after is not None else None
     return answer(code, orjson.dumps({"error": {"message": "busy", "code": code}}), headers=headers)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import orjson
 import pytest
 
@@ -13,20 +12,7 @@ from gateway.app import Readiness, watch_readiness
 from gateway.observability.metrics import Metrics
 from gateway.upstream import UpstreamClient, UpstreamLimits
 from tests import faults
-
-
-class Answers:
-    """vLLM's /v1/completions through httpx.MockTransport: a scripted list of statuses, the last one repeating."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.statuses = list(statuses)
-        self.bodies: list[dict[str, object]] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.bodies.append(orjson.loads(request.content))
-        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        body = faults.completion_body("SELECT") if status == 200 else {"error": {"message": "down", "code": status}}
-        return httpx.Response(status, json=body)
+from tests.servers import fake_upstream, free_port
 
 
 def gauge(metrics: Metrics) -> float:
@@ -49,10 +35,7 @@ class StopAfter:
 
 
 async def test_the_watch_probes_on_its_own_and_the_gauge_follows_the_upstream() -> None:
-    answers = Answers(200, 503, 200)
     metrics = Metrics()
-    upstream = UpstreamClient("http://vllm", UpstreamLimits(), transport=httpx.MockTransport(answers))
-    readiness = Readiness(upstream, "qwen2.5-1.5b-sql", timeout_s=5.0, cache_s=0.0, metrics=metrics)
     seen: list[float] = []
 
     class Observe(StopAfter):
@@ -61,21 +44,24 @@ async def test_the_watch_probes_on_its_own_and_the_gauge_follows_the_upstream() 
             await super().__call__(seconds)
 
     sleep = Observe(3)
-    with pytest.raises(asyncio.CancelledError):
-        await watch_readiness(readiness, 15.0, sleep=sleep)
-    await upstream.aclose()
+    with fake_upstream(faults.ok("SELECT"), faults.status(503), faults.ok("SELECT")) as vllm:
+        upstream = UpstreamClient(vllm.base_url, UpstreamLimits())
+        readiness = Readiness(upstream, "qwen2.5-1.5b-sql", timeout_s=5.0, cache_s=0.0, metrics=metrics)
+        with pytest.raises(asyncio.CancelledError):
+            await watch_readiness(readiness, 15.0, sleep=sleep)
+        await upstream.aclose()
     assert seen == [1.0, 0.0, 1.0]
     assert sleep.waits == [15.0, 15.0, 15.0]
     # Each probe really asks for a generated token with the training prompt, not just a health URL.
-    assert all(body["max_tokens"] == 1 and "<|im_start|>assistant" in str(body["prompt"]) for body in answers.bodies)
+    bodies = [orjson.loads(request) for request in vllm.requests]
+    assert len(bodies) == 3
+    assert all(body["max_tokens"] == 1 and "<|im_start|>assistant" in str(body["prompt"]) for body in bodies)
 
 
 async def test_a_probe_that_breaks_reads_as_not_ready_and_the_watch_goes_on() -> None:
-    def broken(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused")
-
     metrics = Metrics()
-    upstream = UpstreamClient("http://vllm", UpstreamLimits(), transport=httpx.MockTransport(broken))
+    # Nothing listens on the port: every probe's connection is refused.
+    upstream = UpstreamClient(f"http://127.0.0.1:{free_port()}", UpstreamLimits())
     readiness = Readiness(upstream, "qwen2.5-1.5b-sql", timeout_s=5.0, cache_s=0.0, metrics=metrics)
     sleep = StopAfter(2)
     with pytest.raises(asyncio.CancelledError):

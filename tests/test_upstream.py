@@ -158,3 +158,25 @@ async def test_probe_is_false_on_any_failure_and_true_on_a_generation() -> None:
         upstream_client = client(upstream.base_url, read_timeout_s=5.0)
         assert not await upstream_client.probe(PAYLOAD, 0.2)
         await upstream_client.aclose()
+
+
+async def test_sequential_requests_reuse_one_kept_alive_connection() -> None:
+    with fake_upstream(faults.ok("SELECT 1")) as upstream:
+        upstream_client = client(upstream.base_url)
+        for _ in range(5):
+            await upstream_client.complete(PAYLOAD)
+        await upstream_client.aclose()
+    assert len(upstream.requests) == 5
+    assert upstream.connections == 1
+
+
+async def test_a_connection_the_server_closed_is_not_reused() -> None:
+    # vLLM closes idle connections after its keep-alive; an answer followed by a close stands in for that.
+    with fake_upstream(faults.answer_then_close(), faults.ok("SELECT 2")) as upstream:
+        upstream_client = client(upstream.base_url)
+        first = await upstream_client.complete(PAYLOAD)
+        second = await upstream_client.complete(PAYLOAD)
+        await upstream_client.aclose()
+    assert first["choices"][0]["text"] == "SELECT count(*) FROM singer"
+    assert second["choices"][0]["text"] == "SELECT 2"
+    assert upstream.connections == 2

@@ -5,10 +5,11 @@ The line names the API key by its configured name only; the key itself, the ques
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from gateway.request_record import RequestRecord
 
@@ -85,7 +86,7 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return orjson.dumps(line, default=str).decode()
 
 
 def logging_config(level: str = "INFO", *, json_lines: bool = True) -> dict[str, Any]:
