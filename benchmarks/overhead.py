@@ -353,7 +353,7 @@ async def measure_cache_hit(cached: ProbeClient, bodies: Bodies, plan: OverheadP
 
 def transport_rewrite_cost_us(bodies: Bodies) -> float:
     """What the serving benchmarks' exact-length rewrite adds to each gateway request (microseconds)."""
-    body = bodies.direct(0)
+    body = json.loads(bodies.direct(0))
     repeats = 2000
     return round(timeit.timeit(lambda: force_exact_length(body), number=repeats) / repeats * 1e6, 2)
 

@@ -125,8 +125,10 @@ def create_app(
     settings: Settings | None = None,
     *,
     retry_sleep: Sleep = asyncio.sleep,
+    upstream_class: type[UpstreamClient] = UpstreamClient,
 ) -> FastAPI:
-    """Build the gateway. `retry_sleep` is a seam for fault-injection tests."""
+    """Build the gateway. `retry_sleep` is a seam for fault-injection tests, `upstream_class` for the serving
+    benchmarks (benchmarks/bench_gateway.py)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
@@ -140,7 +142,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        upstream = UpstreamClient(
+        upstream = upstream_class(
             settings.upstream_url,
             UpstreamLimits(
                 connect_timeout_s=settings.upstream_connect_timeout_s,

@@ -192,9 +192,13 @@ class UpstreamClient:
             )
         return self._session
 
+    def encode(self, payload: dict[str, Any]) -> bytes:
+        """The body sent to vLLM for `payload` (a seam: the serving benchmarks add `ignore_eos` here)."""
+        return orjson.dumps(payload)
+
     async def _post(self, payload: dict[str, Any], *, stream: bool = False) -> aiohttp.ClientResponse:
         headers = {"accept": "text/event-stream"} if stream else None
-        return await self._client().post(f"{self._base_url}/v1/completions", data=orjson.dumps(payload),
+        return await self._client().post(f"{self._base_url}/v1/completions", data=self.encode(payload),
                                          headers=headers)
 
     def _retrying(self) -> AsyncRetrying:
