@@ -4,7 +4,8 @@ eager, prefix caching, max_num_seqs) measured on the direct path, one server res
 
 Same work on both paths (benchmarks/serving.py): same questions over 141-213-token schemas, same sampling fields,
 exactly `output_tokens` tokens. Load comes from several client processes (clients/bench.py, fork), the gateway runs
-`gateway_workers` uvicorn workers (and one worker at two concurrencies, to show whether one process keeps up).
+`gateway_workers` uvicorn workers (1, the production default), and then `extra_workers` at a few concurrencies, to
+show whether more processes help or only compete with vLLM for the host's cores.
 Results are rewritten after every cell, so a run cut short still leaves what it measured.
 
 On the host (see docs/benchmarks.md for the whole device command):
@@ -76,8 +77,9 @@ class GpuPlan:
     output_tokens: int = 40
     cells: tuple[Cell, ...] = (Cell(1, 40), Cell(8, 200, 2), Cell(32, 640, 4), Cell(128, 1280, 8),
                                Cell(256, 2560, 8))
-    single_worker_cells: tuple[Cell, ...] = (Cell(32, 640, 4),)
-    gateway_workers: int = 4
+    extra_worker_cells: tuple[Cell, ...] = (Cell(32, 640, 4), Cell(256, 2560, 8))
+    gateway_workers: int = 1  # the gateway's default (SQLGATE_WORKERS)
+    extra_workers: int = 4
     gpu_memory_utilization: float = 0.9
     variants: tuple[Variant, ...] = (
         Variant("enforce_eager", ("--enforce-eager",), cells=SETTINGS_CELLS, start_budget_s=90.0),
@@ -91,8 +93,8 @@ class GpuPlan:
 
 
 SMOKE_PLAN = GpuPlan(
-    target="cpu", output_tokens=4, cells=(Cell(1, 2), Cell(2, 4, 2)), single_worker_cells=(Cell(2, 2),),
-    gateway_workers=2,
+    target="cpu", output_tokens=4, cells=(Cell(1, 2), Cell(2, 4, 2)), extra_worker_cells=(Cell(2, 2),),
+    extra_workers=2,
     variants=(Variant("no_prefix_caching", ("--no-enable-prefix-caching",), cells=(Cell(1, 2),), start_budget_s=5),),
     start_deadline_s=300.0, model_dir=str(REPO_ROOT / ".cache" / "tiny-sql-model"), load_format_dummy=False,
 )
@@ -193,7 +195,7 @@ def engine_config_line(log_path: Path) -> str | None:
 
 
 def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, report: Report) -> None:
-    """The launcher's defaults: direct and gateway at every concurrency, then one gateway worker at two."""
+    """The launcher's defaults: direct and gateway at every concurrency, then the gateway with more workers."""
     main: dict[str, Any] = report.body.setdefault("main", {})
     options = launch_options(plan, Variant("default"), scratch, model_dir)
     log_path = scratch / "vllm-default.log"
@@ -205,7 +207,7 @@ def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, repo
         common = {"vllm_url": url, "vllm_model": DEFAULT_SERVED_MODEL_NAME, "output_tokens": plan.output_tokens,
                   "api_key": BENCH_KEY, "timeout_s": plan.request_timeout_s}
         for workers, cells, key in ((plan.gateway_workers, plan.cells, "cells"),
-                                    (1, plan.single_worker_cells, "single_worker_gateway")):
+                                    (plan.extra_workers, plan.extra_worker_cells, "more_gateway_workers")):
             port = free_port()
             env = serving_gateway_env(url, generation_file, BENCH_KEY)
             with child_server(f"gateway-{workers}w", [sys.executable, "-m", "benchmarks.bench_gateway", "--port",
@@ -217,9 +219,8 @@ def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, repo
                 warm = Cell(min(8 * workers, 64), min(8 * workers, 64) * 2, min(workers, 4))
                 run_cell("gateway", warm, **common)
                 run_cell("direct", warm, **common)
-                paths = ("direct", "gateway") if key == "cells" else ("gateway",)
                 main.setdefault(key, {"gateway_workers": workers})
-                run_paths(cells, paths, common, budget, main[key], report, f"[{workers}w]")
+                run_paths(cells, ("direct", "gateway"), common, budget, main[key], report, f"[{workers}w]")
         main["engine_config"] = engine_config_line(log_path)
         main["vllm_counters_at_end"] = read_vllm_counters(url)
     main["vllm_log_tail"] = log_tail(log_path, 25)
