@@ -107,9 +107,7 @@ def logging_config(level: str = "INFO", *, json_lines: bool = True) -> dict[str,
             # reconfigured logger keeps that unless told.
             "uvicorn": {"level": level, "propagate": True},
             "uvicorn.error": {"level": level, "propagate": True},
-            # The gateway's request line replaces uvicorn's access log, and httpx's line for each upstream call.
+            # The gateway's request line replaces uvicorn's access log.
             "uvicorn.access": {"level": "WARNING", "propagate": True},
-            "httpx": {"level": "WARNING"},
-            "httpcore": {"level": "WARNING"},
         },
     }
