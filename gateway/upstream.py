@@ -14,7 +14,7 @@ Fault taxonomy (each maps to exactly one gateway error):
 
 The transport is aiohttp, not httpx: on the 2-core hosts this gateway is benchmarked on, one forwarded request cost
 ~2.4 ms of CPU in httpx/httpcore against ~0.2 ms in aiohttp (C parser, no anyio layer), which was most of the
-gateway's overhead (docs/benchmarks.md, "Upstream transport"). There is no separate write timeout: request bodies are
+gateway's overhead (docs/benchmarks.md, section 1). There is no separate write timeout: request bodies are
 a few KiB and fit the loopback socket's buffer, so a write cannot stall; the read timeout runs from the request on.
 
 Retries happen only before any byte has gone downstream: a stream is opened (headers received) inside the retry
@@ -121,7 +121,6 @@ class UpstreamStream:
     finished: bool = False
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        done = False
         try:
             async for raw in self.response.content:
                 line = raw.strip()
@@ -129,7 +128,7 @@ class UpstreamStream:
                     continue  # blank separators, comments (":"), and fields other than data
                 data = line[5:].strip()
                 if data == b"[DONE]":
-                    done = True
+                    self.finished = True
                     break
                 try:
                     event = orjson.loads(data)
@@ -142,9 +141,8 @@ class UpstreamStream:
                 yield event
         except TRANSPORT_ERRORS as exc:
             raise _map_transport_error(exc) from None
-        if not done:
+        if not self.finished:
             raise UpstreamError("The model server ended the stream early.")
-        self.finished = True
 
     async def aclose(self) -> None:
         # A stream left unfinished closes its connection: that is how vLLM learns to stop generating for it.
@@ -297,7 +295,7 @@ class UpstreamClient:
                         return False
                     body = orjson.loads(await response.read())
                 return bool(isinstance(body, dict) and body.get("choices"))
-        except (*TRANSPORT_ERRORS, orjson.JSONDecodeError):
+        except TRANSPORT_ERRORS:  # orjson.JSONDecodeError is a ValueError
             return False
 
     async def aclose(self) -> None:
