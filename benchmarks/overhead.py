@@ -297,7 +297,7 @@ def _short_path(path: str) -> str:
 
 
 def _area(frame: str) -> str:
-    """The module a frame belongs to: `gateway/sql_check.py`, or a library's top package (`sqlglot`, `httpx`)."""
+    """The module a frame belongs to: `gateway/sql_check/`, or a library's top package (`sqlglot`, `httpx`)."""
     path = _short_path(frame.partition(" (")[2].rstrip(")").rsplit(":", 1)[0])
     if path.startswith(("gateway/", "benchmarks/")):
         return path

@@ -1,0 +1,45 @@
+"""The SQL check: one statement, an allow-listed read-only tree, grounding against the request's schema.
+
+Public names (docs/contract.md; tools outside the gateway import them): `check_sql(query, *, schema, dialect,
+policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_dict()`), `Problem`,
+`SUPPORTED_DIALECTS`, and the schema and model-output helpers below. One concern a module:
+
+    result.py     the vocabulary (policy, problems, result, limits) - a leaf
+    parsing.py    tokenize and parse with limits
+    guard.py      the allow-list walk
+    grounding.py  tables and columns against the schema
+    schema.py     CREATE TABLE text: tables, statements in free text, canonical form
+    extract.py    model output -> bare SQL
+    check.py      check_sql, which runs them in order
+"""
+
+from gateway.sql_check.check import check_sql
+from gateway.sql_check.extract import extract_sql
+from gateway.sql_check.result import (
+    ADVISORY_CODES,
+    INVALID_CODES,
+    MAX_PAREN_DEPTH,
+    MAX_SQL_CHARS,
+    SUPPORTED_DIALECTS,
+    Problem,
+    SqlCheck,
+    SqlPolicy,
+)
+from gateway.sql_check.schema import canonical_schema, create_table_statements, find_create_tables, parse_schema
+
+__all__ = [
+    "ADVISORY_CODES",
+    "INVALID_CODES",
+    "MAX_PAREN_DEPTH",
+    "MAX_SQL_CHARS",
+    "SUPPORTED_DIALECTS",
+    "Problem",
+    "SqlCheck",
+    "SqlPolicy",
+    "canonical_schema",
+    "check_sql",
+    "create_table_statements",
+    "extract_sql",
+    "find_create_tables",
+    "parse_schema",
+]

@@ -1,0 +1,64 @@
+"""Model output -> bare SQL: fences, labels and prose around the statement are dropped."""
+
+from __future__ import annotations
+
+import re
+
+_FENCE = re.compile(
+    r"```[ \t]*(?:(?!(?:SELECT|WITH)\b)[A-Za-z0-9_+-]*[ \t]*\n)?(?P<body>.*?)(?:```|\Z)",
+    re.DOTALL | re.IGNORECASE,
+)
+_LABEL = re.compile(r"^\s*(?:sql(?:\s+query)?|answer|query|output|response)\s*:\s*", re.IGNORECASE)
+_SQL_START = re.compile(
+    r"^\s*(?:\(|(?:SELECT|WITH|INSERT|UPDATE|DELETE|REPLACE|MERGE|CREATE|DROP|ALTER|TRUNCATE|PRAGMA|ATTACH|"
+    r"DETACH|COPY|GRANT|REVOKE|SET|EXPLAIN|VALUES|CALL|EXEC|EXECUTE|BEGIN|COMMIT|ROLLBACK|USE|SHOW|DESCRIBE|"
+    r"LOAD|VACUUM|ANALYZE|REINDEX|TABLE)\b)",
+    re.IGNORECASE,
+)
+_SQL_CONTINUATION = re.compile(
+    r"^\s*(?:FROM|WHERE|GROUP|ORDER|HAVING|LIMIT|OFFSET|JOIN|INNER|LEFT|RIGHT|FULL|CROSS|NATURAL|ON|USING|AND|"
+    r"OR|NOT|UNION|INTERSECT|EXCEPT|AS|WHEN|THEN|ELSE|END|CASE|INTO|RETURNING|WINDOW|QUALIFY|FETCH|FOR)\b",
+    re.IGNORECASE,
+)
+_PROSE_START = re.compile(
+    r"^\s*(?:this|these|the|here|here's|note|explanation|it|i|we|you|assuming|please|that)\b[\s:,]+[A-Za-z]",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"^\s*[A-Z][a-z']+[,:]?\s+[a-z]")
+_INLINE_QUERY = re.compile(r":\s*(?=(?:SELECT|WITH)\b)", re.IGNORECASE)
+
+
+def extract_sql(text: str) -> str:
+    """Model output -> bare SQL: drop ``` fences, a leading `SQL:`/`Answer:` label, trailing prose and `;`."""
+    fenced = _FENCE.search(text)
+    if fenced is not None:
+        text = fenced.group("body")
+    text = _LABEL.sub("", text, count=1).strip()
+    if len(text) >= 2 and text[0] == text[-1] == "`" and _SQL_START.match(text[1:-1]):
+        text = text[1:-1]
+    lines = text.splitlines()
+    start = next((index for index, line in enumerate(lines) if _SQL_START.match(line)), None)
+    if start is None:
+        inline = _INLINE_QUERY.search(text)  # "Here is the query: SELECT ..."
+        return _strip_trailing(text[inline.end():] if inline else text)
+    end = len(lines)
+    following: str | None = None  # the next non-blank line after the one being looked at
+    for index in range(len(lines) - 1, start - 1, -1):
+        line = lines[index]
+        if _PROSE_START.match(line) or (not line.strip() and (following is None or _is_prose(following))):
+            end = index  # cut at the first such line: the scan runs backwards, so keep overwriting
+        if line.strip():
+            following = line
+    return _strip_trailing("\n".join(lines[start:end]))
+
+
+def _is_prose(line: str) -> bool:
+    """After a blank line, a sentence ("This query ...", "Explanation: ...") ends the statement."""
+    return bool(_SENTENCE.match(line)) and not _SQL_START.match(line) and not _SQL_CONTINUATION.match(line)
+
+
+def _strip_trailing(text: str) -> str:
+    text = text.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text

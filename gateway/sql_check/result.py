@@ -1,0 +1,91 @@
+"""The check's vocabulary: policy, problems, the result object and the limits. A leaf: imports nothing of the
+gateway's, so every other module of the check (and of the gateway) can use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+MAX_SQL_CHARS = 20_000
+# sqlglot's recursive-descent parser spends ~20 Python frames per nested parenthesis, so ~45 levels exhaust
+# the default recursion limit; 32 leaves head-room for the caller's own stack. Real text-to-SQL rarely
+# passes 10.
+MAX_PAREN_DEPTH = 32
+# Left-deep chains (a OR b OR ...) parse without recursion but make deep trees that recursive consumers
+# choke on.
+MAX_TREE_DEPTH = 256
+MAX_SCHEMA_CHARS = 20_000  # the gateway caps schemas far lower; past this, grounding is skipped
+
+SUPPORTED_DIALECTS: frozenset[str] = frozenset(
+    {"sqlite", "postgres", "mysql", "duckdb", "bigquery", "tsql", "snowflake", "oracle", "redshift", "trino",
+     "presto", "spark", "databricks", "clickhouse", "hive", "teradata"}
+)
+
+
+class SqlPolicy(StrEnum):
+    READ_ONLY = "read_only"
+    ALLOW_WRITES = "allow_writes"  # the seed allowed INSERT/UPDATE/DELETE; DDL stays forbidden
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+
+
+# Advisory codes: reported, but they never make a check invalid.
+ADVISORY_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column", "no_where_clause"})
+# Blocking codes that mean "this is not SQL we could read"; every other blocking code means "unsafe".
+INVALID_CODES: frozenset[str] = frozenset({"empty", "parse_error", "too_long", "too_deep"})
+
+
+@dataclass(frozen=True)
+class SqlCheck:
+    valid: bool
+    statement_type: str | None
+    read_only: bool
+    tables: tuple[str, ...]
+    columns: tuple[str, ...]
+    unknown_tables: tuple[str, ...]
+    unknown_columns: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    dialect: str
+
+    @property
+    def error_code(self) -> str | None:
+        """None when valid, else `invalid_sql` (unreadable) or `unsafe_sql` (readable but not allowed)."""
+        if self.valid:
+            return None
+        if any(problem.code in INVALID_CODES for problem in self.problems):
+            return "invalid_sql"
+        return "unsafe_sql"
+
+    def as_dict(self) -> dict[str, object]:
+        """The check object of docs/contract.md, plus `error_code`."""
+        return {
+            "valid": self.valid,
+            "statement_type": self.statement_type,
+            "read_only": self.read_only,
+            "tables": list(self.tables),
+            "columns": list(self.columns),
+            "unknown_tables": list(self.unknown_tables),
+            "unknown_columns": list(self.unknown_columns),
+            "problems": [{"code": problem.code, "message": problem.message} for problem in self.problems],
+            "dialect": self.dialect,
+            "error_code": self.error_code,
+        }
+
+
+
+class Rejected(Exception):
+    """Stops the check early with one problem; caught by `check_sql`, never leaves the package."""
+
+    def __init__(self, problem: Problem, statement_type: str | None = None) -> None:
+        super().__init__(problem.code)
+        self.problem = problem
+        self.statement_type = statement_type
+
+
+def too_deep() -> Problem:
+    return Problem("too_deep", f"The SQL is nested too deeply (more than {MAX_PAREN_DEPTH} levels of "
+                               "parentheses or a very long chain of operators).")
