@@ -135,7 +135,8 @@ class SqlService:
     def _finish(self, request: SqlRequest, raw_text: str, finish_reason: str | None, usage: dict[str, Any],
                 latency_s: float, ttft_s: float | None) -> SqlAnswer:
         query = extract_sql(raw_text)
-        check = check_sql(query, schema=request.schema, dialect=request.dialect, policy=self._policy)
+        check = check_sql(query, schema=request.schema, dialect=request.dialect, policy=self._policy,
+                          truncated=finish_reason == "length")
         check_dict = {**check.as_dict(), "query": query, "error_code": check.error_code}
         return SqlAnswer(
             query=query,
@@ -173,6 +174,8 @@ class SqlService:
         record.sql_outcome = str(outcome)
         record.answer = answer
         self._metrics.sql_check(str(outcome))
+        if answer.check.get("compiled") is False:
+            self._metrics.sql_compile_failed()
         if not answer.cached:
             self._metrics.add_tokens(answer.prompt_tokens, answer.completion_tokens)
 

@@ -84,6 +84,9 @@ class Metrics:
                               registry=r)
         self._sql_checks = Counter("sqlgate_sql_checks", "SQL checks of generated answers, by outcome.",
                                    ["outcome"], registry=r)
+        self._compile_failures = Counter("sqlgate_sql_compile_failures",
+                                         "Generated answers that did not compile against their own schema.",
+                                         registry=r)
         self._rejected = Counter("sqlgate_rejected_requests", "Requests refused before the model, by reason.",
                                  ["reason"], registry=r)
         self._in_flight = Gauge("sqlgate_requests_in_flight", "Requests being handled now.", registry=r)
@@ -125,6 +128,9 @@ class Metrics:
 
     def sql_check(self, outcome: str) -> None:
         self._sql_checks.labels(_bounded(outcome, SQL_OUTCOMES)).inc()
+
+    def sql_compile_failed(self) -> None:
+        self._compile_failures.inc()
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(_bounded(reason, REJECT_REASONS)).inc()
