@@ -53,6 +53,7 @@ def busy_metrics() -> Metrics:
     metrics.add_tokens(57, 9)
     metrics.cache(hit=False)
     metrics.sql_check("valid")
+    metrics.sql_compile_failed()
     metrics.rejected("rate_limit")
     metrics.retry()
     metrics.set_ready(True)
@@ -69,7 +70,7 @@ def sample_value(metrics: Metrics, name: str, **labels: str) -> float:
 
 def test_every_contract_metric_is_exposed_with_its_type_and_labels() -> None:
     expected = contract_metrics()
-    assert len(expected) == 13  # the table as written: a parse that finds fewer rows would prove nothing
+    assert len(expected) == 14  # the table as written: a parse that finds fewer rows would prove nothing
     families = exposed(busy_metrics())
     for name, (kind, labels) in expected.items():
         assert name in families, name
