@@ -17,6 +17,7 @@ from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS, SqlPolicy, canonical_schema, check_sql, extract_sql
+from gateway.sql_check.extract import ends_inside_sql
 from gateway.upstream import UpstreamClient, UpstreamStream
 
 
@@ -136,7 +137,7 @@ class SqlService:
                 latency_s: float, ttft_s: float | None) -> SqlAnswer:
         query = extract_sql(raw_text)
         check = check_sql(query, schema=request.schema, dialect=request.dialect, policy=self._policy,
-                          truncated=finish_reason == "length")
+                          truncated=finish_reason == "length" and ends_inside_sql(raw_text, query))
         check_dict = {**check.as_dict(), "query": query, "error_code": check.error_code}
         return SqlAnswer(
             query=query,
