@@ -146,22 +146,29 @@ def run_rows(pending: list[dict[str, Any]], runner: Runner, concurrency: int, de
     """Run rows until done or the deadline (no new row starts after it); returns how many finished."""
     finished = 0
     queue = list(reversed(pending))
-    with ThreadPoolExecutor(max_workers=concurrency) as pool, tqdm(total=len(pending), unit="row",
-                                                                      desc="quality") as bar:
-        running: set[Future[dict[str, Any]]] = set()
-        while queue or running:
-            while queue and len(running) < concurrency and time.monotonic() < deadline:
-                running.add(pool.submit(runner.run_row, queue.pop()))
-            if not running:
-                break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()
-                finished += 1
-                bar.update(1)
-            if time.monotonic() >= deadline and queue:
-                bar.set_postfix_str("deadline reached: finishing rows in flight")
-                queue.clear()
+    # Not a `with` block: on Ctrl-C the pool must not wait for requests in flight (the servers stop next, which
+    # ends them); finished rows are already on disk.
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        with tqdm(total=len(pending), unit="row", desc="quality") as bar:
+            running: set[Future[dict[str, Any]]] = set()
+            while queue or running:
+                while queue and len(running) < concurrency and time.monotonic() < deadline:
+                    running.add(pool.submit(runner.run_row, queue.pop()))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                    finished += 1
+                    bar.update(1)
+                if time.monotonic() >= deadline and queue:
+                    bar.set_postfix_str("deadline reached: finishing the rows in flight")
+                    queue.clear()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return finished
 
 
