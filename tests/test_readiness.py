@@ -8,7 +8,7 @@ import asyncio
 import orjson
 import pytest
 
-from gateway.app import Readiness, watch_readiness
+from gateway.readiness import Readiness, watch_readiness
 from gateway.observability.metrics import Metrics
 from gateway.upstream import UpstreamClient, UpstreamLimits
 from tests import faults
