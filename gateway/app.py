@@ -108,6 +108,7 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
+            fingerprint = ModelFingerprint(upstream, settings.upstream_model)
             state.pipeline = AnswerPipeline(
                 upstream=upstream,
                 cache=state.cache,
@@ -125,12 +126,13 @@ def create_app(
                 default_dialect=settings.sql_dialect,
                 metrics=metrics,
                 tracer=state.tracer,
-                fingerprint=ModelFingerprint(upstream, settings.upstream_model),
+                fingerprint=fingerprint,
             )
             freeze_startup_heap(settings.sql_dialect)
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
                         settings.upstream_model, state.cache.name)
-            watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s))
+            watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s,
+                                                                 on_ready=fingerprint.refresh))
                        if settings.ready_interval_s > 0 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from gateway.observability.metrics import Metrics
 from gateway.prompt import render_prompt
@@ -39,11 +40,18 @@ class Readiness:
             return self._ready
 
 
-async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
-    """Probe the upstream every `interval_s` for the life of the app (cancelled by the lifespan at shutdown)."""
+async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep,
+                          on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Probe the upstream every `interval_s` for the life of the app (cancelled by the lifespan at shutdown).
+    `on_ready` runs whenever the upstream becomes ready (at start, and after each outage: a restarted vLLM may
+    serve another model folder)."""
+    was_ready = False
     while True:
         try:
-            await readiness.check()
+            ready = await readiness.check()
+            if ready and not was_ready and on_ready is not None:
+                await on_ready()
+            was_ready = ready
         except Exception:  # a probe that breaks must not end the watch; it reads as not ready
             logger.exception("readiness probe failed")
         await sleep(interval_s)

@@ -1,6 +1,6 @@
 """The one answer pipeline (plain and streaming): prepare -> look up -> generate -> finish."""
 
 from gateway.pipeline.pipeline import AnswerPipeline, CandidateBudget, PendingAnswer
-from gateway.pipeline.verdict import CHECK_VERSION, MODEL_DIALECT, CheckOptions
+from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions
 
-__all__ = ["CHECK_VERSION", "MODEL_DIALECT", "AnswerPipeline", "CandidateBudget", "CheckOptions", "PendingAnswer"]
+__all__ = ["CHECK_VERSION", "AnswerPipeline", "CandidateBudget", "CheckOptions", "PendingAnswer"]

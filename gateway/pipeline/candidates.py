@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot.errors import SqlglotError
 
-from gateway.pipeline.verdict import MODEL_DIALECT, Verdict
+from gateway.pipeline.verdict import Verdict
+from gateway.sql_check import MODEL_DIALECT
 
 # Failures another sample can fix. An unsafe answer is not one: it says what the question asked for (a write, a
 # catalog read), and sampling until something slips through would defeat the guard's purpose.

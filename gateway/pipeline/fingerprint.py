@@ -4,7 +4,6 @@ serves, and the folder's own files say what is in it."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,24 +37,23 @@ def folder_fingerprint(folder: Path) -> str | None:
 
 
 class ModelFingerprint:
-    """Resolved once from the upstream, on first need; an unreachable upstream is asked again next time."""
+    """The served model's identity. Until the upstream has named its folder (the readiness watcher asks once vLLM
+    generates, and again whenever it comes back), the served model's name stands in for it."""
 
     def __init__(self, upstream: ModelLister, served_model: str) -> None:
         self._upstream = upstream
         self._served_model = served_model
         self._resolved: str | None = None
-        self._lock = asyncio.Lock()
 
-    async def get(self) -> str:
-        if self._resolved is not None:
-            return self._resolved
-        async with self._lock:
-            if self._resolved is None:
-                found = await self._resolve()
-                if found is None:
-                    return f"unresolved:{self._served_model}"
-                self._resolved = found
-            return self._resolved
+    @property
+    def current(self) -> str:
+        return self._resolved if self._resolved is not None else f"name:{self._served_model}"
+
+    async def refresh(self) -> None:
+        """Ask the upstream which folder it serves; keeps the last answer when it can't say."""
+        found = await self._resolve()
+        if found is not None:
+            self._resolved = found
 
     async def _resolve(self) -> str | None:
         entries = await self._upstream.served_models(LOOKUP_TIMEOUT_S)

@@ -123,7 +123,7 @@ class AnswerPipeline:
         """Everything up to the first upstream byte: a failure here is a plain HTTP error. With `stream`, vLLM's
         stream is opened now and read by `PendingAnswer.result()`."""
         self._tracer.start(record, question=request.question, schema=request.schema)
-        key = await self._full_key(request)
+        key = self._full_key(request)
         cached = await self.lookup(request, key, record)
         if cached is not None:
             return PendingAnswer(self, request, record, key, ready=cached)
@@ -142,9 +142,8 @@ class AnswerPipeline:
 
     # ---- look up ------------------------------------------------------------------------------------------
 
-    async def _full_key(self, request: SqlRequest) -> str:
-        model = await self._fingerprint.get() if self._cache.enabled else ""
-        return hashlib.sha256(f"{model}\0{request.cache_key}".encode()).hexdigest()
+    def _full_key(self, request: SqlRequest) -> str:
+        return hashlib.sha256(f"{self._fingerprint.current}\0{request.cache_key}".encode()).hexdigest()
 
     async def lookup(self, request: SqlRequest, key: str, record: RequestRecord) -> SqlAnswer | None:
         """A stored answer, re-checked now: an entry the current check no longer passes is dropped."""

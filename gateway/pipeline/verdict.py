@@ -8,11 +8,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.sql_check import SqlPolicy, check_sql, extract_sql
+from gateway.sql_check import MODEL_DIALECT, SqlPolicy, TranspileRefused, check_sql, extract_sql, transpile_sql
 from gateway.sql_check.extract import looks_like_sql
 
-# What the model writes: the SQLite-flavoured SQL of its training data (sql-create-context).
-MODEL_DIALECT = "sqlite"
 # Bumped whenever the chain below can judge the same text differently; part of every cache key.
 CHECK_VERSION = "3"
 
@@ -75,10 +73,8 @@ def _judge(query: str, truncated: bool, schema: str, dialect: str, options: Chec
 
 def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOptions, source: dict[str, Any]
                        ) -> Verdict:
-    from gateway.sql_check.transpile import TranspileRefused, transpile_sql
-
     try:
-        text = transpile_sql(query, source=MODEL_DIALECT, target=dialect).text
+        text = transpile_sql(query, source=MODEL_DIALECT, target=dialect, schema=schema).text
     except TranspileRefused as refused:
         return Verdict(query, query, _refused(source, "untranslatable_sql", "untranslatable", str(refused)))
     again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, **_grounding_kwargs(options))
