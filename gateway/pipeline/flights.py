@@ -15,6 +15,15 @@ class FlightAbandoned(Exception):
 class Flights:
     def __init__(self) -> None:
         self._landing: dict[str, asyncio.Future[SqlAnswer]] = {}
+        self.waiting = 0  # requests waiting on another's flight right now
+
+    async def wait(self, future: asyncio.Future[SqlAnswer]) -> SqlAnswer:
+        """Another request's answer; shielded, so that this request going away does not cancel the flight."""
+        self.waiting += 1
+        try:
+            return await asyncio.shield(future)
+        finally:
+            self.waiting -= 1
 
     def in_flight(self, key: str) -> asyncio.Future[SqlAnswer] | None:
         return self._landing.get(key)

@@ -377,7 +377,7 @@ class PendingAnswer:
             return self._ready
         if self._joined is not None:
             try:
-                shared = await asyncio.shield(self._joined)
+                shared = await self._pipeline.flights.wait(self._joined)
             except FlightAbandoned:
                 pass  # the leader's client went away: answer this request itself
             else:
