@@ -124,6 +124,7 @@ def load_generation(path: Path) -> dict[str, Any]:
     """Generation parameters from a TOML file in the gateway's `generation.toml` format."""
     values = dict(DEFAULT_GENERATION)
     values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+    values.pop("candidates", None)  # the gateway's candidate step samples separately; the greedy call is the work
     return values
 
 

@@ -6,100 +6,37 @@ import asyncio
 import gc
 import logging
 import logging.config
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from gateway.auth import KeyRing
-from gateway.cache import MemoryCache, NoCache, RedisCache, ResponseCache
+from gateway.cache import MemoryCache, RedisCache
 from gateway.drain import Drain
 from gateway.errors import install_exception_handlers
 from gateway.limits import (
     InProcessRateLimiter,
     InputCaps,
-    RateLimiter,
     RedisRateLimiter,
-    UnlimitedRate,
     load_tokenizer,
 )
 from gateway.middleware import GatewayMiddleware
 from gateway.observability.metrics import Metrics
-from gateway.observability.request_log import RequestLogger, logging_config
-from gateway.observability.tracing import RequestTracer, build_tracer
-from gateway.prompt import render_prompt
-from gateway.request_record import RequestRecord
+from gateway.observability.request_log import logging_config
+from gateway.observability.tracing import build_tracer
+from gateway.pipeline import AnswerPipeline, CandidateBudget, CheckOptions
+from gateway.pipeline.fingerprint import ModelFingerprint
+from gateway.readiness import Readiness, watch_readiness
 from gateway.routes import health, openai, sql, web
 from gateway.settings import Settings
 from gateway.sql_check import SqlPolicy, check_sql
-from gateway.sql_service import SqlService
+from gateway.state import AppState
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
 
 logger = logging.getLogger("sqlgate")
-
-READINESS_QUESTION = ("How many rows are there?", "CREATE TABLE t (x int)")
-
-
-class Readiness:
-    """Whether vLLM really generates; one probe at a time, its result kept for `cache_s`."""
-
-    def __init__(self, upstream: UpstreamClient, model: str, timeout_s: float, cache_s: float,
-                 metrics: Metrics) -> None:
-        self._upstream = upstream
-        self._payload = {"model": model, "prompt": render_prompt(*READINESS_QUESTION), "max_tokens": 1,
-                         "temperature": 0.0}
-        self._timeout_s = timeout_s
-        self._cache_s = cache_s
-        self._metrics = metrics
-        self._checked_at = -float("inf")
-        self._ready = False
-        self._lock = asyncio.Lock()
-
-    async def check(self) -> bool:
-        async with self._lock:
-            if time.monotonic() - self._checked_at >= self._cache_s:
-                self._ready = await self._upstream.probe(self._payload, self._timeout_s)
-                self._checked_at = time.monotonic()
-                self._metrics.set_ready(self._ready)
-            return self._ready
-
-
-async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
-    """Probe the upstream every `interval_s` for the life of the app (cancelled by the lifespan at shutdown)."""
-    while True:
-        try:
-            await readiness.check()
-        except Exception:  # a probe that breaks must not end the watch; it reads as not ready
-            logger.exception("readiness probe failed")
-        await sleep(interval_s)
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    metrics: Metrics
-    keyring: KeyRing
-    drain: Drain
-    limiter: RateLimiter = field(default_factory=UnlimitedRate)
-    service: SqlService = field(init=False)
-    upstream: UpstreamClient = field(init=False)
-    cache: ResponseCache = field(default_factory=NoCache)
-    readiness: Readiness = field(init=False)
-    tracer: RequestTracer = field(init=False)
-    request_log: RequestLogger = field(default_factory=RequestLogger)
-    started_at: int = field(default_factory=lambda: int(time.time()))
-
-    def finish_request(self, record: RequestRecord, elapsed_s: float, *, log: bool) -> None:
-        """Called once per request after its last byte: the log line and the trace's end."""
-        if record.trace is not None:
-            self.tracer.finish(record, elapsed_s)
-        if log:
-            self.request_log.emit(record, elapsed_s)
-
 
 def configure_logging(level: str) -> None:
     """JSON lines on stderr, unless the host process (a test runner, a custom server) set up logging already."""
@@ -171,7 +108,8 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
-            state.service = SqlService(
+            fingerprint = ModelFingerprint(upstream, settings.upstream_model)
+            state.pipeline = AnswerPipeline(
                 upstream=upstream,
                 cache=state.cache,
                 caps=InputCaps(
@@ -182,17 +120,19 @@ def create_app(
                     tokenizer=tokenizer,
                 ),
                 generation=generation,
+                candidates=CandidateBudget(k=settings.sql_candidates, budget_s=settings.sql_candidate_budget_s),
                 upstream_model=settings.upstream_model,
-                model_id=settings.model_id,
-                policy=SqlPolicy(settings.sql_policy),
+                check=CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding),
                 default_dialect=settings.sql_dialect,
                 metrics=metrics,
                 tracer=state.tracer,
+                fingerprint=fingerprint,
             )
             freeze_startup_heap(settings.sql_dialect)
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
                         settings.upstream_model, state.cache.name)
-            watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s))
+            watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s,
+                                                                 on_ready=fingerprint.refresh))
                        if settings.ready_interval_s > 0 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gateway.request_record import RequestRecord
-
-if TYPE_CHECKING:
-    from gateway.app import AppState
+from gateway.state import AppState
 
 
 # `async def`: FastAPI runs a plain `def` dependency in a worker thread, two thread hand-offs per request.
@@ -23,5 +21,5 @@ async def get_record(request: Request) -> RequestRecord:
     return record
 
 
-State = Annotated["AppState", Depends(get_state)]
+State = Annotated[AppState, Depends(get_state)]
 Record = Annotated[RequestRecord, Depends(get_record)]

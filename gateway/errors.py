@@ -132,6 +132,14 @@ class ShuttingDown(GatewayError):
         super().__init__(message, headers={"retry-after": "1"})
 
 
+class ClientDisconnected(GatewayError):
+    """The client closed the request before its answer was ready (nginx's 499; never sent, only logged)."""
+
+    status_code = 499
+    error_type = "invalid_request_error"
+    code = "client_closed_request"
+
+
 class UpstreamRejected(GatewayError):
     """vLLM refused the request itself (4xx): the client's problem, passed on without upstream details."""
 

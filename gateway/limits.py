@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tokenizers import Tokenizer
 
-from gateway.errors import CapExceeded, RateLimited
+from gateway.errors import CapExceeded
 
 logger = logging.getLogger("sqlgate.limits")
 
@@ -132,17 +132,6 @@ class RedisRateLimiter:
 
     async def aclose(self) -> None:
         return None
-
-
-async def enforce_rate_limit(limiter: RateLimiter, key_name: str) -> RateDecision:
-    decision = await limiter.hit(key_name)
-    if not decision.allowed:
-        raise RateLimited(
-            f"Rate limit reached for this API key ({decision.limit} requests per minute). "
-            f"Retry after {decision.headers()['retry-after']} s.",
-            headers=decision.headers(),
-        )
-    return decision
 
 
 def default_tokenizer_path() -> Path:

@@ -8,16 +8,14 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from gateway.auth import presented_key
 from gateway.errors import BodyTooLarge, GatewayError, RateLimited, ShuttingDown
 from gateway.request_record import RequestRecord
-
-if TYPE_CHECKING:
-    from gateway.app import AppState
+from gateway.state import AppState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

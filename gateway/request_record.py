@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from gateway.sql_service import SqlAnswer
+from gateway.answer import SqlAnswer
 
 
 @dataclass
@@ -26,5 +25,4 @@ class RequestRecord:
     event_stream: bool = False  # the response started as text/event-stream
     response_complete: bool = False  # its last body message was sent
     answer: SqlAnswer | None = None
-    trace: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    trace: Any = None  # the tracer's RequestTrace; typed loosely so this module stays a leaf

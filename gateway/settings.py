@@ -25,6 +25,21 @@ PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "password", "sk
 MIN_KEY_LENGTH = 16
 
 
+class CandidateSampling(BaseModel):
+    """How the candidate step samples when the greedy answer fails the check (one call, `n` = the k setting)."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    temperature: float = Field(0.7, gt=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = -1
+    seed: int = 1234  # fixed: the same failing request draws the same candidates, so answers stay cacheable
+
+    def as_upstream_fields(self, n: int) -> dict[str, Any]:
+        return {"n": n, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "seed": self.seed}
+
+
 class GenerationParams(BaseModel):
     """Decoding parameters pinned by the deployment, never by a request."""
 
@@ -37,6 +52,7 @@ class GenerationParams(BaseModel):
     max_tokens: int = Field(256, ge=1, le=4096)
     stop: tuple[str, ...] = ("<|im_end|>",)
     seed: int | None = 0
+    candidates: CandidateSampling = CandidateSampling()
 
     def as_upstream_fields(self) -> dict[str, Any]:
         """The request fields that pin decoding on vLLM's OpenAI routes."""
@@ -111,6 +127,11 @@ class Settings(BaseSettings):
     generation_config: Path = DEFAULT_GENERATION_CONFIG
     sql_policy: Literal["read_only", "allow_writes"] = "read_only"
     sql_dialect: str = "sqlite"
+    # advisory: tables and columns outside the request's schema are reported, not refused (partial schemas).
+    sql_grounding: Literal["strict", "advisory"] = "strict"
+    # The candidate step: k samples in one call when the greedy answer fails the check; 0 turns it off.
+    sql_candidates: int = Field(4, ge=0, le=16)
+    sql_candidate_budget_s: float = Field(20.0, gt=0)
 
     # Cache.
     cache_enabled: bool = True

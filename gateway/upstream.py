@@ -298,6 +298,19 @@ class UpstreamClient:
         except TRANSPORT_ERRORS:  # orjson.JSONDecodeError is a ValueError
             return False
 
+    async def served_models(self, timeout_s: float) -> list[dict[str, Any]]:
+        """vLLM's GET /v1/models entries (id, root, ...), or [] when it can't be asked now (no retries)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._client().get(f"{self._base_url}/v1/models") as response:
+                    if response.status != 200:
+                        return []
+                    body = orjson.loads(await response.read())
+        except TRANSPORT_ERRORS:  # orjson.JSONDecodeError is a ValueError
+            return []
+        data = body.get("data") if isinstance(body, dict) else None
+        return [entry for entry in data if isinstance(entry, dict)] if isinstance(data, list) else []
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -134,3 +134,38 @@ def stream_ok(texts: list[str] | None = None) -> Fault:
 
 def truncated_frame() -> Fault:
     return stream([b'data: {"id": "cmpl-fake", "choices": [{"text": "SEL\n\n'], done=False)
+
+
+def choices_body(texts: list[str], finish_reason: str = "stop") -> dict[str, Any]:
+    """A completion with one choice per text, as vLLM answers `n` > 1 (the candidate step's call)."""
+    return {
+        "id": "cmpl-fake", "object": "text_completion", "created": 0, "model": "qwen2.5-1.5b-sql",
+        "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": finish_reason}
+                    for i, text in enumerate(texts)],
+        "usage": {"prompt_tokens": 90, "completion_tokens": 7 * len(texts), "total_tokens": 90 + 7 * len(texts)},
+    }
+
+
+def candidates(texts: list[str]) -> Fault:
+    return answer(200, orjson.dumps(choices_body(texts)))
+
+
+def finished(text: str, finish_reason: str) -> Fault:
+    """A whole answer that ended for `finish_reason` ("length": vLLM ran out of tokens)."""
+    return answer(200, orjson.dumps(completion_body(text, finish_reason)))
+
+
+def stream_finished(texts: list[str], finish_reason: str) -> Fault:
+    frames = sse_frames(texts)
+    last = orjson.loads(frames[-2][len(b"data: "):])
+    last["choices"][0]["finish_reason"] = finish_reason
+    frames[-2] = b"data: " + orjson.dumps(last) + b"\n\n"
+    return stream(frames)
+
+
+def held(release: asyncio.Event, then: Fault) -> Fault:
+    """Waits for `release` (set it on the fake's loop: FakeUpstream.call_soon), then behaves as `then`."""
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await release.wait()
+        return await then(reader, writer)
+    return fault

@@ -168,6 +168,10 @@ class FakeUpstream:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Run `callback` on the fake's own event loop (where its asyncio objects live)."""
+        self._loop.call_soon_threadsafe(callback)
+
     def stop(self) -> None:
         async def _stop() -> None:
             if self._server is not None:

@@ -27,9 +27,7 @@ def test_client_disconnect_closes_the_upstream_connection(stream: bool) -> None:
                 if stream:
                     with client.stream("POST", "/v1/completions", json={**BODY, "stream": True}) as response:
                         assert response.status_code == 200
-                        lines = response.iter_lines()
-                        first = next(line for line in lines if line.startswith("data:"))
-                        assert "SELECT" in first
+                        # The model's unfinished text is held back until it is checked: nothing to read yet.
                         wait_for(lambda: upstream.open_connections == 1, "the upstream request")
                     # Leaving the block closed the connection mid-stream.
                 else:

@@ -8,8 +8,8 @@ import asyncio
 import orjson
 import pytest
 
-from gateway.app import Readiness, watch_readiness
 from gateway.observability.metrics import Metrics
+from gateway.readiness import Readiness, watch_readiness
 from gateway.upstream import UpstreamClient, UpstreamLimits
 from tests import faults
 from tests.servers import fake_upstream, free_port

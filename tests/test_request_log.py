@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.answer import SqlAnswer
 from gateway.observability.request_log import (
     REQUEST_LOGGER,
     JsonFormatter,
@@ -18,7 +19,6 @@ from gateway.observability.request_log import (
     logging_config,
 )
 from gateway.request_record import RequestRecord
-from gateway.sql_service import SqlAnswer
 
 FIELDS = {"request_id", "key_name", "route", "method", "status", "stream_error_status", "latency_ms",
           "upstream_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cache", "sql_outcome", "error_code"}
@@ -66,11 +66,13 @@ def test_the_line_splits_the_latency_into_vllm_time_and_first_token(
         captured: tuple[logging.Logger, io.StringIO]) -> None:
     log, stream = captured
     generated = generated_record()
-    generated.answer = SqlAnswer(query="SELECT 1", raw_text="SELECT 1", finish_reason="stop", prompt_tokens=57,
+    generated.answer = SqlAnswer(query="SELECT 1", source_query="SELECT 1", raw_text="SELECT 1", finish_reason="stop",
+                              prompt_tokens=57,
                                  completion_tokens=9, check={}, upstream_latency_s=0.2504, ttft_s=0.0411)
     generated.ttft_s = 0.0411
     served = generated_record()
-    served.answer = SqlAnswer(query="SELECT 1", raw_text="SELECT 1", finish_reason="stop", prompt_tokens=57,
+    served.answer = SqlAnswer(query="SELECT 1", source_query="SELECT 1", raw_text="SELECT 1", finish_reason="stop",
+                              prompt_tokens=57,
                               completion_tokens=9, check={}, cached=True)
     RequestLogger(log).emit(generated, 0.3124)
     RequestLogger(log).emit(served, 0.0008)
@@ -104,7 +106,10 @@ def test_the_line_names_the_key_never_the_key_or_the_question(captured: tuple[lo
                                                               ) -> None:
     log, stream = captured
     record = generated_record()
-    record.extra = {"question": "customer John Smith", "api_key": "sk-live-secret"}  # things a route may stash
+    # The answer carries the question's values and whatever the model echoed; none of it belongs in the line.
+    sql = "SELECT 1 FROM t WHERE customer = 'John Smith' AND key = 'sk-live-secret'"
+    record.answer = SqlAnswer(query=sql, source_query=sql, raw_text=sql, finish_reason="stop", prompt_tokens=5,
+                              completion_tokens=9, check={"query": sql})
     RequestLogger(log).emit(record, 0.1)
     text = stream.getvalue()
     assert "analysts" in text

@@ -61,12 +61,6 @@ def test_sql_that_compiles_is_valid_and_says_so(sql: str) -> None:
     assert check.valid and check.compiled is True and check.compile_message is None
 
 
-def test_a_truncated_answer_is_invalid_even_when_it_parses() -> None:
-    check = check_sql("SELECT Name FROM singer", schema=SINGER, truncated=True)
-    assert not check.valid and check.error_code == "invalid_sql"
-    assert [problem.code for problem in check.problems] == ["truncated"]
-
-
 @pytest.mark.parametrize(("text", "cut"), [
     ("SELECT Name FROM singer WHERE Age >", True),
     ("```sql\nSELECT Name FROM singer WHERE", True),  # the fence never closed

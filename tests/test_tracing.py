@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gateway.answer import SqlAnswer
 from gateway.observability.tracing import (
     GENERATION_NAME,
     GUARDRAIL_NAME,
@@ -27,7 +28,6 @@ from gateway.observability.tracing import (
 )
 from gateway.request_record import RequestRecord
 from gateway.sql_check import SqlPolicy, check_sql
-from gateway.sql_service import SqlAnswer
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def tracer_for(receiver: OtlpReceiver, *, redact: bool = False, **options: Any) 
 
 def answer_for(sql: str, *, cached: bool = False, prompt_tokens: int = 57, completion_tokens: int = 9) -> SqlAnswer:
     check = check_sql(sql, schema=SCHEMA, dialect="sqlite", policy=SqlPolicy("read_only"))
-    return SqlAnswer(query=sql, raw_text=sql, finish_reason="stop", prompt_tokens=prompt_tokens,
+    return SqlAnswer(query=sql, source_query=sql, raw_text=sql, finish_reason="stop", prompt_tokens=prompt_tokens,
                      completion_tokens=completion_tokens, check={**check.as_dict(), "query": sql}, cached=cached,
                      upstream_latency_s=0.0 if cached else 0.004, ttft_s=None if cached else 0.001)
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -22,7 +21,10 @@ COMPLETION_TOKEN_BUCKETS = (8, 16, 32, 64, 128, 200, 256, 384, 512)
 
 UPSTREAM_OUTCOMES = ("ok", "error")
 CACHE_RESULTS = ("hit", "miss")
-SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql")
+SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncated_sql", "unanswerable_sql",
+                "untranslatable_sql")
+# What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
+REPAIR_OUTCOMES = ("won", "lost")
 REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
 
@@ -85,8 +87,15 @@ class Metrics:
         self._sql_checks = Counter("sqlgate_sql_checks", "SQL checks of generated answers, by outcome.",
                                    ["outcome"], registry=r)
         self._compile_failures = Counter("sqlgate_sql_compile_failures",
-                                         "Generated answers that did not compile against their own schema.",
+                                         "Model answers that did not compile against the request's schema.",
                                          registry=r)
+        self._repairs = Counter("sqlgate_sql_repairs", "Candidate steps run after a failed greedy answer.",
+                                ["outcome"], registry=r)
+        self._repair_duration = Histogram("sqlgate_sql_repair_duration_seconds",
+                                          "Time the candidate step took (its one sampling call and the checks).",
+                                          buckets=LATENCY_BUCKETS, registry=r)
+        self._refusals = Counter("sqlgate_sql_refusals", "Answers refused after the model ran, by error code.",
+                                 ["code"], registry=r)
         self._rejected = Counter("sqlgate_rejected_requests", "Requests refused before the model, by reason.",
                                  ["reason"], registry=r)
         self._in_flight = Gauge("sqlgate_requests_in_flight", "Requests being handled now.", registry=r)
@@ -106,6 +115,10 @@ class Metrics:
             self._sql_checks.labels(sql_outcome)
         for reason in REJECT_REASONS:
             self._rejected.labels(reason)
+        for repair in REPAIR_OUTCOMES:
+            self._repairs.labels(repair)
+        for code in SQL_OUTCOMES[1:]:
+            self._refusals.labels(code)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """One finished request: its count by status and its duration."""
@@ -129,8 +142,15 @@ class Metrics:
     def sql_check(self, outcome: str) -> None:
         self._sql_checks.labels(_bounded(outcome, SQL_OUTCOMES)).inc()
 
-    def sql_compile_failed(self) -> None:
+    def compile_failure(self) -> None:
         self._compile_failures.inc()
+
+    def repair(self, won: bool, seconds: float) -> None:
+        self._repairs.labels("won" if won else "lost").inc()
+        self._repair_duration.observe(seconds)
+
+    def refusal(self, code: str) -> None:
+        self._refusals.labels(_bounded(code, SQL_OUTCOMES)).inc()
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(_bounded(reason, REJECT_REASONS)).inc()
@@ -146,15 +166,6 @@ class Metrics:
 
     def in_flight_dec(self) -> None:
         self._in_flight.dec()
-
-    @contextmanager
-    def in_flight(self) -> Iterator[None]:
-        """Counts the block as one request in flight, however it exits."""
-        self._in_flight.inc()
-        try:
-            yield
-        finally:
-            self._in_flight.dec()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type (classic text format 0.0.4, which every Prometheus reads)."""

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from gateway.deps import Record, State
-from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, GatewayError, NotFound
+from gateway.disconnect import until_disconnect
+from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, NotFound
+from gateway.pipeline import AnswerPipeline
 from gateway.routes.protocol import (
     ChatRequest,
     ChatResponse,
@@ -26,7 +27,6 @@ from gateway.routes.streaming import ChunkShaper, sse_body
 from gateway.sql_check import create_table_statements, find_create_tables
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-T = TypeVar("T")
 
 # Both generation routes answer JSON, or server-sent events when `stream` is true, and 404 for an unknown model.
 GENERATION_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -39,43 +39,6 @@ GENERATION_RESPONSES: dict[int | str, dict[str, Any]] = {
           "description": "The answer, or its chunks when `stream` is true"},
     404: {"model": ErrorResponse, "description": "Unknown model"},
 }
-
-
-class ClientDisconnected(GatewayError):
-    status_code = 499
-    error_type = "invalid_request_error"
-    code = "client_closed_request"
-
-
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work` in this task, cancelling it (and so the upstream request) if the client goes away first.
-
-    One watcher task per request, not a second task for the work: the request's own task is what a graceful
-    shutdown cancels (gateway/drain.py), and the work must go with it."""
-    current = asyncio.current_task()
-    assert current is not None
-    client_gone = finished = False
-
-    async def watch() -> None:
-        nonlocal client_gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        if not finished:  # a cancel now would hit whatever this task awaits after the work
-            client_gone = True
-            current.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        result = await work
-        finished = True
-        return result
-    except asyncio.CancelledError:
-        if not client_gone:
-            raise
-        current.uncancel()
-        raise ClientDisconnected("The client closed the request.") from None
-    finally:
-        watcher.cancel()
 
 
 def _check_model(state: State, body: OpenAIRequest) -> None:
@@ -93,20 +56,26 @@ async def _respond(
     question_param: str, kind: Literal["completion", "chat"],
 ) -> JSONResponse | StreamingResponse:
     _check_model(state, body)
-    sql_request = state.service.prepare(question, schema, body.dialect, question_param=question_param)
+    pipeline = state.pipeline
+    sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param)
     response_id = ("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex
     created = int(time.time())
     model = state.settings.model_id
     if body.stream:
-        stream = await state.service.open_stream(sql_request, record)
+        pending = await pipeline.begin(sql_request, record, stream=True)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         shaper = ChunkShaper(kind, response_id, created, model)
         return StreamingResponse(
-            sse_body(stream, shaper, include_usage=include_usage, record=record),
+            sse_body(pending, shaper, include_usage=include_usage, record=record),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            # Also when the body never starts (the client left first): a flight it leads must be handed back.
+            background=BackgroundTask(pending.aclose),
         )
-    answer = await until_disconnect(request, state.service.answer(sql_request, record))
+    answer = await until_disconnect(request, pipeline.answer(sql_request, record))
+    rejected = AnswerPipeline.refusal(answer)
+    if rejected is not None:
+        raise rejected
     finish_reason = answer.finish_reason or "stop"
     if kind == "completion":
         choice: dict[str, object] = {"index": 0, "text": answer.query, "logprobs": None,

@@ -67,8 +67,10 @@ class SqlCheckModel(BaseModel):
     unknown_columns: list[str]
     problems: list[dict[str, str]]
     dialect: str
+    source_dialect: str | None = None
     query: str
     error_code: str | None = None
+    repair: dict[str, Any] | None = None
 
 
 class Usage(BaseModel):
@@ -138,6 +140,7 @@ class SqlRequestBody(BaseModel):
 class SqlResponseBody(BaseModel):
     sql: str
     valid: bool
+    finish_reason: str
     check: SqlCheckModel
     cached: bool
     usage: Usage
@@ -154,8 +157,4 @@ class GenerateRequestBody(BaseModel):
 
 class GenerateResponseBody(BaseModel):
     sql: str
-
-
-def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    finish_reason: str

@@ -6,9 +6,12 @@ import time
 
 from fastapi import APIRouter, Request
 
+from gateway.answer import SqlAnswer, SqlRequest
 from gateway.deps import Record, State
+from gateway.disconnect import until_disconnect
 from gateway.errors import ERROR_RESPONSES
-from gateway.routes.openai import until_disconnect
+from gateway.pipeline import AnswerPipeline
+from gateway.request_record import RequestRecord
 from gateway.routes.protocol import (
     GenerateRequestBody,
     GenerateResponseBody,
@@ -25,11 +28,12 @@ router = APIRouter(tags=["sql"])
 async def generate_sql(body: SqlRequestBody, request: Request, state: State, record: Record) -> SqlResponseBody:
     """Question + CREATE TABLE statements in; one checked SQL query out."""
     started = time.perf_counter()
-    sql_request = state.service.prepare(body.question, body.sql_schema, body.dialect, question_param="question")
-    answer = await until_disconnect(request, state.service.answer(sql_request, record))
+    sql_request = state.pipeline.prepare(body.question, body.sql_schema, body.dialect, question_param="question")
+    answer = await _valid_answer(state.pipeline, request, sql_request, record)
     return SqlResponseBody(
         sql=answer.query,
-        valid=bool(answer.check.get("valid")),
+        valid=answer.valid,
+        finish_reason=answer.finish_reason or "stop",
         check=SqlCheckModel.model_validate(answer.check),
         cached=answer.cached,
         usage=Usage.model_validate(answer.usage),
@@ -42,7 +46,16 @@ async def generate_sql(body: SqlRequestBody, request: Request, state: State, rec
 async def generate(body: GenerateRequestBody, request: Request, state: State, record: Record
                    ) -> GenerateResponseBody:
     """The seed deployment's route, kept for its callers: {question, context} -> {sql}."""
-    sql_request = state.service.prepare(body.question, body.context, None, question_param="question",
-                                        schema_param="context")
-    answer = await until_disconnect(request, state.service.answer(sql_request, record))
-    return GenerateResponseBody(sql=answer.query)
+    sql_request = state.pipeline.prepare(body.question, body.context, None, question_param="question",
+                                         schema_param="context")
+    answer = await _valid_answer(state.pipeline, request, sql_request, record)
+    return GenerateResponseBody(sql=answer.query, finish_reason=answer.finish_reason or "stop")
+
+
+async def _valid_answer(pipeline: AnswerPipeline, request: Request, sql_request: SqlRequest, record: RequestRecord
+                        ) -> SqlAnswer:
+    answer = await until_disconnect(request, pipeline.answer(sql_request, record))
+    rejected = AnswerPipeline.refusal(answer)
+    if rejected is not None:
+        raise rejected
+    return answer

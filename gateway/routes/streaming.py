@@ -1,5 +1,6 @@
-"""Server-sent events for both OpenAI routes: deltas as vLLM makes them, the SQL check on the finished text, and
-exactly one terminal frame (the final chunk or an in-band error) before `data: [DONE]`."""
+"""Server-sent events for both OpenAI routes. The answer is held back until it is checked: the stream carries the
+same text as the plain answer (one delta), then exactly one terminal frame (the final chunk, or an in-band error
+when the check refused the answer or the upstream failed after the response started) before `data: [DONE]`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any, Literal
 
 import orjson
 
-from gateway.errors import GatewayError, SqlRejected
+from gateway.answer import SqlAnswer
+from gateway.errors import GatewayError
+from gateway.pipeline import AnswerPipeline, PendingAnswer
 from gateway.request_record import RequestRecord
-from gateway.routes.protocol import usage_dict
-from gateway.sql_service import SqlAnswer, SqlService, SqlStream
 
 logger = logging.getLogger("sqlgate.streaming")
 
@@ -57,26 +58,24 @@ class ChunkShaper:
         return {**self.base, "choices": [choice], "sql": answer.check}
 
     def usage(self, answer: SqlAnswer) -> dict[str, Any]:
-        return {**self.base, "choices": [], "usage": usage_dict(answer.prompt_tokens, answer.completion_tokens)}
+        return {**self.base, "choices": [], "usage": answer.usage}
 
 
-async def sse_body(stream: SqlStream, shaper: ChunkShaper, *, include_usage: bool, record: RequestRecord
+async def sse_body(pending: PendingAnswer, shaper: ChunkShaper, *, include_usage: bool, record: RequestRecord
                    ) -> AsyncIterator[bytes]:
     """The whole SSE body. Cancellation (client gone) closes the upstream stream, which aborts vLLM's request."""
     try:
         opening = shaper.opening()
         if opening is not None:
             yield sse(opening)
-        async for text in stream.deltas():
-            yield sse(shaper.delta(text))
-        answer = await stream.finish()
-        try:
-            SqlService.reject_if_invalid(answer)
-        except SqlRejected as rejected:
+        answer = await pending.result()
+        rejected = AnswerPipeline.refusal(answer)
+        if rejected is not None:
             record.error_code = rejected.code
             record.stream_error_status = rejected.status_code
             yield sse(rejected.body())
         else:
+            yield sse(shaper.delta(answer.query))
             yield sse(shaper.final(answer))
             if include_usage:
                 yield sse(shaper.usage(answer))
@@ -94,4 +93,4 @@ async def sse_body(stream: SqlStream, shaper: ChunkShaper, *, include_usage: boo
         yield sse(error.body())
         yield DONE
     finally:
-        await stream.aclose()
+        await pending.aclose()

@@ -11,6 +11,9 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     schema.py     CREATE TABLE text: tables, statements in free text, canonical form
     extract.py    model output -> bare SQL
     check.py      check_sql, which runs them in order
+    transpile.py  transpile_sql: the checked SQLite query in the analyst's dialect, or a refusal
+    transpiled.py its vocabulary (Transpiled, TranspileRefused, MODEL_DIALECT) - a leaf
+    reserved_words.py  words each target reserves (quoted when transpiling) - a leaf
 """
 
 from gateway.sql_check.check import check_sql
@@ -26,20 +29,26 @@ from gateway.sql_check.result import (
     SqlPolicy,
 )
 from gateway.sql_check.schema import canonical_schema, create_table_statements, find_create_tables, parse_schema
+from gateway.sql_check.transpile import transpile_sql
+from gateway.sql_check.transpiled import MODEL_DIALECT, Transpiled, TranspileRefused
 
 __all__ = [
     "ADVISORY_CODES",
     "INVALID_CODES",
     "MAX_PAREN_DEPTH",
     "MAX_SQL_CHARS",
+    "MODEL_DIALECT",
     "SUPPORTED_DIALECTS",
     "Problem",
     "SqlCheck",
     "SqlPolicy",
+    "TranspileRefused",
+    "Transpiled",
     "canonical_schema",
     "check_sql",
     "create_table_statements",
     "extract_sql",
     "find_create_tables",
     "parse_schema",
+    "transpile_sql",
 ]

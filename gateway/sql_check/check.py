@@ -29,16 +29,11 @@ from gateway.sql_check.result import (
 
 
 def check_sql(
-    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY,
-    truncated: bool = False,
+    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY
 ) -> SqlCheck:
-    """Check one generated statement against the policy and the schema; never raises.
-
-    `truncated`: the model stopped at its token limit, so the text is not a whole answer even if it parses."""
+    """Check one generated statement against the policy and the schema; never raises."""
     dialect_name = str(dialect).strip().lower()
     try:
-        if truncated:
-            raise Rejected(_TRUNCATED)
         return _check(sql, schema, dialect_name, SqlPolicy(policy))
     except Rejected as rejected:
         return _refused(dialect_name, rejected.problem, rejected.statement_type)
@@ -49,7 +44,6 @@ def check_sql(
 
 
 _UNANALYSABLE = Problem("parse_error", "The SQL could not be analysed, so it is refused.")
-_TRUNCATED = Problem("truncated", "The model stopped at its output limit, so the SQL may be cut short.")
 
 
 def _refused(dialect: str, problem: Problem, statement_type: str | None = None) -> SqlCheck:

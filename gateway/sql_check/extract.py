@@ -25,6 +25,14 @@ _PROSE_START = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"^\s*[A-Z][a-z']+[,:]?\s+[a-z]")
+_LINE_COMMENT = re.compile(r"--[^\n]*$")
+_LAST_WORD = re.compile(r"[A-Za-z_]+$")
+_CONTINUATION_WORDS = frozenset({
+    "SELECT", "DISTINCT", "FROM", "WHERE", "AND", "OR", "NOT", "ON", "JOIN", "BY", "AS", "IN", "HAVING", "CASE",
+    "WHEN", "THEN", "ELSE", "UNION", "ALL", "EXCEPT", "INTERSECT", "LIKE", "BETWEEN", "IS", "SET", "VALUES", "INTO",
+    "WITH", "LIMIT", "OFFSET", "USING", "OVER", "PARTITION", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS",
+    "NATURAL", "GROUP", "ORDER", "ESCAPE", "EXISTS", "ANY", "SOME",
+})
 _INLINE_QUERY = re.compile(r":\s*(?=(?:SELECT|WITH)\b)", re.IGNORECASE)
 
 
@@ -42,14 +50,37 @@ def extract_sql(text: str) -> str:
         inline = _INLINE_QUERY.search(text)  # "Here is the query: SELECT ..."
         return _strip_trailing(text[inline.end():] if inline else text)
     end = len(lines)
-    following: str | None = None  # the next non-blank line after the one being looked at
-    for index in range(len(lines) - 1, start - 1, -1):
+    for index in range(start + 1, len(lines)):
         line = lines[index]
-        if _PROSE_START.match(line) or (not line.strip() and (following is None or _is_prose(following))):
-            end = index  # cut at the first such line: the scan runs backwards, so keep overwriting
-        if line.strip():
-            following = line
+        ends_here = _PROSE_START.match(line) or (not line.strip() and _next_is_prose(lines, index))
+        # A prose-looking line only ends the statement where the SQL before it is complete: after
+        # `SELECT id,` a line `note, title` is the select list going on, not "Note, ..." the sentence.
+        if ends_here and not _expects_more("\n".join(lines[start:index])):
+            end = index
+            break
     return _strip_trailing("\n".join(lines[start:end]))
+
+
+def looks_like_sql(text: str) -> bool:
+    """Whether the text starts like a SQL statement (the model answered with a query, not only prose)."""
+    return bool(_SQL_START.match(text))
+
+
+def _next_is_prose(lines: list[str], index: int) -> bool:
+    following = next((line for line in lines[index + 1:] if line.strip()), None)
+    return following is None or _is_prose(following)
+
+
+def _expects_more(sql: str) -> bool:
+    """True when the text so far cannot end a statement: it ends with a comma, an open parenthesis, an
+    operator or a keyword that needs an operand."""
+    tail = _LINE_COMMENT.sub("", sql).rstrip()
+    if not tail:
+        return True
+    if tail[-1] in ",(=<>+-/|%":
+        return True
+    last_word = _LAST_WORD.search(tail)
+    return last_word is not None and last_word.group(0).upper() in _CONTINUATION_WORDS
 
 
 def _is_prose(line: str) -> bool:

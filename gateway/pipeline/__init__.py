@@ -1,0 +1,6 @@
+"""The one answer pipeline (plain and streaming): prepare -> look up -> generate -> finish."""
+
+from gateway.pipeline.pipeline import AnswerPipeline, CandidateBudget, PendingAnswer
+from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions
+
+__all__ = ["CHECK_VERSION", "AnswerPipeline", "CandidateBudget", "CheckOptions", "PendingAnswer"]

@@ -1,0 +1,414 @@
+"""The one answer pipeline every route uses, plain or streaming:
+
+    prepare -> look up (re-checked) -> generate -> finish: judge, candidates when greedy fails, remember, account
+
+A stream is a way of delivering the answer, not a second answer: both paths end in `finish`, and the routes send
+only `SqlAnswer.query` of a valid answer, so the text a stream delivers is exactly the plain answer's and nothing
+that failed the check ever leaves the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from gateway.answer import Generation, Repair, SqlAnswer, SqlRequest
+from gateway.cache import ResponseCache
+from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
+from gateway.limits import InputCaps
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import RequestTracer
+from gateway.pipeline.candidates import REPAIRABLE, vote
+from gateway.pipeline.fingerprint import ModelFingerprint
+from gateway.pipeline.flights import FlightAbandoned, Flights
+from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
+from gateway.prompt import TEMPLATE_VERSION, render_prompt
+from gateway.request_record import RequestRecord
+from gateway.settings import GenerationParams
+from gateway.sql_check import SUPPORTED_DIALECTS
+from gateway.upstream import UpstreamClient, UpstreamStream
+
+logger = logging.getLogger("sqlgate.pipeline")
+
+
+@dataclass(frozen=True)
+class CandidateBudget:
+    k: int  # samples in the one call; below 2 the step is off
+    budget_s: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.k >= 2
+
+
+class AnswerPipeline:
+    def __init__(
+        self,
+        *,
+        upstream: UpstreamClient,
+        cache: ResponseCache,
+        caps: InputCaps,
+        generation: GenerationParams,
+        candidates: CandidateBudget,
+        upstream_model: str,
+        check: CheckOptions,
+        default_dialect: str,
+        metrics: Metrics,
+        tracer: RequestTracer,
+        fingerprint: ModelFingerprint,
+    ) -> None:
+        self._upstream = upstream
+        self._cache = cache
+        self._caps = caps
+        self._generation = generation
+        self._greedy_fields = generation.as_upstream_fields()
+        self._candidate_fields = {**self._greedy_fields, **generation.candidates.as_upstream_fields(candidates.k)}
+        self._candidates = candidates
+        self._upstream_model = upstream_model
+        self._check = check
+        self._default_dialect = default_dialect
+        self._metrics = metrics
+        self._tracer = tracer
+        self._fingerprint = fingerprint
+        self._flights = Flights()
+        # Everything but the prompt and the model that decides the answer; the key hashes it with both.
+        self._key_material = orjson.dumps([TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
+                                           check.policy.value, check.grounding, candidates.k])
+
+    @property
+    def generation(self) -> GenerationParams:
+        return self._generation
+
+    @property
+    def flights(self) -> Flights:
+        return self._flights
+
+    # ---- prepare ------------------------------------------------------------------------------------------
+
+    def prepare(self, question: str, schema: str, dialect: str | None, *, question_param: str,
+                schema_param: str = "schema") -> SqlRequest:
+        """Apply the caps and render the training prompt; raises before anything reaches vLLM."""
+        self._caps.check_fields(question, schema, question_param=question_param, schema_param=schema_param)
+        dialect = (dialect or self._default_dialect).lower()
+        if dialect not in SUPPORTED_DIALECTS:
+            raise InvalidRequest(
+                f"Unknown SQL dialect '{dialect[:40]}'. Supported: {', '.join(sorted(SUPPORTED_DIALECTS))}.",
+                param="dialect",
+                code="unsupported_dialect",
+            )
+        prompt = render_prompt(question, schema)
+        self._caps.check_prompt(prompt, param=schema_param, schema=schema.strip())
+        # The key covers exactly what the model sees (the rendered prompt, comments and quoting included) and
+        # what judges it; the model's fingerprint joins it at look-up time, once the upstream has named it.
+        key = hashlib.sha256(self._key_material + b"\0" + dialect.encode() + b"\0" + prompt.encode()).hexdigest()
+        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt, cache_key=key)
+
+    # ---- the whole answer ---------------------------------------------------------------------------------
+
+    async def answer(self, request: SqlRequest, record: RequestRecord) -> SqlAnswer:
+        """The checked answer (from the cache, a flight in progress, or vLLM); a refusal is an answer too."""
+        pending = await self.begin(request, record, stream=False)
+        try:
+            return await pending.result()
+        finally:
+            await pending.aclose()
+
+    async def begin(self, request: SqlRequest, record: RequestRecord, *, stream: bool) -> PendingAnswer:
+        """Everything up to the first upstream byte: a failure here is a plain HTTP error. With `stream`, vLLM's
+        stream is opened now and read by `PendingAnswer.result()`."""
+        self._tracer.start(record, question=request.question, schema=request.schema)
+        key = self._full_key(request)
+        cached = await self.lookup(request, key, record)
+        if cached is not None:
+            return PendingAnswer(self, request, record, key, ready=cached)
+        flight = self._flights.in_flight(key)
+        if flight is not None:
+            return PendingAnswer(self, request, record, key, joined=flight)
+        landing = self._flights.lead(key)
+        if not stream:
+            return PendingAnswer(self, request, record, key, landing=landing)
+        try:
+            upstream, started = await self._open_upstream_stream(request, record)
+        except BaseException as exc:
+            self._flights.land(key, landing, None, exc if isinstance(exc, Exception) else None)
+            raise
+        return PendingAnswer(self, request, record, key, landing=landing, upstream=upstream, started=started)
+
+    # ---- look up ------------------------------------------------------------------------------------------
+
+    def _full_key(self, request: SqlRequest) -> str:
+        return hashlib.sha256(f"{self._fingerprint.current}\0{request.cache_key}".encode()).hexdigest()
+
+    async def lookup(self, request: SqlRequest, key: str, record: RequestRecord) -> SqlAnswer | None:
+        """A stored answer, re-checked now: an entry the current check no longer passes is dropped."""
+        if not self._cache.enabled:
+            return None  # no hit or miss to count: a cache that is off must not look like one that never hits
+        stored = await self._cache.get(key)
+        answer = self._from_store(request, stored) if stored is not None else None
+        self._metrics.cache(answer is not None)
+        record.cache = "hit" if answer is not None else "miss"
+        return answer
+
+    def _from_store(self, request: SqlRequest, stored: dict[str, Any]) -> SqlAnswer | None:
+        try:
+            verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
+                                  dialect=request.dialect, options=self._check)
+            repair = stored.get("repair")
+            answer = SqlAnswer(
+                query=verdict.query, source_query=verdict.source_query, raw_text=str(stored["raw_text"]),
+                finish_reason=stored["finish_reason"], prompt_tokens=int(stored["prompt_tokens"]),
+                completion_tokens=int(stored["completion_tokens"]),
+                check=self._check_object(verdict, Repair(**repair) if isinstance(repair, dict) else None),
+                repair=Repair(**repair) if isinstance(repair, dict) else None, cached=True,
+                extra_tokens={k: int(v) for k, v in dict(stored.get("extra_tokens") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError):
+            return None  # written by an older version: answer afresh
+        if stored.get("valid") and not answer.valid:
+            return None  # passed an older check and fails this one: never serve it again
+        return answer
+
+    async def remember(self, key: str, answer: SqlAnswer) -> None:
+        if self._cache.enabled:
+            await self._cache.set(key, {**answer.for_cache(), "valid": answer.valid})
+
+    # ---- generate -----------------------------------------------------------------------------------------
+
+    def _payload(self, request: SqlRequest, fields: dict[str, Any], *, stream: bool = False) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self._upstream_model, "prompt": request.prompt, **fields}
+        if stream:
+            payload["stream"] = True
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    async def generate(self, request: SqlRequest, record: RequestRecord) -> Generation:
+        """One greedy completion, read whole."""
+        trace = record.trace
+        if trace is not None:
+            trace.start_generation(model=self._upstream_model, parameters=self._greedy_fields)
+        started = time.perf_counter()
+        try:
+            body = await self._upstream.complete(self._payload(request, self._greedy_fields))
+        except Exception:
+            self._metrics.observe_upstream("error", time.perf_counter() - started)
+            raise
+        latency = time.perf_counter() - started
+        self._metrics.observe_upstream("ok", latency)
+        choice = body["choices"][0]
+        text = choice.get("text") if isinstance(choice, dict) else None
+        if not isinstance(text, str):
+            raise UpstreamError("The model server's answer has no text.")
+        usage = body.get("usage") or {}
+        return Generation(raw_text=text, finish_reason=choice.get("finish_reason"),
+                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency)
+
+    async def _open_upstream_stream(self, request: SqlRequest, record: RequestRecord
+                                    ) -> tuple[UpstreamStream, float]:
+        trace = record.trace
+        if trace is not None:
+            trace.start_generation(model=self._upstream_model, parameters=self._greedy_fields)
+        started = time.perf_counter()
+        try:
+            upstream = await self._upstream.open_stream(self._payload(request, self._greedy_fields, stream=True))
+        except Exception:
+            self._metrics.observe_upstream("error", time.perf_counter() - started)
+            raise
+        return upstream, started
+
+    async def collect(self, upstream: UpstreamStream, started: float, record: RequestRecord) -> Generation:
+        """Read vLLM's stream to its end; the text is held back here until the whole answer is checked."""
+        parts: list[str] = []
+        finish_reason: str | None = None
+        usage: dict[str, Any] = {}
+        ttft: float | None = None
+        try:
+            async for event in upstream.events():
+                if isinstance(event.get("usage"), dict):
+                    usage = event["usage"]
+                choices = event.get("choices")
+                if not isinstance(choices, list) or not choices:
+                    continue
+                choice = choices[0]
+                if not isinstance(choice, dict):
+                    raise UpstreamError("The model server sent a malformed stream frame.")
+                if choice.get("finish_reason"):
+                    finish_reason = str(choice["finish_reason"])
+                text = choice.get("text")
+                if isinstance(text, str) and text:
+                    if ttft is None:
+                        ttft = time.perf_counter() - started
+                        record.ttft_s = ttft
+                        if record.trace is not None:
+                            record.trace.first_token()
+                        self._metrics.observe_ttft(record.route, ttft)
+                    parts.append(text)
+        except Exception:
+            self._metrics.observe_upstream("error", time.perf_counter() - started)
+            raise
+        latency = time.perf_counter() - started
+        self._metrics.observe_upstream("ok", latency)
+        return Generation(raw_text="".join(parts), finish_reason=finish_reason,
+                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency,
+                          ttft_s=ttft)
+
+    # ---- finish -------------------------------------------------------------------------------------------
+
+    async def finish(self, request: SqlRequest, generation: Generation, record: RequestRecord) -> SqlAnswer:
+        """Judge the greedy answer; when it fails for a reason sampling can fix, run the candidate step."""
+        verdict = judge(generation.raw_text, generation.finish_reason, schema=request.schema,
+                        dialect=request.dialect, options=self._check)
+        if verdict.check.get("compiled") is False:
+            self._metrics.compile_failure()
+        finish_reason = generation.finish_reason
+        repair: Repair | None = None
+        extra_tokens: dict[str, int] = {}
+        raw_text = generation.raw_text
+        code = verdict.error_code
+        if code in REPAIRABLE and self._candidates.enabled:
+            winner, repair, extra_tokens = await self._repair(request, record, code)
+            if winner is not None:
+                verdict, finish_reason, raw_text = winner
+        return SqlAnswer(
+            query=verdict.query, source_query=verdict.source_query, raw_text=raw_text,
+            finish_reason=finish_reason, prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens, check=self._check_object(verdict, repair),
+            repair=repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
+            extra_tokens=extra_tokens,
+        )
+
+    async def _repair(self, request: SqlRequest, record: RequestRecord, reason: str
+                      ) -> tuple[tuple[Verdict, str | None, str] | None, Repair, dict[str, int]]:
+        """k samples in one call, judged and voted; bounded by the time budget. Never raises for the upstream:
+        a candidate call that fails leaves the greedy refusal standing."""
+        k = self._candidates.k
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._candidates.budget_s):
+                body = await self._upstream.complete(self._payload(request, self._candidate_fields))
+        except TimeoutError:
+            repair = Repair(asked=k, passing=0, votes=0, won=False, reason=reason,
+                            latency_s=time.perf_counter() - started, timed_out=True)
+            self._metrics.repair(False, repair.latency_s)
+            return None, repair, {}
+        except Exception as exc:
+            logger.warning("candidate call failed; the greedy answer's refusal stands: %s", type(exc).__name__)
+            repair = Repair(asked=k, passing=0, votes=0, won=False, reason=reason,
+                            latency_s=time.perf_counter() - started)
+            self._metrics.repair(False, repair.latency_s)
+            return None, repair, {}
+        judged: list[tuple[Verdict, str | None, str]] = []
+        for choice in body.get("choices") or ():
+            text = choice.get("text") if isinstance(choice, dict) else None
+            if isinstance(text, str):
+                finish = choice.get("finish_reason")
+                judged.append((judge(text, finish, schema=request.schema, dialect=request.dialect,
+                                     options=self._check), finish, text))
+        ballot = vote([verdict for verdict, _, _ in judged])
+        usage = body.get("usage") or {}
+        extra = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
+                 "completion_tokens": int(usage.get("completion_tokens") or 0)}
+        repair = Repair(asked=k, passing=ballot.passing, votes=ballot.votes, won=ballot.winner is not None,
+                        reason=reason, latency_s=time.perf_counter() - started)
+        self._metrics.repair(repair.won, repair.latency_s)
+        winner = next((entry for entry in judged if entry[0] is ballot.winner), None)
+        return winner, repair, extra
+
+    @staticmethod
+    def _check_object(verdict: Verdict, repair: Repair | None) -> dict[str, Any]:
+        return {**verdict.check, "repair": repair.as_dict() if repair is not None else None}
+
+    def account(self, answer: SqlAnswer, record: RequestRecord) -> None:
+        """Tokens, check outcome and trace facts for one answer, once per request."""
+        outcome = answer.error_code or "valid"
+        record.prompt_tokens = answer.usage["prompt_tokens"]
+        record.completion_tokens = answer.usage["completion_tokens"]
+        record.sql_outcome = outcome
+        record.answer = answer
+        self._metrics.sql_check(outcome)
+        if answer.error_code is not None:
+            self._metrics.refusal(answer.error_code)
+        if not answer.cached:
+            self._metrics.add_tokens(record.prompt_tokens, record.completion_tokens)
+
+    @staticmethod
+    def refusal(answer: SqlAnswer) -> SqlRejected | None:
+        """The typed 422 for an answer that failed the check (its failing text only inside `error.check`)."""
+        code = answer.error_code
+        if code is None:
+            return None
+        problems = [str(p.get("message")) for p in answer.check.get("problems", [])
+                    if p.get("code") != "no_where_clause"]
+        reason = "; ".join(dict.fromkeys(problems)) or "it did not pass the SQL check"
+        return SqlRejected(f"The generated SQL was rejected: {reason}", code=code, extra={"check": answer.check})
+
+
+class PendingAnswer:
+    """An answer on its way: ready (cache), joined (another request's flight), or led by this request."""
+
+    def __init__(self, pipeline: AnswerPipeline, request: SqlRequest, record: RequestRecord, key: str, *,
+                 ready: SqlAnswer | None = None, joined: asyncio.Future[SqlAnswer] | None = None,
+                 landing: asyncio.Future[SqlAnswer] | None = None, upstream: UpstreamStream | None = None,
+                 started: float = 0.0) -> None:
+        self._pipeline = pipeline
+        self._request = request
+        self._record = record
+        self._key = key
+        self._ready = ready
+        self._joined = joined
+        self._landing = landing
+        self._upstream = upstream
+        self._started = started
+
+    async def result(self) -> SqlAnswer:
+        answer = await self._obtain()
+        self._pipeline.account(answer, self._record)
+        return answer
+
+    async def _obtain(self) -> SqlAnswer:
+        if self._ready is not None:
+            return self._ready
+        if self._joined is not None:
+            try:
+                shared = await self._pipeline.flights.wait(self._joined)
+            except FlightAbandoned:
+                pass  # the leader's client went away: answer this request itself
+            else:
+                self._record.cache = "joined"
+                return replace(shared, cached=True)
+            self._landing = self._pipeline.flights.lead(self._key)
+        return await self._lead()
+
+    async def _lead(self) -> SqlAnswer:
+        pipeline, landing = self._pipeline, self._landing
+        assert landing is not None
+        try:
+            if self._upstream is not None:
+                generation = await pipeline.collect(self._upstream, self._started, self._record)
+            else:
+                generation = await pipeline.generate(self._request, self._record)
+            answer = await pipeline.finish(self._request, generation, self._record)
+            await pipeline.remember(self._key, answer)
+        except Exception as exc:
+            pipeline.flights.land(self._key, landing, None, exc)
+            raise
+        except BaseException:
+            pipeline.flights.land(self._key, landing, None)
+            raise
+        pipeline.flights.land(self._key, landing, answer)
+        return answer
+
+    async def aclose(self) -> None:
+        """Release the upstream stream; a flight this request led and never finished is handed back, so the
+        requests waiting on it answer themselves instead of waiting forever. Idempotent."""
+        if self._landing is not None and not self._landing.done():
+            self._pipeline.flights.land(self._key, self._landing, None)
+        if self._upstream is not None:
+            await self._upstream.aclose()

@@ -1,0 +1,104 @@
+"""The check chain for one model answer: clean -> not truncated -> guard, grounding and compile in the model's
+dialect -> transpile to the analyst's dialect -> guard again there. Pure and synchronous: the same verdict for the
+same inputs, whether the text came from vLLM, a candidate or the cache."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.sql_check import MODEL_DIALECT, SqlPolicy, TranspileRefused, check_sql, extract_sql, transpile_sql
+from gateway.sql_check.extract import looks_like_sql
+
+# Bumped whenever the chain below can judge the same text differently; part of every cache key.
+CHECK_VERSION = "3"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of the chain: `query` may leave the gateway only when `error_code` is None."""
+
+    query: str  # in the requested dialect (the source text itself when the dialects match)
+    source_query: str  # what the model wrote, cleaned
+    check: dict[str, Any]
+
+    @property
+    def error_code(self) -> str | None:
+        code = self.check.get("error_code")
+        return str(code) if code else None
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    policy: SqlPolicy
+    grounding: str = "strict"
+
+
+def judge(raw_text: str, finish_reason: str | None, *, schema: str, dialect: str, options: CheckOptions) -> Verdict:
+    """Run the whole chain on a model's raw text."""
+    return judge_query(extract_sql(raw_text), finish_reason, schema=schema, dialect=dialect, options=options)
+
+
+@functools.lru_cache(maxsize=4096)
+def _memo(query: str, truncated: bool, schema: str, dialect: str, options: CheckOptions) -> Verdict:
+    # Memoised per process: the chain is deterministic for the same code, so a cache hit re-checked here costs a
+    # lookup; a fixed guard ships as a new process (and a new CHECK_VERSION), which starts with an empty memo.
+    return _judge(query, truncated, schema, dialect, options)
+
+
+def judge_query(query: str, finish_reason: str | None, *, schema: str, dialect: str, options: CheckOptions
+                ) -> Verdict:
+    """The chain on already-extracted SQL (the cache keeps the model's text, not the verdict)."""
+    return _memo(query, finish_reason == "length", schema, dialect, options)
+
+
+def _judge(query: str, truncated: bool, schema: str, dialect: str, options: CheckOptions) -> Verdict:
+    check = check_sql(query, schema=schema, dialect=MODEL_DIALECT, policy=options.policy,
+                      **_grounding_kwargs(options))
+    result: dict[str, Any] = {**check.as_dict(), "query": query, "source_dialect": MODEL_DIALECT,
+                              "dialect": MODEL_DIALECT}
+    if truncated:
+        # A length stop cuts the statement wherever the token budget ran out; a prefix can parse and even
+        # compile (`... WHERE a = 1` of `... WHERE a = 1 AND b = 2`), so it is never an answer.
+        return Verdict(query, query, _refused(result, "truncated_sql", "truncated",
+                                               "The model ran out of tokens before finishing the query."))
+    if result["error_code"] == "invalid_sql" and not looks_like_sql(query):
+        return Verdict(query, query, _refused(result, "unanswerable_sql", "no_sql",
+                                               "The model answered without a SQL query."))
+    if result["error_code"] is not None or dialect == MODEL_DIALECT:
+        return Verdict(query, query, result)
+    return _in_target_dialect(query, schema, dialect, options, result)
+
+
+def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOptions, source: dict[str, Any]
+                       ) -> Verdict:
+    try:
+        text = transpile_sql(query, source=MODEL_DIALECT, target=dialect, schema=schema).text
+    except TranspileRefused as refused:
+        return Verdict(query, query, _refused(source, "untranslatable_sql", "untranslatable", str(refused)))
+    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, **_grounding_kwargs(options))
+    result = {**again.as_dict(), "query": text, "source_dialect": MODEL_DIALECT, "dialect": dialect}
+    if again.error_code is None:
+        # The compile step is authoritative in the model's dialect; what the target engine would say is
+        # reported by the second check's own `compiled` (null where no engine of that family runs here).
+        result["source_compiled"] = source.get("compiled")
+    return Verdict(text, query, result)
+
+
+def _refused(result: dict[str, Any], code: str, problem: str, message: str) -> dict[str, Any]:
+    problems = [{"code": problem, "message": message}, *result.get("problems", [])]
+    return {**result, "valid": False, "error_code": code, "problems": problems}
+
+
+def _grounding_kwargs(options: CheckOptions) -> dict[str, Any]:
+    return {"grounding": options.grounding} if _CHECK_TAKES_GROUNDING else {}
+
+
+def _takes_grounding() -> bool:
+    import inspect
+
+    return "grounding" in inspect.signature(check_sql).parameters
+
+
+_CHECK_TAKES_GROUNDING = _takes_grounding()

@@ -1,0 +1,210 @@
+"""Transpile the model's checked SQL (SQLite) into the analyst's dialect with sqlglot, or refuse.
+
+sqlglot translates syntax (LIMIT -> TOP, || -> CONCAT, strftime -> DATE_FORMAT...) but passes through what it
+does not know, and SQLite's meaning differs from other engines' in places sqlglot leaves alone. This module closes
+the gaps that change an answer, and refuses what it can't write faithfully:
+
+- sqlglot's own "unsupported" warnings become refusals (unsupported_level=RAISE);
+- functions sqlglot does not know (parsed as anonymous calls) and SQLite-only operators are refused;
+- SQLite reads a "double-quoted" name that names no column as a string literal: with the schema, such names
+  become strings;
+- SQLite's LIKE ignores ASCII case: ILIKE or LOWER() where the target's LIKE does not;
+- names the target reserves are quoted (in its case folding); names quoted only out of habit are unquoted, since
+  SQLite compares even quoted names without case;
+- `date('now')` / `datetime('now')` become CURRENT_DATE / CURRENT_TIMESTAMP, `date(x)` a CAST;
+- SQL Server has no boolean values: a comparison in a SELECT list becomes CASE WHEN ... THEN 1 ... END.
+
+The result is parsed back in the target dialect before it is returned. Pure: no I/O, no state."""
+
+from __future__ import annotations
+
+import re
+
+import sqlglot.expressions as exp
+from sqlglot.dialects.dialect import NormalizationStrategy
+from sqlglot.errors import ErrorLevel, UnsupportedError
+
+from gateway.sql_check.names import query_columns
+from gateway.sql_check.parsing import PER_THREAD, check_tokens, get_dialect, parse, tokenize
+from gateway.sql_check.reserved_words import reserved_in
+from gateway.sql_check.result import MAX_SQL_CHARS, SUPPORTED_DIALECTS, Rejected
+from gateway.sql_check.schema import parse_schema_cached
+from gateway.sql_check.transpiled import MODEL_DIALECT, Transpiled, TranspileRefused
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Default collations compare ASCII letters without case, as SQLite's LIKE does.
+_LIKE_IGNORES_CASE = frozenset({"sqlite", "mysql", "tsql"})
+_HAS_ILIKE = frozenset({"postgres", "redshift", "duckdb", "snowflake", "clickhouse", "spark", "databricks"})
+# Operators sqlglot writes unchanged although only these targets have them.
+_ONLY_IN: dict[type[exp.Expr], frozenset[str]] = {
+    exp.Glob: frozenset({"sqlite", "duckdb"}),
+    exp.Typeof: frozenset({"sqlite", "duckdb"}),
+}
+_PREDICATES = (exp.Predicate, exp.Connector, exp.Not)
+
+
+def transpile_sql(
+    sql: str, *, source: str = MODEL_DIALECT, target: str, schema: str | None = None
+) -> Transpiled:
+    """`sql` (one statement in `source`) written in `target`; unchanged when they are equal.
+
+    `schema` (the request's CREATE TABLE text) lets SQLite's double-quoted strings be told from names.
+    Raises TranspileRefused when the text can't be written faithfully in `target`."""
+    source_name, target_name = _offered(source), _offered(target)
+    if source_name == target_name:
+        return Transpiled(text=sql, source_dialect=source_name, dialect=target_name)
+    try:
+        tree = _parse_one(sql, source_name)
+        if source_name == "sqlite":
+            _strings_in_double_quotes(tree, schema)
+            _sqlite_dates(tree, target_name)
+            _case_insensitive_like(tree, target_name)
+        _refuse_untranslatable(tree, target_name)
+        if target_name == "tsql":
+            _booleans_as_numbers(tree)
+        _quote_names(tree, target_name)
+        text = get_dialect(target_name).generate(tree, copy=False, unsupported_level=ErrorLevel.RAISE)
+        _parse_back(text, target_name)
+    except TranspileRefused:
+        raise
+    except UnsupportedError as error:
+        detail = " ".join(str(error).split())[:200]
+        raise TranspileRefused(f"The query can't be written faithfully in {_label(target_name)}: {detail}") from None
+    except RecursionError:
+        raise TranspileRefused("The query is nested too deeply to translate.") from None
+    except Exception:  # fail closed: a half-translated query must never leave
+        raise TranspileRefused(f"The query could not be translated to {_label(target_name)}.") from None
+    return Transpiled(text=text, source_dialect=source_name, dialect=target_name)
+
+
+def _offered(name: str) -> str:
+    dialect = str(name).strip().lower()
+    if dialect not in SUPPORTED_DIALECTS:
+        raise TranspileRefused(f"The SQL dialect '{dialect[:40]}' is not offered.")
+    return dialect
+
+
+def _label(dialect: str) -> str:
+    return {"tsql": "SQL Server (T-SQL)", "postgres": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB",
+            "sqlite": "SQLite", "bigquery": "BigQuery", "snowflake": "Snowflake"}.get(dialect, dialect)
+
+
+def _parse_one(sql: str, dialect: str) -> exp.Expr:
+    if len(sql) > MAX_SQL_CHARS:
+        raise TranspileRefused(f"The SQL is longer than {MAX_SQL_CHARS:,} characters.")
+    tokenizer, parser = PER_THREAD.for_dialect(dialect)
+    try:
+        tokens = tokenize(tokenizer, sql)
+        check_tokens(tokens)
+        statements = parse(parser, tokens, sql)
+    except Rejected as rejected:
+        raise TranspileRefused(rejected.problem.message) from None
+    if len(statements) != 1:
+        raise TranspileRefused("Only one SQL statement can be translated.")
+    return statements[0]
+
+
+def _strings_in_double_quotes(tree: exp.Expr, schema: str | None) -> None:
+    """SQLite reads `WHERE name = "Alice"` as a string when no column is called Alice; so must the target.
+
+    Only with a readable schema that knows every table the query reads; otherwise the name stays a name (the
+    target then refuses an unknown column, rather than answering something else)."""
+    known = parse_schema_cached(schema, "sqlite") if schema and schema.strip() else {}
+    if not known:
+        return
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    names: set[str] = set()
+    for table in tree.find_all(exp.Table):
+        columns = known.get(table.name.lower())
+        if columns is None and table.name.lower() not in ctes:
+            return
+        names |= columns or frozenset()
+    for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE, exp.Subquery):
+        if node.alias:
+            names.add(node.alias.lower())
+        alias = node.args.get("alias")
+        if isinstance(alias, exp.TableAlias):
+            names |= {column.name.lower() for column in alias.columns}
+        if isinstance(node, exp.CTE | exp.Subquery):
+            names |= query_columns(node.this) or frozenset()
+    for column in list(tree.find_all(exp.Column)):
+        identifier = column.this
+        if (not column.table and isinstance(identifier, exp.Identifier) and identifier.quoted
+                and identifier.name.lower() not in names):
+            column.replace(exp.Literal.string(identifier.name))
+
+
+def _sqlite_dates(tree: exp.Expr, target: str) -> None:
+    for node in list(tree.find_all(exp.Date, exp.Anonymous)):
+        arguments = [node.this] if isinstance(node, exp.Date) else node.expressions
+        if isinstance(node, exp.Anonymous) and node.name.lower() != "datetime":
+            continue
+        if len(arguments) != 1 or (isinstance(node, exp.Date) and (node.args.get("zone") or node.expressions)):
+            continue
+        argument = arguments[0]
+        is_now = isinstance(argument, exp.Literal) and argument.is_string and argument.name.lower() == "now"
+        if isinstance(node, exp.Date):
+            # sqlglot writes CURRENT_DATE as GETDATE() for SQL Server, which carries the time of day too.
+            today = exp.cast(exp.CurrentTimestamp(), exp.DataType.Type.DATE) if target == "tsql" else exp.CurrentDate()
+            node.replace(today if is_now else exp.cast(argument, exp.DataType.Type.DATE))
+        elif is_now:
+            node.replace(exp.CurrentTimestamp())
+
+
+def _case_insensitive_like(tree: exp.Expr, target: str) -> None:
+    if target in _LIKE_IGNORES_CASE:
+        return
+    for like in list(tree.find_all(exp.Like)):
+        if target in _HAS_ILIKE:
+            like.replace(exp.ILike(**like.args))
+        else:
+            like.set("this", exp.Lower(this=like.this))
+            like.set("expression", exp.Lower(this=like.expression))
+
+
+def _refuse_untranslatable(tree: exp.Expr, target: str) -> None:
+    for call in tree.find_all(exp.Anonymous):
+        raise TranspileRefused(f"The function {call.name.upper()}() has no known equivalent in {_label(target)}.")
+    for kind, dialects in _ONLY_IN.items():
+        node = tree.find(kind)
+        if node is not None and target not in dialects:
+            word = kind.__name__.upper()
+            raise TranspileRefused(f"{word} has no equivalent in {_label(target)}.")
+
+
+def _booleans_as_numbers(tree: exp.Expr) -> None:
+    """SQLite's `SELECT a > 1` yields 1, 0 or NULL; SQL Server can't select a comparison, so spell it out."""
+    for select in list(tree.find_all(exp.Select)):
+        for item in select.expressions:
+            value = item.this if isinstance(item, exp.Alias) else item
+            if isinstance(value, _PREDICATES):
+                case = exp.Case(ifs=[
+                    exp.If(this=value.copy(), true=exp.Literal.number(1)),
+                    exp.If(this=exp.Not(this=exp.Paren(this=value.copy())), true=exp.Literal.number(0)),
+                ])
+                value.replace(case)
+
+
+def _quote_names(tree: exp.Expr, target: str) -> None:
+    dialect = get_dialect(target)
+    known = frozenset(word.lower() for word in getattr(dialect.generator_class, "RESERVED_KEYWORDS", ()))
+    reserved = reserved_in(target, known)
+    folds = dialect.normalization_strategy in (NormalizationStrategy.LOWERCASE, NormalizationStrategy.UPPERCASE)
+    for identifier in list(tree.find_all(exp.Identifier)):
+        name = identifier.this
+        if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+            continue
+        if name.lower() in reserved:
+            # Quoting makes the name case-sensitive in folding dialects: fold it the way an unquoted name is.
+            if folds:
+                identifier.set("this", name.upper() if dialect.normalization_strategy is
+                               NormalizationStrategy.UPPERCASE else name.lower())
+            identifier.set("quoted", True)
+        elif identifier.quoted:
+            identifier.set("quoted", False)
+
+
+def _parse_back(text: str, target: str) -> None:
+    statements = [s for s in get_dialect(target).parse(text) if s is not None]
+    if len(statements) != 1:
+        raise TranspileRefused(f"The translated query does not read back as one {_label(target)} statement.")

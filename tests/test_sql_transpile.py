@@ -1,0 +1,143 @@
+"""The transpile step: model outputs (SQLite) x target dialects -> the expected text, each read back in the
+target and passed by the guard there; refusals where a faithful translation does not exist."""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+
+from gateway.sql_check import SUPPORTED_DIALECTS, check_sql
+from gateway.sql_check.transpile import transpile_sql
+from gateway.sql_check.transpiled import Transpiled, TranspileRefused
+
+SINGER = ("CREATE TABLE singer (Singer_ID INTEGER, Name VARCHAR, Country VARCHAR, Age INTEGER, is_male BOOLEAN, "
+          "\"desc\" VARCHAR, user VARCHAR, Joined VARCHAR)")
+
+# (model output, target, expected text)
+TABLE = [
+    # LIMIT
+    ("SELECT Name FROM singer LIMIT 5", "tsql", "SELECT TOP 5 Name FROM singer"),
+    ("SELECT Name FROM singer LIMIT 5", "postgres", "SELECT Name FROM singer LIMIT 5"),
+    ("SELECT Name FROM singer LIMIT 5", "mysql", "SELECT Name FROM singer LIMIT 5"),
+    ("SELECT Name FROM singer ORDER BY Age DESC LIMIT 1", "tsql", "SELECT TOP 1 Name FROM singer ORDER BY Age DESC"),
+    ("SELECT Name FROM singer ORDER BY Age LIMIT 3 OFFSET 2", "tsql",
+     "SELECT Name FROM singer ORDER BY Age OFFSET 2 ROWS FETCH FIRST 3 ROWS ONLY"),
+    # SQLite puts NULLs first when ascending; PostgreSQL and DuckDB would put them last.
+    ("SELECT Name FROM singer ORDER BY Age LIMIT 1", "postgres",
+     "SELECT Name FROM singer ORDER BY Age NULLS FIRST LIMIT 1"),
+    # || is concatenation in SQLite, logical OR in MySQL
+    ("SELECT Name || ' ' || Country FROM singer", "mysql", "SELECT CONCAT(Name, ' ', Country) FROM singer"),
+    ("SELECT Name || ' ' || Country FROM singer", "postgres", "SELECT Name || ' ' || Country FROM singer"),
+    ("SELECT Name || ' ' || Country FROM singer", "tsql", "SELECT Name + ' ' + Country FROM singer"),
+    ("SELECT Name || ' ' || Country FROM singer", "duckdb", "SELECT Name || ' ' || Country FROM singer"),
+    # dates
+    ("SELECT Name FROM singer WHERE strftime('%Y', Joined) = '2020'", "mysql",
+     "SELECT Name FROM singer WHERE DATE_FORMAT(Joined, '%Y') = '2020'"),
+    ("SELECT Name FROM singer WHERE strftime('%Y', Joined) = '2020'", "postgres",
+     "SELECT Name FROM singer WHERE TO_CHAR(CAST(Joined AS TIMESTAMP), 'YYYY') = '2020'"),
+    ("SELECT Name FROM singer WHERE strftime('%Y', Joined) = '2020'", "tsql",
+     "SELECT Name FROM singer WHERE FORMAT(CAST(Joined AS DATETIME2), 'yyyy') = '2020'"),
+    ("SELECT Name FROM singer WHERE strftime('%Y', Joined) = '2020'", "duckdb",
+     "SELECT Name FROM singer WHERE STRFTIME(CAST(Joined AS TIMESTAMP), '%Y') = '2020'"),
+    ("SELECT count(*) FROM singer WHERE Joined > date('now')", "postgres",
+     "SELECT COUNT(*) FROM singer WHERE Joined > CURRENT_DATE"),
+    ("SELECT count(*) FROM singer WHERE Joined > date('now')", "tsql",
+     "SELECT COUNT_BIG(*) FROM singer WHERE Joined > CAST(GETDATE() AS DATE)"),
+    ("SELECT count(*) FROM singer WHERE Joined < datetime('now')", "mysql",
+     "SELECT COUNT(*) FROM singer WHERE Joined < CURRENT_TIMESTAMP()"),
+    ("SELECT Name FROM singer WHERE Joined > date('2020-01-01')", "mysql",
+     "SELECT Name FROM singer WHERE Joined > CAST('2020-01-01' AS DATE)"),
+    # names the target reserves are quoted (folded the way the target folds); habitual quotes are dropped
+    ("SELECT desc, user FROM singer", "postgres", 'SELECT "desc", "user" FROM singer'),
+    ("SELECT desc, user FROM singer", "tsql", "SELECT [desc], [user] FROM singer"),
+    ("SELECT desc, user FROM singer", "mysql", "SELECT `desc`, `user` FROM singer"),
+    ("SELECT desc, user FROM singer", "duckdb", 'SELECT "desc", "user" FROM singer'),
+    ("SELECT desc FROM singer", "snowflake", 'SELECT "DESC" FROM singer'),
+    ('SELECT "Name" FROM singer', "postgres", "SELECT Name FROM singer"),
+    ("SELECT Name AS top FROM singer", "tsql", "SELECT Name AS [top] FROM singer"),
+    # SQLite reads a double-quoted word that names no column as a string
+    ('SELECT Name FROM singer WHERE Country = "France"', "postgres",
+     "SELECT Name FROM singer WHERE Country = 'France'"),
+    ('SELECT Name FROM singer WHERE Country = "France"', "mysql", "SELECT Name FROM singer WHERE Country = 'France'"),
+    ('SELECT Name FROM singer WHERE Country = "France"', "tsql", "SELECT Name FROM singer WHERE Country = 'France'"),
+    # booleans
+    ("SELECT Name FROM singer WHERE is_male = TRUE", "tsql", "SELECT Name FROM singer WHERE is_male = 1"),
+    ("SELECT Name FROM singer WHERE is_male = TRUE", "postgres", "SELECT Name FROM singer WHERE is_male = TRUE"),
+    ("SELECT Age > 30 AS old FROM singer", "tsql",
+     "SELECT CASE WHEN Age > 30 THEN 1 WHEN NOT (Age > 30) THEN 0 END AS old FROM singer"),
+    # SQLite's LIKE ignores ASCII case
+    ("SELECT Name FROM singer WHERE Name LIKE '%an%'", "postgres", "SELECT Name FROM singer WHERE Name ILIKE '%an%'"),
+    ("SELECT Name FROM singer WHERE Name LIKE '%an%'", "duckdb", "SELECT Name FROM singer WHERE Name ILIKE '%an%'"),
+    ("SELECT Name FROM singer WHERE Name LIKE '%an%'", "mysql", "SELECT Name FROM singer WHERE Name LIKE '%an%'"),
+    ("SELECT Name FROM singer WHERE Name LIKE '%an%'", "tsql", "SELECT Name FROM singer WHERE Name LIKE '%an%'"),
+    ("SELECT Name FROM singer WHERE Name NOT LIKE '%an%'", "bigquery",
+     "SELECT Name FROM singer WHERE LOWER(Name) NOT LIKE LOWER('%an%')"),
+    # functions with other names
+    ("SELECT substr(Name, 1, 3), length(Name), ifnull(Age, 0) FROM singer", "tsql",
+     "SELECT SUBSTRING(Name, 1, 3), LEN(Name), COALESCE(Age, 0) FROM singer"),
+    ("SELECT group_concat(Name) FROM singer", "postgres", "SELECT STRING_AGG(Name, ',') FROM singer"),
+    ("SELECT Country, count(*) FROM singer GROUP BY Country HAVING count(*) > 1", "tsql",
+     "SELECT Country, COUNT_BIG(*) FROM singer GROUP BY Country HAVING COUNT_BIG(*) > 1"),
+]
+
+
+def _offered(target: str) -> None:
+    if target not in SUPPORTED_DIALECTS:
+        pytest.skip(f"{target} is not among SUPPORTED_DIALECTS")
+
+
+@pytest.mark.parametrize(("sql", "target", "expected"), TABLE)
+def test_model_output_is_written_in_the_target_dialect(sql: str, target: str, expected: str) -> None:
+    _offered(target)
+    result = transpile_sql(sql, target=target, schema=SINGER)
+    assert result == Transpiled(text=expected, source_dialect="sqlite", dialect=target)
+    assert len(sqlglot.parse(result.text, read=target)) == 1
+    check = check_sql(result.text, schema=SINGER, dialect=target)
+    assert check.valid, check.problems
+
+
+@pytest.mark.parametrize("text", ["SELECT  name FROM singer  limit 5 -- top five\n", 'select "Name" from singer;'])
+def test_same_dialect_returns_the_text_unchanged(text: str) -> None:
+    assert transpile_sql(text, target="sqlite") == Transpiled(text=text, source_dialect="sqlite", dialect="sqlite")
+    assert transpile_sql(text, target=" SQLite ").text == text
+
+
+def test_double_quoted_names_stay_names_without_a_schema() -> None:
+    result = transpile_sql('SELECT Name FROM singer WHERE Country = "France"', target="postgres")
+    assert result.text == "SELECT Name FROM singer WHERE Country = France"
+
+
+def test_double_quoted_column_of_the_schema_stays_a_column() -> None:
+    result = transpile_sql('SELECT "Name" FROM singer WHERE "Country" = "France"', target="mysql", schema=SINGER)
+    assert result.text == "SELECT Name FROM singer WHERE Country = 'France'"
+
+
+def test_names_with_odd_characters_keep_their_quotes() -> None:
+    schema = 'CREATE TABLE tv (id INTEGER, "18_49_Rating_Share" VARCHAR)'
+    result = transpile_sql('SELECT "18_49_Rating_Share" FROM tv', target="tsql", schema=schema)
+    assert result.text == "SELECT [18_49_Rating_Share] FROM tv"
+
+
+@pytest.mark.parametrize(
+    ("sql", "target", "reason"),
+    [
+        ("SELECT julianday('now') - julianday(Joined) FROM singer", "postgres", "JULIANDAY() has no known"),
+        ("SELECT date(Joined, '+1 day') FROM singer", "mysql", "DATE() has no known"),
+        ("SELECT Name FROM singer WHERE Name GLOB 'A*'", "postgres", "GLOB has no equivalent"),
+        ("SELECT typeof(Age) FROM singer", "tsql", "TYPEOF has no equivalent"),
+        ("SELECT 1; SELECT 2", "postgres", "Only one SQL statement"),
+        ("SELECT FROM WHERE", "postgres", "could not be parsed"),
+        ("SELECT " + "(" * 40 + "1" + ")" * 40, "postgres", "nested too deeply"),
+        ("SELECT 1", "klingon", "'klingon' is not offered"),
+    ],
+)
+def test_untranslatable_sql_is_refused_with_a_reason(sql: str, target: str, reason: str) -> None:
+    with pytest.raises(TranspileRefused) as refused:
+        transpile_sql(sql, target=target, schema=SINGER)
+    assert reason in refused.value.reason
+    assert refused.value.code == "untranslatable_sql"
+
+
+def test_unknown_source_dialect_is_refused() -> None:
+    with pytest.raises(TranspileRefused, match="not offered"):
+        transpile_sql("SELECT 1", source="cobol", target="postgres")
