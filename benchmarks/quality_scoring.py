@@ -110,6 +110,8 @@ def _gateway(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                     len(rows)),
         "repair_rate": _share(len(repaired), len(rows)),
         "repair_won_rate": _share(len(won), len(repaired)),
+        "repair_timed_out_rate": _share(sum(bool(row["gateway_repair"].get("timed_out")) for row in repaired),
+                                        len(repaired)),
         "repair_latency": _ms(repair_ms),
         "latency_without_repair": _ms(row["gateway_ms"] for row in rows
                                       if row.get("gateway_ms") is not None and id(row) not in repaired_ids),
