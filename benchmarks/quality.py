@@ -30,7 +30,7 @@ import httpx
 from tqdm import tqdm
 
 from benchmarks.processes import REPO_ROOT, child_server, free_port, log_tail
-from benchmarks.quality_scoring import compile_paths, read_rows, score_rows
+from benchmarks.quality_scoring import compile_paths, gold_refusal_rate, read_rows, score_rows
 from benchmarks.results import host_facts, say, write_report
 from gateway.prompt import render_prompt
 from gateway.settings import DEFAULT_GENERATION_CONFIG, load_generation_params
@@ -220,16 +220,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = load_input(args.file)[: args.limit] if args.limit else load_input(args.file)
     rows_path: Path = args.rows
     rows_path.parent.mkdir(parents=True, exist_ok=True)
-    if args.fresh and rows_path.exists():
+    if args.fresh and not args.report_only and rows_path.exists():
         rows_path.unlink()
     wanted = {row["index"] for row in rows}
     done = {row["index"] for row in read_rows(rows_path)
             if row["index"] in wanted and row.get("direct_text") is not None and row.get("gateway_status")}
     pending = [row for row in rows if row["index"] not in done]
-    say(f"quality: {len(rows)} rows, {len(done)} already done in {rows_path}, {len(pending)} to run")
+    say(f"quality: {len(rows)} rows, {len(done)} done in {rows_path}"
+        + ("; scoring only" if args.report_only else f", {len(pending)} to run"))
     startup: dict[str, Any] = {}
     options = None
-    if pending:
+    if pending and not args.report_only:
         if not (args.model / "model.safetensors").exists():
             raise SystemExit(f"no model at {args.model}: run shared/models/build_coder_0.5b.sh {args.model} "
                              f"{VLLM_PYTHON}")
@@ -271,7 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "exact_match": "publication's: strip, lower-case, collapse whitespace, drop trailing ';'",
                    "direct_fences_stripped": "first ```(?:sql)? fenced block if any, else the whole text",
                    "gateway_exact_match": "what the gateway returns (200); refusals count as misses"},
-        "compile_paths_gold_sql": compile_paths(scored or rows),
+        "gold_refusal_rate_all_rows": gold_refusal_rate(rows),
+        "compile_paths_gold_sql": compile_paths(rows),
         "vllm_command": build_command(options) if options else None,
         "startup": startup,
         "git_head": git_head(),
@@ -294,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline-min", type=float, default=25.0, help="no row starts after this many minutes")
     parser.add_argument("--kv-cache", default="1G")
     parser.add_argument("--fresh", action="store_true", help="forget the rows file and start over")
+    parser.add_argument("--report-only", action="store_true", help="score the rows file as it is; run nothing")
     args = parser.parse_args(argv)
     report = run(args)
     report["chart"] = str(chart(report, args.chart)) if report["rows"] else None

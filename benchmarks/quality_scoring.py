@@ -106,8 +106,7 @@ def _gateway(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "refusal_rate": _share(len(refused), len(rows)),
         "refusal_codes": dict(sorted(codes.items())),
         "statuses": dict(sorted(statuses.items())),
-        "gold_refusal_rate": _share(sum(not check_sql(row["answer"], schema=row["context"]).valid for row in rows),
-                                    len(rows)),
+        "gold_refusal_rate": gold_refusal_rate(rows),
         "repair_rate": _share(len(repaired), len(rows)),
         "repair_won_rate": _share(len(won), len(repaired)),
         "repair_timed_out_rate": _share(sum(bool(row["gateway_repair"].get("timed_out")) for row in repaired),
@@ -118,6 +117,11 @@ def _gateway(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "latency_with_repair": _ms(row["gateway_ms"] for row in repaired if row.get("gateway_ms") is not None),
         **_ms(row["gateway_ms"] for row in rows if row.get("gateway_ms") is not None),
     }
+
+
+def gold_refusal_rate(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Share of reference queries the gateway's check refuses (no model involved, so every row of the file)."""
+    return _share(sum(not check_sql(row["answer"], schema=row["context"]).valid for row in rows), len(rows))
 
 
 def compile_paths(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
