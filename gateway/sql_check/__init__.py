@@ -10,6 +10,8 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     grounding.py  tables and columns against the schema
     schema.py     CREATE TABLE text: tables, statements in free text, canonical form
     extract.py    model output -> bare SQL
+    schema_db.py  CREATE TABLE text -> an empty SQLite image (cached per text) and DuckDB DDL
+    compile.py    compile_sql: prepare the query on a real engine against those empty tables
     check.py      check_sql, which runs them in order
     transpile.py  transpile_sql: the checked SQLite query in the analyst's dialect, or a refusal
     transpiled.py its vocabulary (Transpiled, TranspileRefused, MODEL_DIALECT) - a leaf
@@ -17,6 +19,7 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
 """
 
 from gateway.sql_check.check import check_sql
+from gateway.sql_check.compile import CompileResult, compile_sql
 from gateway.sql_check.extract import extract_sql
 from gateway.sql_check.result import (
     ADVISORY_CODES,
@@ -39,6 +42,7 @@ __all__ = [
     "MAX_SQL_CHARS",
     "MODEL_DIALECT",
     "SUPPORTED_DIALECTS",
+    "CompileResult",
     "Problem",
     "SqlCheck",
     "SqlPolicy",
@@ -46,6 +50,7 @@ __all__ = [
     "Transpiled",
     "canonical_schema",
     "check_sql",
+    "compile_sql",
     "create_table_statements",
     "extract_sql",
     "find_create_tables",
