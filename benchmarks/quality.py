@@ -196,7 +196,7 @@ def chart(report: dict[str, Any], path: Path) -> Path | None:
     rates.bar([p + 0.2 for p in positions], [v or 0 for v in gateway_values], width=0.4, label="gateway")
     rates.set_xticks(list(positions), labels)
     rates.set_ylim(0, 1)
-    rates.set_title(f"{report['rows']} rows, {report['model']['name']}")
+    rates.set_title(f"{report['rows']} rows, {report['model']['name'].split(' (')[0]}")
     rates.legend()
     names = ["p50", "p95"]
     latency.bar([p - 0.2 for p in range(2)], [direct["p50_ms"] or 0, direct["p95_ms"] or 0], width=0.4,
