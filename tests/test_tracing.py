@@ -44,6 +44,9 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield running
 
 
+SQL_WITH_THE_QUESTIONS_VALUE = "SELECT * FROM orders WHERE customer = 'John Smith'"
+
+
 def tracer_for(receiver: OtlpReceiver, *, redact: bool = False, **options: Any) -> LangfuseTracer:
     tracer = build_tracer(receiver.public_key, receiver.secret_key, receiver.base_url, redact, **options)
     assert isinstance(tracer, LangfuseTracer)
@@ -131,12 +134,16 @@ def test_rejected_sql_makes_the_guardrail_a_warning(receiver: OtlpReceiver) -> N
 
 
 def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpReceiver) -> None:
+    # The question's value travels inside the SQL too: the generation's output, the check's input and output.
     tracer = tracer_for(receiver, redact=True)
-    traced_request(tracer, new_record(), answer_for("SELECT * FROM orders"))
+    traced_request(tracer, new_record(), answer_for(SQL_WITH_THE_QUESTIONS_VALUE))
     tracer.shutdown()
 
     assert receiver.bodies
     assert not any(b"John Smith" in body for body in receiver.bodies)
+    guardrail = one(receiver.by_type("guardrail"))
+    assert guardrail.json_attribute("langfuse.observation.input") == {
+        "sql": "SELECT * FROM orders WHERE customer = '?'"}
     generation = one(receiver.by_type("generation"))
     assert generation.json_attribute("langfuse.observation.input") == {"question": REDACTED, "schema": SCHEMA}
 
@@ -144,7 +151,7 @@ def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpRece
 def test_unredacted_question_is_exported(receiver: OtlpReceiver) -> None:
     """The counterpart of the redaction test: the same question does reach Langfuse when redaction is off."""
     tracer = tracer_for(receiver, redact=False)
-    traced_request(tracer, new_record(), answer_for("SELECT * FROM orders"))
+    traced_request(tracer, new_record(), answer_for(SQL_WITH_THE_QUESTIONS_VALUE))
     tracer.shutdown()
     assert any(b"John Smith" in body for body in receiver.bodies)
 
