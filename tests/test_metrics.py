@@ -53,6 +53,7 @@ def busy_metrics() -> Metrics:
     metrics.add_tokens(57, 9)
     metrics.cache(hit=False)
     metrics.sql_check("valid")
+    metrics.compile_failure()
     metrics.rejected("rate_limit")
     metrics.retry()
     metrics.set_ready(True)

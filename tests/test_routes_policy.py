@@ -251,3 +251,25 @@ async def test_an_error_inside_a_stream_counts_with_its_own_status() -> None:
     assert b'"code":"unsafe_sql"' in body
     assert metric_value(text, "sqlgate_requests_total", route="completions", status="422") == 1
     assert metric_value(text, "sqlgate_requests_total", route="completions", status="200") == 0
+
+
+async def test_sql_that_does_not_compile_against_the_schema_is_422_and_counted() -> None:
+    # Issue 12: it parses leniently (sqlglot takes the trailing comma), but SQLite can't compile it.
+    with fake_upstream(faults.ok("SELECT Name, FROM singer")) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            error = assert_error(await client.post("/v1/completions", json=COMPLETION), 422, "invalid_sql")
+            text = (await client.get("/metrics")).text
+    assert error["check"]["compiled"] is False and error["check"]["compile_message"] == 'near "FROM": syntax error'
+    assert "does not compile" in error["message"]
+    assert metric_value(text, "sqlgate_sql_compile_failures_total") == 1
+
+
+async def test_an_answer_cut_at_the_token_limit_is_422_even_when_it_compiles() -> None:
+    body = faults.completion_body("SELECT count(*) FROM singer", finish_reason="length")
+    with fake_upstream(faults.answer(200, orjson.dumps(body))) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        async with asgi_client(app) as client:
+            error = assert_error(await client.post("/v1/sql", json={"question": "q?", "schema": SINGER_SCHEMA}),
+                                 422, "truncated_sql")
+    assert [problem["code"] for problem in error["check"]["problems"]] == ["truncated"]

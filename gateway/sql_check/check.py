@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlglot.expressions as exp
 
+from gateway.sql_check.compile import compile_sql
 from gateway.sql_check.grounding import ground
 from gateway.sql_check.guard import (
     BACKSLASH_QUOTE,
@@ -28,11 +29,16 @@ from gateway.sql_check.result import (
 
 
 def check_sql(
-    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY
+    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY,
+    truncated: bool = False,
 ) -> SqlCheck:
-    """Check one generated statement against the policy and the schema; never raises."""
+    """Check one generated statement against the policy and the schema; never raises.
+
+    `truncated`: the model stopped at its token limit, so the text is not a whole answer even if it parses."""
     dialect_name = str(dialect).strip().lower()
     try:
+        if truncated:
+            raise Rejected(_TRUNCATED)
         return _check(sql, schema, dialect_name, SqlPolicy(policy))
     except Rejected as rejected:
         return _refused(dialect_name, rejected.problem, rejected.statement_type)
@@ -43,6 +49,7 @@ def check_sql(
 
 
 _UNANALYSABLE = Problem("parse_error", "The SQL could not be analysed, so it is refused.")
+_TRUNCATED = Problem("truncated", "The model stopped at its output limit, so the SQL may be cut short.")
 
 
 def _refused(dialect: str, problem: Problem, statement_type: str | None = None) -> SqlCheck:
@@ -93,8 +100,12 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
 
     grounding = ground(walk, schema, dialect_name)
     problems = [*grounding.problems, *walk.warnings]
+    compiled = compile_sql(sql, schema=schema, dialect=dialect_name)
+    if compiled.compiled is False:
+        problems.insert(0, Problem("does_not_compile", f"The SQL does not compile against the schema "
+                                                       f"({compiled.engine}: {compiled.message})."))
     return SqlCheck(
-        valid=True,
+        valid=compiled.compiled is not False,
         statement_type=root.key,
         read_only=isinstance(root, exp.Query),
         tables=walk.table_names(),
@@ -103,5 +114,7 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
         unknown_columns=grounding.unknown_columns,
         problems=tuple(problems),
         dialect=dialect_name,
+        compiled=compiled.compiled,
+        compile_message=compiled.message,
     )
 

@@ -36,7 +36,8 @@ class Problem:
 # Advisory codes: reported, but they never make a check invalid.
 ADVISORY_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column", "no_where_clause"})
 # Blocking codes that mean "this is not SQL we could read"; every other blocking code means "unsafe".
-INVALID_CODES: frozenset[str] = frozenset({"empty", "parse_error", "too_long", "too_deep"})
+INVALID_CODES: frozenset[str] = frozenset({"empty", "parse_error", "too_long", "too_deep", "does_not_compile",
+                                          "truncated"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class SqlCheck:
     unknown_columns: tuple[str, ...]
     problems: tuple[Problem, ...]
     dialect: str
+    # The compile step (compile.py): True compiles against the schema, False does not, None not decided (why in
+    # the message) or not tried (the check stopped earlier).
+    compiled: bool | None = None
+    compile_message: str | None = None
 
     @property
     def error_code(self) -> str | None:
@@ -72,6 +77,8 @@ class SqlCheck:
             "unknown_columns": list(self.unknown_columns),
             "problems": [{"code": problem.code, "message": problem.message} for problem in self.problems],
             "dialect": self.dialect,
+            "compiled": self.compiled,
+            "compile_message": self.compile_message,
             "error_code": self.error_code,
         }
 
