@@ -316,7 +316,8 @@ class LangfuseTrace:
             self._root.update(
                 output=self._sql(answer.query) if answer is not None else None,
                 metadata={"status": status, "latency_ms": round(elapsed_s * 1000, 1), "cache": record.cache,
-                          "sql_outcome": record.sql_outcome, "error_code": record.error_code},
+                          "sql_outcome": record.sql_outcome, "error_code": record.error_code,
+                          "repair": answer.repair.as_dict() if answer is not None and answer.repair else None},
                 level=level, status_message=record.error_code,
             )
             self._root.end()
