@@ -22,18 +22,24 @@ from gateway.sql_check.result import (
     Problem,
     Rejected,
     SqlCheck,
+    SqlGrounding,
     SqlPolicy,
     too_deep,
 )
 
 
 def check_sql(
-    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY
+    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY,
+    grounding: SqlGrounding | str = SqlGrounding.STRICT,
 ) -> SqlCheck:
-    """Check one generated statement against the policy and the schema; never raises."""
+    """Check one generated statement against the policy and the schema; never raises on any SQL text.
+
+    `grounding="strict"` (the default) refuses tables and columns the schema lacks (`ungrounded_sql`);
+    `"advisory"` only reports them. Without a readable schema there is nothing to ground against."""
     dialect_name = str(dialect).strip().lower()
+    strict = SqlGrounding(grounding) is SqlGrounding.STRICT  # a wrong mode is the caller's bug: ValueError
     try:
-        return _check(sql, schema, dialect_name, SqlPolicy(policy))
+        return _check(sql, schema, dialect_name, SqlPolicy(policy), strict)
     except Rejected as rejected:
         return _refused(dialect_name, rejected.problem, rejected.statement_type)
     except RecursionError:
@@ -52,7 +58,7 @@ def _refused(dialect: str, problem: Problem, statement_type: str | None = None) 
 
 
 
-def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -> SqlCheck:
+def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy, strict: bool) -> SqlCheck:
     if not isinstance(sql, str):
         raise Rejected(Problem("parse_error", "The SQL is not text."))
     if len(sql) > MAX_SQL_CHARS:
@@ -85,7 +91,7 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
         raise Rejected(Problem("multiple_statements",
                                 f"Only one statement is allowed; found {len(statements)} ({kinds})."))
     root = statements[0]
-    walk = walk_tree(root, policy)
+    walk = walk_tree(root, policy, dialect_name)
     if walk.blocking:
         return SqlCheck(valid=False, statement_type=root.key, read_only=False, tables=walk.table_names(),
                         columns=(), unknown_tables=(), unknown_columns=(), problems=tuple(walk.blocking),
@@ -94,7 +100,7 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
     grounding = ground(walk, schema, dialect_name)
     problems = [*grounding.problems, *walk.warnings]
     return SqlCheck(
-        valid=True,
+        valid=not (strict and grounding.problems),
         statement_type=root.key,
         read_only=isinstance(root, exp.Query),
         tables=walk.table_names(),
