@@ -78,8 +78,9 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy, s
                                 "MySQL-family servers act on its contents."))
     if dialect_name in MODE_DEPENDENT_ESCAPES and BACKSLASH_QUOTE.search(sql):
         raise Rejected(Problem("forbidden_expression",
-                                "A backslash before a quote ends the string or not depending on the server's "
-                                "sql_mode (NO_BACKSLASH_ESCAPES); write a quote inside a string as ''."))
+                                "A backslash before a quote ends the string or not depending on server settings "
+                                "(MySQL's NO_BACKSLASH_ESCAPES, PostgreSQL's standard_conforming_strings); "
+                                "write a quote inside a string as ''."))
     tokenizer, parser = PER_THREAD.for_dialect(dialect_name)
     tokens = tokenize(tokenizer, sql)
     check_tokens(tokens)

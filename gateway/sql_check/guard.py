@@ -191,6 +191,8 @@ def _root_problem(root: exp.Expr, policy: SqlPolicy) -> Problem:
 
 def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem | None:
     node_type = type(node)
+    if isinstance(node, (exp.GenerateSeries, exp.ExplodingGenerateSeries)):
+        return _series_problem(node)
     if node_type in _READ_NODES or node_type in _READ_FUNCTIONS:
         return None
     if allow_writes and (node is root or node_type in _WRITE_NODES):
@@ -230,6 +232,40 @@ def _reference_problem(node: exp.Expr, dialect: str) -> Problem | None:
         alias = node.args.get("alias") if isinstance(node, exp.Alias) else node.this
         if isinstance(alias, exp.Identifier):
             return alias_problem(alias, dialect)
+    return None
+
+
+def _series_problem(series: exp.Expr) -> Problem | None:
+    """generate_series is allowed for date spines and small ranges: numeric bounds must be literals at most
+    _MAX_SERIES apart (generate_series(1, 1e10) is a denial of service); other bounds must be dates (strings,
+    casts, date functions) or columns, which the data bounds."""
+    start, end = series.args.get("start"), series.args.get("end")
+    numbers = [_number(bound) for bound in (start, end)]
+    if all(number is not None for number in numbers):
+        low, high = numbers
+        if low is not None and high is not None and abs(high - low) <= _MAX_SERIES:
+            return None
+    elif not any(isinstance(bound, exp.Literal) and not bound.is_string for bound in (start, end)) and all(
+            isinstance(bound, (exp.Literal, exp.Cast, exp.Column, exp.CurrentDate, exp.CurrentTimestamp,
+                               exp.DateAdd, exp.DateSub, exp.Date, exp.Timestamp))
+            for bound in (start, end)):
+        return None
+    return Problem("forbidden_function", "generate_series() is allowed only over dates or columns, or between "
+                                         f"number literals at most {_MAX_SERIES:,} apart.")
+
+
+_MAX_SERIES = 1_000_000
+
+
+def _number(bound: exp.Expr | None) -> float | None:
+    if isinstance(bound, exp.Neg):
+        inner = _number(bound.this)
+        return None if inner is None else -inner
+    if isinstance(bound, exp.Literal) and not bound.is_string:
+        try:
+            return float(bound.this)
+        except ValueError:
+            return None
     return None
 
 

@@ -18,6 +18,7 @@ from gateway.sql_check import SqlPolicy, check_sql
 from tests.test_sql_guard_corpus import ADVERSARIAL, BENIGN, check, describe
 from tests.test_sql_guard_properties import (
     DIALECTS,
+    SCHEMA,
     SCHEMA_TEXT,
     SOUP,
     assert_really_one_read_query,
@@ -100,7 +101,7 @@ def _generated(name: str, strategy: st.SearchStrategy[str], schema: str | None, 
         assert result.valid == (result.error_code is None)
         if result.valid:
             run.accepted += 1
-            assert_really_one_read_query(sql, dialect)
+            assert_really_one_read_query(sql, dialect, schema_tables=set(SCHEMA) if schema else None)
 
     started = time.perf_counter()
     try:
