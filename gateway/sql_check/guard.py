@@ -121,8 +121,8 @@ EXECUTABLE_COMMENT = re.compile(r"/\*(?:M?!|\+)")
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
 # MySQL reads \' inside a string as an escaped quote, unless sql_mode has NO_BACKSLASH_ESCAPES: then the string
 # ends there and `'a\'; DROP TABLE t; -- '` is two statements. The guard cannot know the mode, so it refuses both.
-# PostgreSQL does the same with standard_conforming_strings = off (and always inside E'...').
-MODE_DEPENDENT_ESCAPES = frozenset({"mysql", "postgres"})
+# PostgreSQL does the same with standard_conforming_strings = off, and both it and DuckDB inside E'...'.
+MODE_DEPENDENT_ESCAPES = frozenset({"mysql", "postgres", "duckdb"})
 BACKSLASH_QUOTE = re.compile(r"\\['\"]")
 
 # ------------------------------------------------------------------------------------------------------------
@@ -245,16 +245,26 @@ def _series_problem(series: exp.Expr) -> Problem | None:
         low, high = numbers
         if low is not None and high is not None and abs(high - low) <= _MAX_SERIES:
             return None
-    elif not any(isinstance(bound, exp.Literal) and not bound.is_string for bound in (start, end)) and all(
-            isinstance(bound, (exp.Literal, exp.Cast, exp.Column, exp.CurrentDate, exp.CurrentTimestamp,
-                               exp.DateAdd, exp.DateSub, exp.Date, exp.Timestamp))
-            for bound in (start, end)):
+    elif all(_date_like(bound) for bound in (start, end)):
         return None
     return Problem("forbidden_function", "generate_series() is allowed only over dates or columns, or between "
                                          f"number literals at most {_MAX_SERIES:,} apart.")
 
 
 _MAX_SERIES = 1_000_000
+_DATES = (exp.Column, exp.CurrentDate, exp.CurrentTimestamp, exp.DateAdd, exp.DateSub, exp.Date,
+          exp.Timestamp, exp.DateTrunc, exp.TimestampTrunc)
+
+
+def _date_like(bound: exp.Expr | None) -> bool:
+    """A string, a cast, a column or a date function, optionally plus or minus something (`current_date - 6`)."""
+    if isinstance(bound, exp.Paren):
+        return _date_like(bound.this)
+    if isinstance(bound, (exp.Add, exp.Sub)):
+        return _date_like(bound.this)
+    if isinstance(bound, (exp.Cast, exp.TryCast)):
+        return bound.to.is_type(*exp.DataType.TEMPORAL_TYPES)
+    return (isinstance(bound, exp.Literal) and bound.is_string) or isinstance(bound, _DATES)
 
 
 def _number(bound: exp.Expr | None) -> float | None:
