@@ -181,8 +181,9 @@ class SqlService:
         code = answer.check.get("error_code")
         if not code:
             return
-        problems = [p["message"] for p in answer.check.get("problems", []) if p.get("code") not in
-                    ("unknown_table", "unknown_column", "no_where_clause")]
+        advisory = ("no_where_clause",) if code == "ungrounded_sql" else (
+            "unknown_table", "unknown_column", "no_where_clause")
+        problems = [p["message"] for p in answer.check.get("problems", []) if p.get("code") not in advisory]
         reason = "; ".join(problems) or "it did not pass the SQL check"
         raise SqlRejected(f"The generated SQL was rejected: {reason}", code=str(code),
                           extra={"check": answer.check})

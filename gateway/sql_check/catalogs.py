@@ -79,10 +79,10 @@ _STATEMENT_WORDS = frozenset({
     "restore", "revert", "revoke", "rollback", "save", "savepoint", "set", "setuser", "show", "shutdown",
     "truncate", "unlock", "update", "use", "vacuum", "waitfor", "while", "writetext", "updatetext",
     "readtext", "bulk", "open", "close", "fetch", "return", "break", "continue", "if", "else", "tran",
-    "transaction", "trigger", "deny", "disable", "enable", "flush", "handler", "optimize", "repair", "checksum",
+    "transaction", "trigger", "disable", "enable", "flush", "handler", "optimize", "repair", "checksum",
 })
 # SQL Server's reserved keywords (docs: "Reserved keywords (Transact-SQL)"); none is a valid bare alias there.
-_TSQL_RESERVED = frozenset("""
+_TSQL_RESERVED_TEXT = """
 add all alter and any as asc authorization backup begin between break browse bulk by cascade case check
 checkpoint close clustered coalesce collate column commit compute constraint contains containstable continue
 convert create cross current current_date current_time current_timestamp current_user cursor database dbcc
@@ -97,7 +97,8 @@ semantickeyphrasetable semanticsimilaritydetailstable semanticsimilaritytable se
 shutdown some statistics system_user table tablesample textsize then to top tran transaction trigger truncate
 try_convert tsequal union unique unpivot update updatetext use user values varying view waitfor when where
 while with writetext go
-""".split())
+"""
+_TSQL_RESERVED = frozenset(_TSQL_RESERVED_TEXT.split())
 _RESERVED_ALIASES: dict[str, frozenset[str]] = {"tsql": _TSQL_RESERVED | _STATEMENT_WORDS}
 
 

@@ -53,7 +53,7 @@ def schema_qualifiers(schema: str) -> frozenset[str]:
     """The schema / database qualifiers the CREATE TABLE text itself uses (`CREATE TABLE sales.orders`)."""
     if len(schema) > MAX_SCHEMA_CHARS:
         return frozenset()
-    qualifiers = set()
+    qualifiers: set[str] = set()
     for head in _CREATE_TABLE_HEAD.finditer(schema):
         parts = re.split(r"\s*\.\s*", head.group("name"))
         qualifiers.update(_unquote(part).lower() for part in parts[:-1])
