@@ -53,9 +53,10 @@ def describe(case: Case, result: SqlCheck) -> str:
 
 
 def test_the_corpora_are_big_and_varied_enough() -> None:
-    assert len(ADVERSARIAL) >= 500 and len(BENIGN) >= 300
+    assert len(ADVERSARIAL) >= 1000 and len(BENIGN) >= 300
     assert {case.dialect for case in ADVERSARIAL} == DIALECTS == {case.dialect for case in BENIGN}
-    for category in ("file_table", "catalog_table", "settings_clause", "reserved_alias", "ungrounded"):
+    for category in ("file_table", "catalog_table", "settings_clause", "reserved_alias", "ungrounded", "write",
+                     "ddl", "multiple_statements", "session_transaction", "comment_smuggling", "deep_nesting"):
         assert {case.dialect for case in ADVERSARIAL if case.category == category} == DIALECTS, category
     assert {case.dialect for case in ADVERSARIAL if case.category == "backslash_escape"} >= {"postgres", "mysql"}
     assert {"date_spine", "lateral", "apply", "table_hint"} <= {case.category for case in BENIGN}

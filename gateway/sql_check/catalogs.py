@@ -36,12 +36,20 @@ _SYSTEM_PREFIXES: dict[str, tuple[str, ...]] = {
     "tsql": (),  # sys.* views are caught by their schema, the old sys* compatibility views by name
 }
 
+# Every dialect's lists apply in every dialect: the request's dialect may not be the server's (a PostgreSQL
+# catalog name checked as T-SQL is still a catalog on the real server), and no analyst table is named like these.
+_ALL_SYSTEM_SCHEMAS: frozenset[str] = frozenset[str]().union(*_SYSTEM_SCHEMAS.values())
+_ALL_SYSTEM_TABLES: frozenset[str] = frozenset[str]().union(*_SYSTEM_TABLES.values()) | {
+    "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema", "sqlite_sequence",
+    "sqlite_stat1", "sqlite_stat4"}
+_ALL_SYSTEM_PREFIXES = tuple(sorted({prefix for prefixes in _SYSTEM_PREFIXES.values() for prefix in prefixes}))
+
 # A table name that reads like a path, URL, glob, stage or database link. DuckDB reads `FROM 'x.csv'` and
 # `FROM "/etc/passwd"` as files (and https:// and s3:// URLs); a dot inside a quoted name is a file extension.
 _FILE_LIKE = re.compile(r"[/\\:*?@~%{}\[\]]|\.")
 
 
-def table_problem(table: exp.Table, dialect: str) -> Problem | None:
+def table_problem(table: exp.Table) -> Problem | None:
     """Why this table reference is refused whatever the schema says, or None."""
     parts = [part for part in (table.args.get("catalog"), table.args.get("db"), table.this) if part is not None]
     for part in parts:
@@ -56,18 +64,13 @@ def table_problem(table: exp.Table, dialect: str) -> Problem | None:
         return None  # a table function: the walk decides whether that function is allowed
     name = table.name.lower()
     qualifiers = [part.lower() for part in (table.catalog, table.db) if part]
-    system = _SYSTEM_SCHEMAS.get(dialect, frozenset()) | {"information_schema"}
-    prefixes = _SYSTEM_PREFIXES.get(dialect, ())
-    if (name in _SYSTEM_TABLES.get(dialect, frozenset()) or any(q in system for q in qualifiers)
-            or name.startswith(prefixes) or name in _COMMON_SYSTEM_TABLES):
+    if (name in _ALL_SYSTEM_TABLES or any(q in _ALL_SYSTEM_SCHEMAS for q in qualifiers)
+            or name.startswith(_ALL_SYSTEM_PREFIXES)):
         shown = ".".join([*[q for q in (table.catalog, table.db) if q], table.name])
         return Problem("forbidden_expression", f"The SQL reads the system catalog '{shown[:80]}'.")
     return None
 
 
-# Refused in every dialect: the SQLite catalog is readable from DuckDB too, and nobody names a table like this.
-_COMMON_SYSTEM_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema",
-                                   "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
 
 # Words a server runs as a statement of their own. SQL Server needs no `;` between statements, so
 # `SELECT 1 SHUTDOWN` is a SELECT and then a SHUTDOWN, while sqlglot reads SHUTDOWN as the column's alias.

@@ -227,7 +227,7 @@ def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem
 def _reference_problem(node: exp.Expr, dialect: str) -> Problem | None:
     """The per-dialect deny-lists: catalog and file-like table names, reserved words posing as aliases."""
     if isinstance(node, exp.Table):
-        return table_problem(node, dialect)
+        return table_problem(node)
     if isinstance(node, (exp.Alias, exp.TableAlias)):
         alias = node.args.get("alias") if isinstance(node, exp.Alias) else node.this
         if isinstance(alias, exp.Identifier):
