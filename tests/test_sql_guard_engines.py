@@ -73,6 +73,7 @@ def demonstrate_and_guard(dialect: str, run: Runner, state: Callable[[], str], *
     # this machine even over a read-only connection.
     attacks = [case for case in ADVERSARIAL if case.dialect == dialect and case.category in READ_ATTACKS]
     leaking = [case.sql for case in attacks if leaked(run(case.sql))]
+    print(f"{dialect}: {len(leaking)} of {len(attacks)} unguarded read attacks leaked")
     assert len(leaking) >= at_least, f"only {len(leaking)} unguarded attacks leaked: {leaking}"
     assert state() == before, "the read-only connection let an unguarded statement write"
 
