@@ -55,7 +55,7 @@ def judge_query(query: str, finish_reason: str | None, *, schema: str, dialect: 
 
 def _judge(query: str, truncated: bool, schema: str, dialect: str, options: CheckOptions) -> Verdict:
     check = check_sql(query, schema=schema, dialect=MODEL_DIALECT, policy=options.policy,
-                      **_grounding_kwargs(options))
+                      grounding=options.grounding)
     result: dict[str, Any] = {**check.as_dict(), "query": query, "source_dialect": MODEL_DIALECT,
                               "dialect": MODEL_DIALECT}
     if truncated:
@@ -77,7 +77,7 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
         text = transpile_sql(query, source=MODEL_DIALECT, target=dialect, schema=schema).text
     except TranspileRefused as refused:
         return Verdict(query, query, _refused(source, "untranslatable_sql", "untranslatable", str(refused)))
-    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, **_grounding_kwargs(options))
+    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, grounding=options.grounding)
     result = {**again.as_dict(), "query": text, "source_dialect": MODEL_DIALECT, "dialect": dialect}
     if again.error_code is None:
         # The compile step is authoritative in the model's dialect; what the target engine would say is
@@ -90,15 +90,3 @@ def _refused(result: dict[str, Any], code: str, problem: str, message: str) -> d
     problems = [{"code": problem, "message": message}, *result.get("problems", [])]
     return {**result, "valid": False, "error_code": code, "problems": problems}
 
-
-def _grounding_kwargs(options: CheckOptions) -> dict[str, Any]:
-    return {"grounding": options.grounding} if _CHECK_TAKES_GROUNDING else {}
-
-
-def _takes_grounding() -> bool:
-    import inspect
-
-    return "grounding" in inspect.signature(check_sql).parameters
-
-
-_CHECK_TAKES_GROUNDING = _takes_grounding()

@@ -7,6 +7,7 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     result.py     the vocabulary (policy, problems, result, limits) - a leaf
     parsing.py    tokenize and parse with limits
     guard.py      the allow-list walk
+    catalogs.py   per-dialect deny-lists: system catalogs, file-like table names, reserved words as aliases
     grounding.py  tables and columns against the schema
     schema.py     CREATE TABLE text: tables, statements in free text, canonical form
     extract.py    model output -> bare SQL
@@ -26,6 +27,7 @@ from gateway.sql_check.result import (
     SUPPORTED_DIALECTS,
     Problem,
     SqlCheck,
+    SqlGrounding,
     SqlPolicy,
 )
 from gateway.sql_check.schema import canonical_schema, create_table_statements, find_create_tables, parse_schema
@@ -41,6 +43,7 @@ __all__ = [
     "SUPPORTED_DIALECTS",
     "Problem",
     "SqlCheck",
+    "SqlGrounding",
     "SqlPolicy",
     "TranspileRefused",
     "Transpiled",

@@ -25,6 +25,8 @@ import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import ErrorLevel
 
+from gateway.sql_check.grounding import DEFAULT_SCHEMAS
+from gateway.sql_check.schema import schema_qualifiers
 from gateway.sql_check.schema_db import duckdb_ddl, schema_tables, sqlite_image
 
 if TYPE_CHECKING:  # only for the annotation: DuckDB is imported when a query first needs it
@@ -69,6 +71,7 @@ def _compile(sql: str, schema: str | None, dialect: str) -> CompileResult:
         return CompileResult(None, "", "There is no schema to compile against.", "none")
     if not schema_tables(schema, dialect).tables:
         return CompileResult(None, "", "The schema has no CREATE TABLE statement that could be read.", "none")
+    sql = _without_known_qualifiers(sql, schema, dialect)
     if dialect == "sqlite":
         return _sqlite(sql, schema, dialect, path="sqlite", authoritative=True)
     reasons: list[str] = []
@@ -92,6 +95,19 @@ def _compile(sql: str, schema: str | None, dialect: str) -> CompileResult:
         reasons.append(f"DuckDB says: {result.message}")
     return CompileResult(None, "", f"Not compiled in {dialect}: {'; '.join(reasons)}. Only the schema grounding "
                                    "applies.", "none")
+
+
+def _without_known_qualifiers(sql: str, schema: str, dialect: str) -> str:
+    """`public.t` (PostgreSQL), `dbo.t` (T-SQL), `sales.t` (declared as such in the schema) as `t`: grounding
+    accepted those qualifiers, and the engines here hold every table of the schema in their default schema."""
+    defaults = DEFAULT_SCHEMAS.get(dialect, frozenset()) | schema_qualifiers(schema)
+    if not defaults:
+        return sql
+    tree = sqlglot.parse_one(sql, read=dialect)
+    for table in tree.find_all(exp.Table):
+        if table.db and table.db.lower() in defaults and not table.catalog:
+            table.set("db", None)
+    return tree.sql(dialect=dialect)
 
 
 def _transpile(sql: str, read: str, write: str) -> str:

@@ -207,10 +207,14 @@
       out.retryAfter = seconds;
       return out;
     }
-    if (code === "unsafe_sql" || code === "invalid_sql") {
+    if (code === "unsafe_sql" || code === "invalid_sql" || code === "ungrounded_sql") {
       out.check = error.check && typeof error.check === "object" ? error.check : null;
       out.reasons = checkReasons(out.check, serverMessage);
-      if (code === "unsafe_sql") {
+      if (code === "ungrounded_sql") {
+        out.title = "The model's SQL uses tables or columns the schema lacks";
+        out.detail = "Only the tables and columns of the schema you gave can be read. Check that the schema " +
+          "is complete, or rephrase the question.";
+      } else if (code === "unsafe_sql") {
         out.title = "SQL blocked: it would change data";
         out.detail = "The model wrote SQL that is not read-only, so the gateway refused it. Rephrase the " +
           "question as something to look up.";

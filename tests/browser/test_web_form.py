@@ -278,19 +278,21 @@ def test_typed_schema_and_question_come_back_as_checked_highlighted_sql(site: Si
     assert page.value("question") == SINGERS.question
 
 
-def test_columns_missing_from_the_schema_are_flagged_next_to_the_sql(site: Site, open_form: Any) -> None:
+def test_columns_missing_from_the_schema_are_refused_with_the_reasons(site: Site, open_form: Any) -> None:
+    # Grounding is strict by default (issue 12): a column the schema lacks is a 422 `ungrounded_sql`.
     page = open_form(site)
     page.fill(PILOT_AGES, key=site.api_key)
     page.submit()
 
-    assert page.expect_result() == PILOT_AGES.sql
-    answer = api_sql(site, PILOT_AGES).json()
-    unknown = answer["check"]["unknown_columns"]
-    assert unknown
-    assert page.badges()["unknown-columns"] == ("warn", f"Unknown columns: {', '.join(unknown)}")
-    assert page.badges()["read-only"] == ("ok", "Read-only")
-    notes = [item.text for item in page.driver.find_elements(By.CSS_SELECTOR, "#notes li")]
-    assert notes == [problem["message"] for problem in answer["check"]["problems"]]
+    text = page.expect_error()
+    assert page.error_code() == "ungrounded_sql"
+    assert "schema lacks" in text
+    refusal = api_sql(site, PILOT_AGES)
+    assert refusal.status_code == 422
+    check = refusal.json()["error"]["check"]
+    assert check["unknown_columns"]
+    reasons = [item.text for item in page.driver.find_elements(By.CSS_SELECTOR, "#error-reasons li")]
+    assert reasons == [problem["message"] for problem in check["problems"]]
 
 
 def test_load_example_fills_a_seed_example_and_undo_gives_back_the_typed_text(site: Site, open_form: Any) -> None:

@@ -97,13 +97,15 @@ def test_fences_and_chatter_are_stripped(gateway: GatewayServer) -> None:
     assert done.choices[0].text == "SELECT name FROM city WHERE population > 1000000"
 
 
-def test_columns_missing_from_the_schema_are_reported(gateway: GatewayServer) -> None:
+def test_columns_missing_from_the_schema_are_refused_as_ungrounded(gateway: GatewayServer) -> None:
+    # Grounding is strict by default (issue 12): the column is reported and the SQL refused.
     response = httpx.post(gateway.base_url + "/v1/sql", headers=gateway.headers, timeout=60,
                           json={"question": UNGROUNDED_EXAMPLE["question"], "schema": UNGROUNDED_EXAMPLE["context"]})
-    assert response.status_code == 200
-    body = response.json()
-    assert body["sql"] == UNGROUNDED_EXAMPLE["answer"]
-    assert body["check"]["unknown_columns"] == ["age"]
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "ungrounded_sql"
+    assert error["check"]["query"] == UNGROUNDED_EXAMPLE["answer"]
+    assert error["check"]["unknown_columns"] == ["age"]
 
 
 def test_seed_generate_route_keeps_its_shape(gateway: GatewayServer) -> None:
