@@ -2,7 +2,8 @@
 PostgreSQL by `gateway.sql_check.transpile_sql`, compiled on the real engine against the row's schema (EXPLAIN,
 no data). The pass rate counts the answers that compile in SQLite (the model's dialect) as the base.
 
-    python -m benchmarks.dialect_engines [--data FILE] [--engines duckdb,postgres] [--out reports/dialect_engines.json]
+    python -m benchmarks.dialect_engines [--data FILE] [--engines duckdb,postgres] [--baseline]
+                                         [--out reports/dialect_engines.json]
 
 DuckDB runs in memory. PostgreSQL is a throwaway cluster in a temporary folder: initdb, a server listening on a
 unix socket only (no TCP), run as the `postgres` user when this runs as root (the server refuses root), stopped
@@ -255,10 +256,13 @@ def load_rows(path: Path) -> list[Row]:
     return rows
 
 
-def measure(rows: Sequence[Row], engines: Sequence[str] = ENGINES) -> dict[str, Any]:
+def measure(rows: Sequence[Row], engines: Sequence[str] = ENGINES, *, baseline: bool = False) -> dict[str, Any]:
+    """Figures per engine; with `baseline`, also the pass rate of plain `sqlglot.transpile` (no SQLite meanings)."""
     base = [row for row in rows if sqlite_compiles(row.context, row.answer)]
     figures: dict[str, Any] = {"rows": len(rows), "compile_in_sqlite": len(base), "engines": {}}
     for engine in engines:
+        if baseline:
+            figures.setdefault("sqlglot_alone", {})[engine] = _sqlglot_alone(base, engine)
         result = EngineFigures(engine=engine, base=len(base))
         jobs: list[tuple[Row, str]] = []
         for row in base:
@@ -276,12 +280,7 @@ def measure(rows: Sequence[Row], engines: Sequence[str] = ENGINES) -> dict[str, 
                                         "error": "; ".join(problem.message for problem in check.problems)})
                 continue
             jobs.append((row, text))
-        pairs = [(row.context, text) for row, text in jobs]
-        if engine == "duckdb":
-            errors = compile_on_duckdb(pairs)
-        else:
-            with throwaway_postgres() as server:
-                errors = server.compile(pairs)
+        errors = _compile(engine, [(row.context, text) for row, text in jobs])
         for (row, text), error in zip(jobs, errors, strict=True):
             if error is None:
                 result.compiled += 1
@@ -292,19 +291,56 @@ def measure(rows: Sequence[Row], engines: Sequence[str] = ENGINES) -> dict[str, 
     return figures
 
 
+def _sqlglot_alone(base: Sequence[Row], engine: str) -> dict[str, Any]:
+    pairs = []
+    for row in base:
+        try:
+            pairs.append((row.context, sqlglot.transpile(row.answer, read="sqlite", write=engine,
+                                                         unsupported_level=sqlglot.ErrorLevel.RAISE)[0]))
+        except sqlglot.errors.SqlglotError:
+            continue
+    errors = _compile(engine, pairs)
+    compiled = sum(error is None for error in errors)
+    return {"base": len(base), "compiled": compiled, "pass_rate": round(compiled / len(base), 4) if base else 0.0}
+
+
+def _compile(engine: str, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+    if engine == "duckdb":
+        return compile_on_duckdb(pairs)
+    with throwaway_postgres() as server:
+        return server.compile(pairs)
+
+
+def engine_versions(engines: Sequence[str]) -> dict[str, str]:
+    versions = {}
+    if "duckdb" in engines:
+        import duckdb
+
+        versions["duckdb"] = duckdb.__version__
+    bin_dir = postgres_bin()
+    if "postgres" in engines and bin_dir is not None:
+        done = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=False)
+        versions["postgres"] = done.stdout.strip()
+    return versions
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--out", type=Path, default=Path("reports/dialect_engines.json"))
+    parser.add_argument("--baseline", action="store_true", help="also measure plain sqlglot.transpile")
     args = parser.parse_args(argv)
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
-    figures = {"data": str(args.data), "sqlglot": sqlglot.__version__, **measure(load_rows(args.data), engines)}
+    figures = {"data": str(args.data), "sqlglot": sqlglot.__version__, "engine_versions": engine_versions(engines),
+               **measure(load_rows(args.data), engines, baseline=args.baseline)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     for engine, result in figures["engines"].items():
         print(f"{engine}: {result['compiled']}/{result['base']} compile ({result['pass_rate']:.1%}); "
               f"refused by transpile {result['refused_by_transpile']}, by guard {result['refused_by_guard']}")
+    for engine, result in figures.get("sqlglot_alone", {}).items():
+        print(f"{engine}, sqlglot alone: {result['compiled']}/{result['base']} compile ({result['pass_rate']:.1%})")
     return 0
 
 
