@@ -22,6 +22,7 @@ import sqlglot.expressions as exp
 from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
+from gateway.sql_check.dialect_names import dialect_label
 from gateway.sql_check.parsing import PER_THREAD, check_tokens, get_dialect, parse, tokenize
 from gateway.sql_check.reserved_words import reserved_in
 from gateway.sql_check.result import MAX_SQL_CHARS, SUPPORTED_DIALECTS, Rejected
@@ -61,11 +62,12 @@ def transpile_sql(
         raise
     except UnsupportedError as error:
         detail = " ".join(str(error).split())[:200]
-        raise TranspileRefused(f"The query can't be written faithfully in {_label(target_name)}: {detail}") from None
+        raise TranspileRefused(
+            f"The query can't be written faithfully in {dialect_label(target_name)}: {detail}") from None
     except RecursionError:
         raise TranspileRefused("The query is nested too deeply to translate.") from None
     except Exception:  # fail closed: a half-translated query must never leave
-        raise TranspileRefused(f"The query could not be translated to {_label(target_name)}.") from None
+        raise TranspileRefused(f"The query could not be translated to {dialect_label(target_name)}.") from None
     return Transpiled(text=text, source_dialect=source_name, dialect=target_name)
 
 
@@ -74,11 +76,6 @@ def _offered(name: str) -> str:
     if dialect not in SUPPORTED_DIALECTS:
         raise TranspileRefused(f"The SQL dialect '{dialect[:40]}' is not offered.")
     return dialect
-
-
-def _label(dialect: str) -> str:
-    return {"tsql": "SQL Server (T-SQL)", "postgres": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB",
-            "sqlite": "SQLite", "bigquery": "BigQuery", "snowflake": "Snowflake"}.get(dialect, dialect)
 
 
 def _parse_one(sql: str, dialect: str) -> exp.Expr:
@@ -98,12 +95,13 @@ def _parse_one(sql: str, dialect: str) -> exp.Expr:
 
 def _refuse_untranslatable(tree: exp.Expr, target: str) -> None:
     for call in tree.find_all(exp.Anonymous):
-        raise TranspileRefused(f"The function {call.name.upper()}() has no known equivalent in {_label(target)}.")
+        raise TranspileRefused(
+            f"The function {call.name.upper()}() has no known equivalent in {dialect_label(target)}.")
     for kind, dialects in _ONLY_IN.items():
         node = tree.find(kind)
         if node is not None and target not in dialects:
             word = kind.__name__.upper()
-            raise TranspileRefused(f"{word} has no equivalent in {_label(target)}.")
+            raise TranspileRefused(f"{word} has no equivalent in {dialect_label(target)}.")
 
 
 def _booleans_as_numbers(tree: exp.Expr) -> None:
@@ -141,4 +139,4 @@ def _quote_names(tree: exp.Expr, target: str) -> None:
 def _parse_back(text: str, target: str) -> None:
     statements = [s for s in get_dialect(target).parse(text) if s is not None]
     if len(statements) != 1:
-        raise TranspileRefused(f"The translated query does not read back as one {_label(target)} statement.")
+        raise TranspileRefused(f"The translated query does not read back as one {dialect_label(target)} statement.")
