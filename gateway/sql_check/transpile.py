@@ -137,6 +137,10 @@ def _quote_names(tree: exp.Expr, target: str) -> None:
 
 
 def _parse_back(text: str, target: str) -> None:
-    statements = [s for s in get_dialect(target).parse(text) if s is not None]
+    tokenizer, parser = PER_THREAD.for_dialect(target)
+    try:
+        statements = parse(parser, tokenize(tokenizer, text), text)
+    except Rejected:
+        statements = []
     if len(statements) != 1:
         raise TranspileRefused(f"The translated query does not read back as one {dialect_label(target)} statement.")
