@@ -3,6 +3,9 @@ target and passed by the guard there; refusals where a faithful translation does
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import sqlglot
 
@@ -188,3 +191,26 @@ def test_untranslatable_sql_is_refused_with_a_reason(sql: str, target: str, reas
 def test_unknown_source_dialect_is_refused() -> None:
     with pytest.raises(TranspileRefused, match="not offered"):
         transpile_sql("SELECT 1", source="cobol", target="postgres")
+
+
+BENIGN = Path(__file__).parent / "corpus" / "benign.jsonl"
+
+
+@pytest.mark.parametrize("target", ["postgres", "mysql", "tsql", "duckdb"])
+def test_benign_sqlite_corpus_transpiles_to_sql_the_guard_accepts_there(target: str) -> None:
+    # What the pipeline promises: a refusal with a reason, or text that passes the guard in the target.
+    rows = [json.loads(line) for line in BENIGN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if row["dialect"] == "sqlite"]
+    refused, rejected_by_guard = [], []
+    for row in rows:
+        try:
+            text = transpile_sql(row["sql"], target=target, schema=row.get("schema")).text
+        except TranspileRefused as refusal:
+            refused.append((row["sql"], refusal.reason))
+            continue
+        if not check_sql(text, schema=row.get("schema"), dialect=target).valid:
+            rejected_by_guard.append((row["sql"], text))
+    assert rejected_by_guard == []
+    # julianday(), date(x, '-1 year') and GLOB have no faithful equivalent; nothing else is refused.
+    assert len(refused) <= 3, refused
+    assert len(rows) >= 90
