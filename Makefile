@@ -12,7 +12,8 @@ VLLM_PORT ?= 8001
 WORKERS   ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean
+.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean \
+	dialect-engines
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +51,9 @@ bench-gpu: install ## on a GPU pod: vLLM direct vs through the gateway at 1..256
 
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
+
+dialect-engines: ## gold answers transpiled to DuckDB and PostgreSQL, compiled there -> reports/dialect_engines.json
+	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
 
 reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdown, secrets -> reports/reliability.json
 	$(PY) -m benchmarks.reliability --out reports/reliability.json

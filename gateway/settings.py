@@ -17,6 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.sql_check.result import SUPPORTED_DIALECTS
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_GENERATION_CONFIG = PACKAGE_DIR / "generation.toml"
 
@@ -160,6 +162,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("sql_dialect")
+    @classmethod
+    def _offered_dialect(cls, value: str) -> str:
+        # One list: the default must be one the API, the web form and the guard offer.
+        dialect = value.strip().lower()
+        if dialect not in SUPPORTED_DIALECTS:
+            offered = ", ".join(sorted(SUPPORTED_DIALECTS))
+            raise ValueError(f"SQLGATE_SQL_DIALECT '{value[:40]}' is not one of {offered}")
+        return dialect
 
     @field_validator("upstream_url")
     @classmethod

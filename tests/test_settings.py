@@ -75,3 +75,11 @@ def test_langfuse_secret_key_needs_its_public_key() -> None:
 def test_langfuse_public_key_needs_its_secret() -> None:
     with pytest.raises(ValidationError, match="LANGFUSE_SECRET_KEY"):
         Settings(api_keys=KEY, langfuse_public_key="pk-lf-1")
+
+
+def test_default_dialect_must_be_one_the_gateway_offers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SQLGATE_SQL_DIALECT", " Postgres ")
+    assert Settings(api_keys=KEY).sql_dialect == "postgres"
+    monkeypatch.setenv("SQLGATE_SQL_DIALECT", "klingon")
+    with pytest.raises(ValidationError, match="SQLGATE_SQL_DIALECT 'klingon' is not one of"):
+        Settings(api_keys=KEY)

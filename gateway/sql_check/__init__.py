@@ -15,9 +15,12 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     transpile.py  transpile_sql: the checked SQLite query in the analyst's dialect, or a refusal
     transpiled.py its vocabulary (Transpiled, TranspileRefused, MODEL_DIALECT) - a leaf
     reserved_words.py  words each target reserves (quoted when transpiling) - a leaf
+    sqlite_meaning.py  SQLite's meanings made explicit before transpiling
+    dialect_names.py   how each dialect is named to a person, in menu order - a leaf
 """
 
 from gateway.sql_check.check import check_sql
+from gateway.sql_check.dialect_names import dialect_label, in_menu_order
 from gateway.sql_check.extract import extract_sql
 from gateway.sql_check.result import (
     ADVISORY_CODES,
@@ -50,8 +53,10 @@ __all__ = [
     "canonical_schema",
     "check_sql",
     "create_table_statements",
+    "dialect_label",
     "extract_sql",
     "find_create_tables",
+    "in_menu_order",
     "parse_schema",
     "transpile_sql",
 ]
