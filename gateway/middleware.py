@@ -133,7 +133,9 @@ class GatewayMiddleware:
             except GatewayError as exc:
                 state.metrics.rejected("auth")
                 return exc
-            decision = await state.limiter.hit(record.key_name)
+            client = scope.get("client")
+            bucket = state.keyring.rate_bucket(record.key_name, client[0] if client else None)
+            decision = await state.limiter.hit(bucket)
             rate_headers = decision.headers() if decision.limit else {}
             response_headers.extend((k.encode(), v.encode()) for k, v in rate_headers.items()
                                     if k != "retry-after")

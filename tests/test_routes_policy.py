@@ -251,3 +251,17 @@ async def test_an_error_inside_a_stream_counts_with_its_own_status() -> None:
     assert b'"code":"unsafe_sql"' in body
     assert metric_value(text, "sqlgate_requests_total", route="completions", status="422") == 1
     assert metric_value(text, "sqlgate_requests_total", route="completions", status="200") == 0
+
+
+async def test_with_auth_off_each_client_address_has_its_own_rate_limit_bucket() -> None:
+    app = create_app(make_settings(upstream_url=DOWN, auth_enabled=False, rate_limit_per_minute=1))
+    async with app.router.lifespan_context(app):
+        def client_from(address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+        async with client_from("10.0.0.1") as first, client_from("10.0.0.2") as second:
+            assert (await first.get("/v1/models")).status_code == 200
+            assert_error(await first.get("/v1/models"), 429, "rate_limit_exceeded")
+            # Another caller is not locked out by the first one's traffic.
+            assert (await second.get("/v1/models")).status_code == 200
