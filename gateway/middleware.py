@@ -26,6 +26,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROTECTED_PREFIXES = ("/v1/", "/generate")
+# FastAPI's API documentation; behind a key unless SQLGATE_DOCS_ACCESS=public.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 ROUTE_LABELS = {
     "/v1/completions": "completions",
     "/v1/chat/completions": "chat",
@@ -127,7 +129,7 @@ class GatewayMiddleware:
     async def _admit(self, state: AppState, scope: Scope, headers: dict[bytes, bytes], path: str,
                      record: RequestRecord, response_headers: list[tuple[bytes, bytes]]) -> GatewayError | None:
         """Auth, rate limit and declared body size, before a byte of the body is read."""
-        if path.startswith(PROTECTED_PREFIXES):
+        if path.startswith(PROTECTED_PREFIXES) or (path in DOCS_PATHS and state.settings.docs_access == "key"):
             try:
                 record.key_name = state.keyring.identify(presented_key(headers))
             except GatewayError as exc:

@@ -265,3 +265,14 @@ async def test_with_auth_off_each_client_address_has_its_own_rate_limit_bucket()
             assert_error(await first.get("/v1/models"), 429, "rate_limit_exceeded")
             # Another caller is not locked out by the first one's traffic.
             assert (await second.get("/v1/models")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+async def test_api_docs_need_a_key_unless_the_setting_makes_them_public_or_off(path: str) -> None:
+    async with asgi_client(create_app(make_settings(upstream_url=DOWN)), key=None) as client:
+        assert_error(await client.get(path), 401, "missing_api_key")
+        assert (await client.get(path, headers={"authorization": f"Bearer {API_KEY}"})).status_code == 200
+    async with asgi_client(create_app(make_settings(upstream_url=DOWN, docs_access="public")), key=None) as client:
+        assert (await client.get(path)).status_code == 200
+    async with asgi_client(create_app(make_settings(upstream_url=DOWN, docs_access="off"))) as client:
+        assert_error(await client.get(path), 404, "not_found")
