@@ -15,6 +15,12 @@ from starlette.responses import JSONResponse
 logger = logging.getLogger("sqlgate.errors")
 
 
+def printable(text: str) -> str:
+    """`text` with anything UTF-8 cannot carry (a lone surrogate from a JSON `\\ud800` escape) replaced: an error
+    that quotes the client's input must still be sendable."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -53,7 +59,8 @@ class GatewayError(Exception):
         self.extra = dict(extra or {})
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.error_type, "param": self.param,
+        error: dict[str, Any] = {"message": printable(self.message), "type": self.error_type,
+                                 "param": printable(self.param) if self.param is not None else None,
                                  "code": self.code}
         error.update(self.extra)
         return {"error": error}

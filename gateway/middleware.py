@@ -4,6 +4,7 @@ accounting (metrics, in-flight gauge, the log line) that must also cover streame
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -41,6 +42,10 @@ ROUTE_LABELS = {
 }
 UNLOGGED_ROUTES = frozenset({"health", "metrics", "static"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A 503 tells the client to come back; the openai SDK waits for what Retry-After says (else its own backoff).
+DEFAULT_RETRY_AFTER = b"1"
+
+logger = logging.getLogger("sqlgate.errors")
 
 
 def route_label(path: str) -> str:
@@ -87,6 +92,8 @@ class GatewayMiddleware:
                 record.event_stream = any(name.lower() == b"content-type" and value.startswith(b"text/event-stream")
                                           for name, value in headers)
                 extra = [(b"x-sqlgate-cache", record.cache.encode())] if record.cache else []
+                if record.status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
+                    extra.append((b"retry-after", DEFAULT_RETRY_AFTER))
                 message["headers"] = headers + response_headers + extra
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 record.response_complete = True
@@ -118,6 +125,11 @@ class GatewayMiddleware:
                     raise
                 task.uncancel()
                 await self._end_for_shutdown(send_wrapper, record)
+            except Exception as exc:
+                # Answered here, not by Starlette's outermost handler, so that the 500 carries the request id and
+                # the log line, metrics and trace below see it with its status and code.
+                logger.exception("unhandled error on %s %s", scope["method"], path, exc_info=exc)
+                await self._end_for_error(send_wrapper, record)
         finally:
             state.drain.discard(task)
             state.metrics.in_flight_dec()
@@ -160,9 +172,10 @@ class GatewayMiddleware:
         return None
 
     @staticmethod
-    async def _end_for_shutdown(send: Send, record: RequestRecord) -> None:
-        """The grace period after SIGTERM ran out with this request in flight: answer it in the contract's shape."""
-        error = ShuttingDown("The server is shutting down and could not finish this request. Retry it.")
+    async def _end_with(send: Send, record: RequestRecord, error: GatewayError) -> None:
+        """End the request with `error` in the contract's shape: its body if nothing was sent yet, an in-band
+        frame if an event stream had started. A plain answer cut between its start and its body cannot be
+        mended: the server closes the connection."""
         record.error_code = error.code
         if not record.status:
             await _send_error(send, error, [])
@@ -170,7 +183,17 @@ class GatewayMiddleware:
             record.stream_error_status = error.status_code
             frames = b"data: " + orjson.dumps(error.body()) + b"\n\ndata: [DONE]\n\n"
             await send({"type": "http.response.body", "body": frames, "more_body": False})
-        # A plain answer cut between its start and its body cannot be mended: the server closes the connection.
+
+    async def _end_for_error(self, send: Send, record: RequestRecord) -> None:
+        """An exception nobody handled becomes the contract's 500."""
+        await self._end_with(send, record, GatewayError("The server had an error while processing your request."))
+        if not record.stream_error_status and record.status != 500:
+            record.stream_error_status = 500  # a cut plain answer counts as the failure it was
+
+    async def _end_for_shutdown(self, send: Send, record: RequestRecord) -> None:
+        """The grace period after SIGTERM ran out with this request in flight: answer it in the contract's shape."""
+        await self._end_with(send, record,
+                             ShuttingDown("The server is shutting down and could not finish this request. Retry it."))
 
     @staticmethod
     def _too_large(state: AppState) -> BodyTooLarge:

@@ -4,11 +4,17 @@ real vLLM is in tests/e2e."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import httpx
 import orjson
 import pytest
 
 from gateway.app import create_app
+from gateway.observability.request_log import FIELDS_ATTRIBUTE, REQUEST_LOGGER
+from gateway.request_record import RequestRecord
+from gateway.upstream import UpstreamClient
 from tests import faults
 from tests.conftest import API_KEY, SECOND_KEY, asgi_client, make_settings
 from tests.servers import fake_upstream, free_port
@@ -276,3 +282,57 @@ async def test_api_docs_need_a_key_unless_the_setting_makes_them_public_or_off(p
         assert (await client.get(path)).status_code == 200
     async with asgi_client(create_app(make_settings(upstream_url=DOWN, docs_access="off"))) as client:
         assert_error(await client.get(path), 404, "not_found")
+
+
+class BrokenUpstream(UpstreamClient):
+    """An upstream client with a bug: what the catch-all is for."""
+
+    async def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    async def open_stream(self, payload: dict[str, Any]) -> Any:
+        raise RuntimeError("a bug")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_unexpected_exception_is_the_contracts_500_with_request_id_log_line_and_metrics(
+    stream: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(upstream_url=DOWN), upstream_class=BrokenUpstream)
+    finished: list[RequestRecord] = []
+    async with asgi_client(app) as client:
+        state = app.state.sqlgate
+        original = state.finish_request
+
+        def spy(record: RequestRecord, elapsed_s: float, *, log: bool) -> None:
+            finished.append(record)
+            original(record, elapsed_s, log=log)
+
+        state.finish_request = spy
+        with caplog.at_level(logging.INFO, logger="sqlgate"):
+            response = await client.post("/v1/completions", json={**COMPLETION, "stream": stream},
+                                         headers={"x-request-id": "req-boom-1"})
+        metrics_text = (await client.get("/metrics")).text
+    error = assert_error(response, 500, "internal_error")
+    assert error["type"] == "server_error" and "a bug" not in error["message"]
+    assert response.headers["x-request-id"] == "req-boom-1"
+    lines = [r for r in caplog.records if r.name == REQUEST_LOGGER]
+    assert [(getattr(r, FIELDS_ATTRIBUTE)["status"], getattr(r, FIELDS_ATTRIBUTE)["error_code"]) for r in lines] == [
+        (500, "internal_error")]
+    # The trace is ended from the same record, once, with the status the client got.
+    assert [(r.request_id, r.status, r.error_code) for r in finished if r.route == "completions"] == [
+        ("req-boom-1", 500, "internal_error")]
+    assert metric_value(metrics_text, "sqlgate_requests_total", route="completions", status="500") == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/sql", "/ready"])
+async def test_503_answers_carry_retry_after(path: str) -> None:
+    async def sleep(seconds: float) -> None:
+        return None
+
+    app = create_app(make_settings(upstream_url=DOWN, upstream_retry_attempts=1), retry_sleep=sleep)
+    body = {"question": COMPLETION["prompt"], "schema": SINGER_SCHEMA} if path == "/v1/sql" else COMPLETION
+    async with asgi_client(app) as client:
+        response = await (client.get(path) if path == "/ready" else client.post(path, json=body))
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
