@@ -220,7 +220,9 @@ def create_app(
         # a provider lookup even when none is.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # Who may read them (a key, anyone) is decided by the middleware; `off` does not serve them at all.
-        **({"docs_url": None, "redoc_url": None, "openapi_url": None} if settings.docs_access == "off" else {}),
+        docs_url=None if settings.docs_access == "off" else "/docs",
+        redoc_url=None if settings.docs_access == "off" else "/redoc",
+        openapi_url=None if settings.docs_access == "off" else "/openapi.json",
     )
     app.state.sqlgate = state
     install_exception_handlers(app)
