@@ -90,6 +90,22 @@ class BodyTooLarge(GatewayError):
     code = "body_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not finish sending its request (headers and body) in time: answered by the HTTP server."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class HeadersTooLarge(GatewayError):
+    """The request's headers are over the server's cap: answered by the HTTP server, before auth."""
+
+    status_code = 431
+    error_type = "invalid_request_error"
+    code = "headers_too_large"
+
+
 class CapExceeded(GatewayError):
     """Input the model must not see: over a cap, empty, or missing its schema."""
 
