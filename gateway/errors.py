@@ -170,7 +170,6 @@ def error_response(error: GatewayError) -> JSONResponse:
 STATUS_TYPES = {
     400: ("invalid_request_error", "invalid_request"),
     401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", "forbidden"),
     404: ("invalid_request_error", "not_found"),
     405: ("invalid_request_error", "method_not_allowed"),
     413: ("invalid_request_error", "body_too_large"),
@@ -181,22 +180,23 @@ STATUS_TYPES = {
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "function-after", "union"})
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None, str]:
-    """A readable message and the offending parameter, without echoing the input back."""
+def _describe_validation(exc: RequestValidationError) -> InvalidRequest:
+    """The 400 for a body that failed validation: a readable message and the offending parameter, without echoing
+    the input back."""
     errors = exc.errors()
     if not errors:
-        return "The request body is not valid.", None, "invalid_request"
+        return InvalidRequest("The request body is not valid.", code="invalid_request")
     first = errors[0]
     # Union members show up in locations as type names ("prompt.str"): keep only the field path.
     loc = [str(part) for part in first.get("loc", ())
            if part not in ("body", "query", "header", "path") and str(part) not in _TYPE_TAGS and "[" not in str(part)]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
-        return "The request body is not valid JSON.", None, "invalid_json"
+        return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
     msg = str(first.get("msg", "invalid value"))
     where = f" at '{param}'" if param else ""
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"Invalid request{where}: {msg}{more}.", param, "invalid_request"
+    return InvalidRequest(f"Invalid request{where}: {msg}{more}.", param=param, code="invalid_request")
 
 
 def _note(request: Request, code: str | None) -> None:
@@ -226,10 +226,10 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message, param, code = _describe_validation(exc)
-        _note(request, code)
+        error = _describe_validation(exc)
+        _note(request, error.code)
         _count_rejection(request, "validation")
-        return error_response(InvalidRequest(message, param=param, code=code))
+        return error_response(error)
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
