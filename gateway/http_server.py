@@ -53,7 +53,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().data_received(data)
-        if self._in_headers and not self._refused:
+        if self._in_headers and not self._refused and not self.transport.is_closing():
             self._raw_header_bytes += len(data)
             if self._raw_header_bytes > self.max_header_bytes:
                 self._refuse_headers()
