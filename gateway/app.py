@@ -159,6 +159,10 @@ def create_app(
         # would add a second span per request to whatever global provider a library set up, and costs each request
         # a provider lookup even when none is.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Who may read them (a key, anyone) is decided by the middleware; `off` does not serve them at all.
+        docs_url=None if settings.docs_access == "off" else "/docs",
+        redoc_url=None if settings.docs_access == "off" else "/redoc",
+        openapi_url=None if settings.docs_access == "off" else "/openapi.json",
     )
     app.state.sqlgate = state
     install_exception_handlers(app)

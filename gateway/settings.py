@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ DEFAULT_GENERATION_CONFIG = PACKAGE_DIR / "generation.toml"
 # Keys that are obviously examples: refusing them stops a copied README line from becoming production auth.
 PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "password", "sk-xxx", "your-key", "test"})
 MIN_KEY_LENGTH = 16
+# `name=key` is split only when the name is plain and what follows is itself a whole key: a base64 key carries `=`
+# (padding, or inside) and must never be cut into a "name" and a shorter key.
+KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class CandidateSampling(BaseModel):
@@ -88,6 +92,15 @@ class ApiKey:
 
 def digest_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def split_key_entry(entry: str) -> tuple[str | None, str]:
+    """(name, key) of one SQLGATE_API_KEYS entry: `name=key` only when the name is plain (letters, digits, `_.-`,
+    at most 64) and the rest is at least MIN_KEY_LENGTH characters; otherwise the whole entry is the key."""
+    name, sep, key = entry.partition("=")
+    if sep and KEY_NAME.fullmatch(name) and len(key) >= MIN_KEY_LENGTH:
+        return name, key
+    return None, entry
 
 
 class Settings(BaseSettings):
@@ -154,6 +167,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     shutdown_grace_s: float = Field(20.0, ge=0)
 
+    # Who may read /docs, /redoc and /openapi.json: `key` (an API key, like /v1), `public`, or `off` (not served).
+    docs_access: Literal["key", "public", "off"] = "key"
+
     config_file: Path | None = None
 
     @field_validator("api_keys", mode="before")
@@ -165,13 +181,12 @@ class Settings(BaseSettings):
 
     @field_validator("sql_dialect")
     @classmethod
-    def _offered_dialect(cls, value: str) -> str:
-        # One list: the default must be one the API, the web form and the guard offer.
-        dialect = value.strip().lower()
-        if dialect not in SUPPORTED_DIALECTS:
-            offered = ", ".join(sorted(SUPPORTED_DIALECTS))
-            raise ValueError(f"SQLGATE_SQL_DIALECT '{value[:40]}' is not one of {offered}")
-        return dialect
+    def _known_dialect(cls, value: str) -> str:
+        # A typo here would otherwise start fine and then answer every request 400, blaming the client's `dialect`.
+        if value.lower() not in SUPPORTED_DIALECTS:
+            raise ValueError(f"SQLGATE_SQL_DIALECT is {value[:40]!r}; it must be one of "
+                             f"{', '.join(sorted(SUPPORTED_DIALECTS))}")
+        return value.lower()
 
     @field_validator("upstream_url")
     @classmethod
@@ -186,7 +201,7 @@ class Settings(BaseSettings):
                 "(or SQLGATE_AUTH_ENABLED=false for a local experiment)"
             )
         for key in self.api_keys:
-            raw = key.get_secret_value().partition("=")[2] or key.get_secret_value()
+            raw = split_key_entry(key.get_secret_value())[1]
             if raw.lower() in PLACEHOLDER_KEYS or len(raw) < MIN_KEY_LENGTH:
                 raise ValueError(
                     f"an API key is a placeholder or shorter than {MIN_KEY_LENGTH} characters; "
@@ -204,9 +219,7 @@ class Settings(BaseSettings):
         """Accepted keys as (name, digest): `name=key` entries keep their name, bare keys get a digest prefix."""
         entries: list[ApiKey] = []
         for secret in self.api_keys:
-            name, sep, key = secret.get_secret_value().partition("=")
-            if not sep:
-                name, key = "", name
+            name, key = split_key_entry(secret.get_secret_value())
             digest = digest_key(key)
             entries.append(ApiKey(name=name or f"key-{digest.hex()[:8]}", digest=digest))
         if self.api_key_file is not None:
