@@ -154,16 +154,17 @@ async def test_schemas_that_differ_only_in_a_comment_do_not_share_an_answer() ->
     assert len(up.requests) == 2
 
 
-def test_identical_concurrent_misses_make_one_upstream_call() -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+def test_identical_concurrent_misses_make_one_upstream_call(stream: bool) -> None:
     release = asyncio.Event()
-    with fake_upstream(faults.held(release, faults.ok(GOOD))) as upstream:
+    answer = faults.stream_ok([GOOD[:7], GOOD[7:]]) if stream else faults.ok(GOOD)
+    with fake_upstream(faults.held(release, answer)) as upstream:
         app = create_app(make_settings(upstream_url=upstream.base_url))
         state = app.state.sqlgate
 
         async def five(base_url: str) -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as client:
-                requests = [client.post("/v1/completions", json=completion_body(stream=i % 2 == 1))
-                            for i in range(5)]
+                requests = [client.post("/v1/completions", json=completion_body(stream=stream)) for _ in range(5)]
                 return await asyncio.gather(*requests)
 
         with serve_in_thread(app) as gateway:
