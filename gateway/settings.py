@@ -183,10 +183,11 @@ class Settings(BaseSettings):
     @classmethod
     def _known_dialect(cls, value: str) -> str:
         # A typo here would otherwise start fine and then answer every request 400, blaming the client's `dialect`.
-        if value.lower() not in SUPPORTED_DIALECTS:
-            raise ValueError(f"SQLGATE_SQL_DIALECT is {value[:40]!r}; it must be one of "
+        dialect = value.strip().lower()
+        if dialect not in SUPPORTED_DIALECTS:
+            raise ValueError(f"SQLGATE_SQL_DIALECT {value[:40]!r} is not one of "
                              f"{', '.join(sorted(SUPPORTED_DIALECTS))}")
-        return value.lower()
+        return dialect
 
     @field_validator("upstream_url")
     @classmethod

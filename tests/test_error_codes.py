@@ -45,7 +45,8 @@ def codes_in_source() -> set[str]:
     for path in (REPO / "gateway").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _callee(node) in error_classes:
+            # An error raised with its code, or an answer refused with one (the answer pipeline's verdicts).
+            if isinstance(node, ast.Call) and (_callee(node) in error_classes or _callee(node) == "_refused"):
                 codes.update(value for kw in node.keywords if kw.arg == "code" and (value := _string(kw.value)))
             elif isinstance(node, ast.ClassDef) and node.name in error_classes:
                 for item in node.body:

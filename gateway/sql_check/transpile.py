@@ -26,7 +26,7 @@ from gateway.sql_check.dialect_names import dialect_label
 from gateway.sql_check.parsing import PER_THREAD, check_tokens, get_dialect, parse, tokenize
 from gateway.sql_check.reserved_words import reserved_in
 from gateway.sql_check.result import MAX_SQL_CHARS, SUPPORTED_DIALECTS, Rejected
-from gateway.sql_check.sqlite_meaning import make_explicit
+from gateway.sql_check.sqlite_meaning import column_types, make_explicit
 from gateway.sql_check.transpiled import MODEL_DIALECT, Transpiled, TranspileRefused
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -51,6 +51,8 @@ def transpile_sql(
     try:
         tree = _parse_one(sql, source_name)
         if source_name == "sqlite":
+            _without_main_schema(tree)
+            _having_aliases_spelled_out(tree, schema)
             make_explicit(tree, target_name, schema)
         _refuse_untranslatable(tree, target_name)
         if target_name == "tsql":
@@ -69,6 +71,29 @@ def transpile_sql(
     except Exception:  # fail closed: a half-translated query must never leave
         raise TranspileRefused(f"The query could not be translated to {dialect_label(target_name)}.") from None
     return Transpiled(text=text, source_dialect=source_name, dialect=target_name)
+
+
+def _without_main_schema(tree: exp.Expr) -> None:
+    """SQLite's `main.t` is the schema's table `t`; in another database `main` would name some other schema."""
+    for table in tree.find_all(exp.Table):
+        if table.db.lower() == "main" and not table.catalog:
+            table.set("db", None)
+
+
+def _having_aliases_spelled_out(tree: exp.Expr, schema: str | None) -> None:
+    """SQLite lets HAVING name a select-list alias (`HAVING total > 100`); PostgreSQL, SQL Server and others don't,
+    so the alias becomes the expression it names. A real column of that name keeps its meaning."""
+    columns = {column.lower() for table in column_types(schema or "").values() for column in table}
+    for select in list(tree.find_all(exp.Select)):
+        having = select.args.get("having")
+        if having is None:
+            continue
+        aliases = {item.alias.lower(): item.this for item in select.expressions
+                   if isinstance(item, exp.Alias) and item.alias}
+        for column in list(having.find_all(exp.Column)):
+            name = column.name.lower()
+            if not column.table and name in aliases and name not in columns:
+                column.replace(exp.Paren(this=aliases[name].copy()))
 
 
 def _offered(name: str) -> str:
