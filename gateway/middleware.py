@@ -4,6 +4,7 @@ accounting (metrics, in-flight gauge, the log line) that must also cover streame
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -184,7 +185,10 @@ class GatewayMiddleware:
 
     async def _end_for_error(self, send: Send, record: RequestRecord) -> None:
         """An exception nobody handled becomes the contract's 500."""
-        await self._end_with(send, record, GatewayError("The server had an error while processing your request."))
+        # If the connection itself is gone (the error may be just that), there is no one to answer; it is logged.
+        with contextlib.suppress(Exception):
+            await self._end_with(send, record,
+                                 GatewayError("The server had an error while processing your request."))
         if not record.stream_error_status and record.status != 500:
             record.stream_error_status = 500  # a cut plain answer counts as the failure it was
 

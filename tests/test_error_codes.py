@@ -1,6 +1,7 @@
 """The error tables of README.md and docs/contract.md list exactly the codes the gateway can emit. The codes are
 derived from the source, so a new one (a `code="..."` passed to an error, a `code = "..."` on an error class, a
-code returned by a check's `error_code`) fails this test until it is documented."""
+code returned by a check's `error_code`, a refusal outcome of the SQL check's metric) fails this test until it is
+documented."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import gateway
 from gateway.errors import STATUS_TYPES, GatewayError
+from gateway.observability.metrics import SQL_OUTCOMES
 
 REPO = Path(__file__).resolve().parents[1]
 CODE = re.compile(r"`([a-z][a-z0-9_]*)`")
@@ -42,6 +44,8 @@ def codes_in_source() -> set[str]:
     """Every error code a response can carry, read from gateway/**.py."""
     error_classes = _error_classes()
     codes = {code for _, code in STATUS_TYPES.values()}
+    # Every refusal the SQL check can count is the code of the 422 that carries it.
+    codes.update(outcome for outcome in SQL_OUTCOMES if outcome != "valid")
     for path in (REPO / "gateway").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
