@@ -22,7 +22,7 @@ COMPLETION_TOKEN_BUCKETS = (8, 16, 32, 64, 128, 200, 256, 384, 512)
 
 UPSTREAM_OUTCOMES = ("ok", "error")
 CACHE_RESULTS = ("hit", "miss")
-SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql")
+SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql")
 REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
 
