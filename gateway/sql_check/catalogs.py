@@ -1,6 +1,7 @@
-"""Per-dialect deny-lists for table references: system catalogs, server files, and reserved words used as
-aliases. Strict grounding already refuses every table the request's schema does not declare; these lists are
-what still stands when grounding is advisory or there is no schema. A leaf: sqlglot only."""
+"""Deny-lists for table references (system catalogs, server files) and for reserved words used as aliases,
+written per dialect. Strict grounding already refuses every table the request's schema does not declare; these
+lists are what still stands when grounding is advisory or there is no schema. Imports only sqlglot and the
+check's vocabulary."""
 
 from __future__ import annotations
 
