@@ -557,3 +557,63 @@ def test_a_three_table_join_check_is_fast_enough_for_the_hot_path() -> None:
     per_check_ms = (time.perf_counter() - started) / runs * 1000
     print(f"three-table join check: {per_check_ms * 1000:.0f} µs")
     assert per_check_ms < 20  # ~0.4 ms measured on this 2-core machine; generous against a noisy neighbour
+
+
+# --- issue 13: table references, reserved aliases, hints, escapes -----------------------------------------------
+
+USERS = "CREATE TABLE users (id INTEGER, name VARCHAR(50)); CREATE TABLE orders (id INTEGER, user_id INTEGER)"
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("duckdb", "SELECT * FROM 'secrets.csv'"),
+    ("duckdb", 'SELECT * FROM "/etc/passwd"'),
+    ("duckdb", "SELECT * FROM secrets.csv"),  # DuckDB reads a missing schema.table as the file `secrets.csv`
+    ("duckdb", "SELECT * FROM 's3://bucket/key.parquet'"),
+    ("duckdb", "SELECT * FROM duckdb_settings()"),
+    ("sqlite", "SELECT * FROM dbstat"),
+    ("sqlite", "SELECT * FROM pragma_table_info('users')"),
+    ("postgres", "SELECT * FROM pg_stat_ssl"),
+    ("tsql", "SELECT * FROM [linked].[master].[dbo].[syslogins]"),
+    ("tsql", "SELECT * FROM sys.sql_logins"),
+    ("mysql", "SELECT * FROM performance_schema.threads"),
+])
+def test_files_and_catalogs_are_refused_with_or_without_a_schema(dialect: str, sql: str) -> None:
+    for schema, grounding in ((USERS, "strict"), (None, "strict"), (USERS, "advisory")):
+        assert check_sql(sql, schema=schema, dialect=dialect, grounding=grounding).error_code == "unsafe_sql"
+
+
+def test_a_schema_qualifier_the_schema_declares_is_not_a_duckdb_file() -> None:
+    declared = "CREATE TABLE sales.orders (id INTEGER, total REAL)"
+    assert check_sql("SELECT total FROM sales.orders", schema=declared, dialect="duckdb").valid
+    assert check_sql("SELECT total FROM main.orders", schema=None, dialect="duckdb").valid
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1 SHUTDOWN", "SELECT name FROM users CHECKPOINT",
+                                 "SELECT name FROM users AS RECONFIGURE", "SELECT count(*) KILL FROM users"])
+def test_a_tsql_reserved_word_never_passes_as_an_alias(sql: str) -> None:
+    check = check_sql(sql, schema=USERS, dialect="tsql")
+    assert check.error_code == "unsafe_sql" and "reserved word" in check.problems[0].message
+
+
+def test_a_quoted_alias_or_an_ordinary_one_passes_in_tsql() -> None:
+    assert check_sql("SELECT 1 AS [shutdown]", schema=None, dialect="tsql").valid
+    assert check_sql("SELECT name AS total FROM users WITH (NOLOCK)", schema=USERS, dialect="tsql").valid
+
+
+def test_only_read_table_hints_pass_in_tsql() -> None:
+    assert codes(check_sql("SELECT name FROM users WITH (UPDLOCK)", schema=USERS, dialect="tsql")) == [
+        "locking_clause"]
+    assert codes(check_sql("SELECT name FROM users OPTION (MAXDOP 1)", schema=USERS, dialect="tsql")) == [
+        "forbidden_expression"]
+
+
+@pytest.mark.parametrize(("sql", "valid"), [
+    ("SELECT d FROM generate_series('2024-01-01'::date, '2024-12-31'::date, interval '1 day') AS d", True),
+    ("SELECT n FROM generate_series(1, 1000) AS n", True),
+    ("SELECT d FROM generate_series(current_date - 6, current_date, interval '1 day') AS d", True),
+    ("SELECT count(*) FROM generate_series(1, 10000000000)", False),
+    ("SELECT count(*) FROM generate_series(1::bigint, 10000000000::bigint)", False),
+    ("SELECT count(*) FROM generate_series(1, 10 ^ 12)", False),
+])
+def test_generate_series_is_a_date_spine_or_a_small_range(sql: str, valid: bool) -> None:
+    assert check_sql(sql, schema=None, dialect="postgres").valid is valid

@@ -1,6 +1,7 @@
-"""Per-dialect deny-lists for table references: system catalogs, server files, and reserved words used as
-aliases. Strict grounding already refuses every table the request's schema does not declare; these lists are
-what still stands when grounding is advisory or there is no schema. A leaf: sqlglot only."""
+"""Deny-lists for table references (system catalogs, server files) and for reserved words used as aliases,
+written per dialect. Strict grounding already refuses every table the request's schema does not declare; these
+lists are what still stands when grounding is advisory or there is no schema. Imports only sqlglot and the
+check's vocabulary."""
 
 from __future__ import annotations
 
@@ -44,13 +45,17 @@ _ALL_SYSTEM_TABLES: frozenset[str] = frozenset[str]().union(*_SYSTEM_TABLES.valu
     "sqlite_stat1", "sqlite_stat4"}
 _ALL_SYSTEM_PREFIXES = tuple(sorted({prefix for prefixes in _SYSTEM_PREFIXES.values() for prefix in prefixes}))
 
+_DUCKDB_QUALIFIERS = frozenset({"main", "memory"})
+
 # A table name that reads like a path, URL, glob, stage or database link. DuckDB reads `FROM 'x.csv'` and
 # `FROM "/etc/passwd"` as files (and https:// and s3:// URLs); a dot inside a quoted name is a file extension.
 _FILE_LIKE = re.compile(r"[/\\:*?@~%{}\[\]]|\.")
 
 
-def table_problem(table: exp.Table) -> Problem | None:
-    """Why this table reference is refused whatever the schema says, or None."""
+def table_problem(table: exp.Table, dialect: str, declared_qualifiers: frozenset[str] = frozenset()
+                  ) -> Problem | None:
+    """Why this table reference is refused whatever the schema says, or None. `declared_qualifiers`: the
+    schema / database names the request's CREATE TABLE text itself uses."""
     parts = [part for part in (table.args.get("catalog"), table.args.get("db"), table.this) if part is not None]
     for part in parts:
         if isinstance(part, exp.Identifier) and _FILE_LIKE.search(part.name):
@@ -64,6 +69,12 @@ def table_problem(table: exp.Table) -> Problem | None:
         return None  # a table function: the walk decides whether that function is allowed
     name = table.name.lower()
     qualifiers = [part.lower() for part in (table.catalog, table.db) if part]
+    if dialect == "duckdb" and any(q not in _DUCKDB_QUALIFIERS | declared_qualifiers for q in qualifiers):
+        # DuckDB reads `secrets.csv` (and "secrets"."csv") as the file of that name when no such table exists.
+        shown = ".".join([*[q for q in (table.catalog, table.db) if q], table.name])
+        return Problem("forbidden_expression",
+                       f"In DuckDB '{shown[:80]}' reads a file of that name unless such a table exists; only "
+                       "main or a schema the CREATE TABLE text declares may qualify a table.")
     if (name in _ALL_SYSTEM_TABLES or any(q in _ALL_SYSTEM_SCHEMAS for q in qualifiers)
             or name.startswith(_ALL_SYSTEM_PREFIXES)):
         shown = ".".join([*[q for q in (table.catalog, table.db) if q], table.name])

@@ -27,6 +27,7 @@ from gateway.sql_check.result import (
     SqlPolicy,
     too_deep,
 )
+from gateway.sql_check.schema import schema_qualifiers
 
 
 def check_sql(
@@ -97,7 +98,8 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy, s
         raise Rejected(Problem("multiple_statements",
                                 f"Only one statement is allowed; found {len(statements)} ({kinds})."))
     root = statements[0]
-    walk = walk_tree(root, policy, dialect_name)
+    declared = schema_qualifiers(schema) if schema else frozenset()
+    walk = walk_tree(root, policy, dialect_name, declared)
     if walk.blocking:
         return SqlCheck(valid=False, statement_type=root.key, read_only=False, tables=walk.table_names(),
                         columns=(), unknown_tables=(), unknown_columns=(), problems=tuple(walk.blocking),

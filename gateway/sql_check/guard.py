@@ -143,7 +143,8 @@ class Walk:
         return unique(table.name for table in self.tables if table.name.lower() not in self.ctes)
 
 
-def walk_tree(root: exp.Expr, policy: SqlPolicy, dialect: str) -> Walk:
+def walk_tree(root: exp.Expr, policy: SqlPolicy, dialect: str,
+              declared_qualifiers: frozenset[str] = frozenset()) -> Walk:
     walk = Walk(root)
     allow_writes = policy is SqlPolicy.ALLOW_WRITES and isinstance(root, _WRITE_ROOTS)
     if not isinstance(root, exp.Query) and not allow_writes:
@@ -164,7 +165,7 @@ def walk_tree(root: exp.Expr, policy: SqlPolicy, dialect: str) -> Walk:
             if problem not in walk.blocking:
                 walk.blocking.append(problem)
             continue
-        problem = _reference_problem(node, dialect)
+        problem = _reference_problem(node, dialect, declared_qualifiers)
         if problem is not None and problem not in walk.blocking:
             walk.blocking.append(problem)
         if isinstance(node, exp.Table):
@@ -224,10 +225,10 @@ def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem
                                            "constructs allowed in a read query.")
 
 
-def _reference_problem(node: exp.Expr, dialect: str) -> Problem | None:
+def _reference_problem(node: exp.Expr, dialect: str, declared_qualifiers: frozenset[str]) -> Problem | None:
     """The per-dialect deny-lists: catalog and file-like table names, reserved words posing as aliases."""
     if isinstance(node, exp.Table):
-        return table_problem(node)
+        return table_problem(node, dialect, declared_qualifiers)
     if isinstance(node, (exp.Alias, exp.TableAlias)):
         alias = node.args.get("alias") if isinstance(node, exp.Alias) else node.this
         if isinstance(alias, exp.Identifier):
