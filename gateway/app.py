@@ -35,6 +35,7 @@ from gateway.prompt import render_prompt
 from gateway.request_record import RequestRecord
 from gateway.routes import health, openai, sql, web
 from gateway.settings import Settings
+from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
 from gateway.sql_service import SqlService
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
@@ -67,6 +68,11 @@ class Readiness:
                 self._metrics.set_ready(self._ready)
             return self._ready
 
+    @property
+    def last(self) -> bool:
+        """The last probe's verdict without probing (False before the first): cheap enough for every request."""
+        return self._ready
+
 
 async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
     """Probe the upstream every `interval_s` for the life of the app (cancelled by the lifespan at shutdown)."""
@@ -89,6 +95,7 @@ class AppState:
     upstream: UpstreamClient = field(init=False)
     cache: ResponseCache = field(default_factory=NoCache)
     readiness: Readiness = field(init=False)
+    gate: SleepGate = field(init=False)
     tracer: RequestTracer = field(init=False)
     request_log: RequestLogger = field(default_factory=RequestLogger)
     started_at: int = field(default_factory=lambda: int(time.time()))
@@ -126,9 +133,10 @@ def create_app(
     *,
     retry_sleep: Sleep = asyncio.sleep,
     upstream_class: type[UpstreamClient] = UpstreamClient,
+    clock: Clock = utc_now,
 ) -> FastAPI:
     """Build the gateway. `retry_sleep` is a seam for fault-injection tests, `upstream_class` for the serving
-    benchmarks (benchmarks/bench_gateway.py)."""
+    benchmarks (benchmarks/bench_gateway.py), `clock` for business-hours tests."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
@@ -138,6 +146,7 @@ def create_app(
     # Loaded before serving so that a bad tokenizer path stops start-up, not the first request.
     tokenizer = load_tokenizer(settings.tokenizer)
     generation = settings.generation()
+    business_hours = settings.business_schedule()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +180,11 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
+            readiness = state.readiness
+            state.gate = SleepGate(business_hours, clock=clock, upstream_ready=lambda: readiness.last,
+                                   wake_file=settings.wake_file if settings.wake_on_request else None,
+                                   cold_start_s=settings.wake_cold_start_s)
+            metrics.watch_schedule(state.gate.in_hours, state.gate.asleep)
             state.service = SqlService(
                 upstream=upstream,
                 cache=state.cache,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -23,7 +23,7 @@ COMPLETION_TOKEN_BUCKETS = (8, 16, 32, 64, 128, 200, 256, 384, 512)
 UPSTREAM_OUTCOMES = ("ok", "error")
 CACHE_RESULTS = ("hit", "miss")
 SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql")
-REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation")
+REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
 
 
@@ -94,6 +94,14 @@ class Metrics:
                             registry=r)
         # NaN, not 0, before any probe: "unknown" must not page as "upstream not ready" at start-up.
         self._ready.set(math.nan)
+        # Read at scrape time from the business-hours gate, so they are true whenever Prometheus looks.
+        self._in_hours = Gauge("sqlgate_business_hours_open",
+                               "1 inside SQLGATE_BUSINESS_HOURS (or when none are set), 0 outside.", registry=r)
+        self._asleep = Gauge("sqlgate_model_asleep",
+                             "1 when outside business hours with vLLM not generating (requests get 503 model_asleep).",
+                             registry=r)
+        self._in_hours.set(1)
+        self._asleep.set(0)
         # Series that exist from the start, so rate() and the alert ratios see zeros instead of nothing.
         for outcome in UPSTREAM_OUTCOMES:
             self._upstream.labels(outcome)
@@ -134,6 +142,11 @@ class Metrics:
 
     def set_ready(self, ready: bool) -> None:
         self._ready.set(1 if ready else 0)
+
+    def watch_schedule(self, in_hours: Callable[[], bool], asleep: Callable[[], bool]) -> None:
+        """Make the business-hours gauges report the gate's verdicts at each scrape."""
+        self._in_hours.set_function(lambda: float(in_hours()))
+        self._asleep.set_function(lambda: float(asleep()))
 
     def in_flight_inc(self) -> None:
         self._in_flight.inc()

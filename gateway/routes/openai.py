@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from gateway.deps import Record, State
+from gateway.deps import Awake, Record, State
 from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, GatewayError, NotFound
 from gateway.routes.protocol import (
     ChatRequest,
@@ -120,7 +120,8 @@ async def _respond(
                          "choices": [choice], "usage": answer.usage, "sql": answer.check})
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=GENERATION_RESPONSES)
+@router.post("/completions", response_model=CompletionResponse, responses=GENERATION_RESPONSES,
+             dependencies=[Awake])
 async def completions(body: CompletionRequest, request: Request, state: State, record: Record
                       ) -> JSONResponse | StreamingResponse:
     """Text to SQL: `prompt` is the question, `schema` (or `context`) the CREATE TABLE statements."""
@@ -155,7 +156,8 @@ def remove_create_tables(text: str) -> str:
     return " ".join(text.split())
 
 
-@router.post("/chat/completions", response_model=ChatResponse, responses=GENERATION_RESPONSES)
+@router.post("/chat/completions", response_model=ChatResponse, responses=GENERATION_RESPONSES,
+             dependencies=[Awake])
 async def chat_completions(body: ChatRequest, request: Request, state: State, record: Record
                            ) -> JSONResponse | StreamingResponse:
     """Text to SQL through the chat protocol; same guarantees as /v1/completions."""
