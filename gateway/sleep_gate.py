@@ -41,12 +41,17 @@ class SleepGate:
 
     def check(self) -> None:
         """Raise ModelAsleep when asleep; with wake-on-request, ask the scheduler to start vLLM first."""
-        if self._hours is None or not self.asleep():
+        if self.in_hours():
+            return
+        now = self._clock()
+        if self._wake_file is not None:
+            # Every request outside the hours renews the wake, so a woken model stays up while it is used.
+            self._request_wake(now)
+        if self._upstream_ready():
             return
         if self._wake_file is None:
             raise self.asleep_error()
-        now = self._clock()
-        self._request_wake(now)
+        assert self._hours is not None
         raise ModelAsleep(
             "The model is asleep outside business hours and is being woken up for this request; retry in about "
             f"{self._cold_start_s} s. Business hours open next on {describe_opening(self._hours.next_open(now))}.",
