@@ -75,7 +75,7 @@ async def test_outside_hours_health_stays_up_ready_and_metrics_say_asleep() -> N
     assert ready.status_code == 503 and ready.json()["error"]["code"] == "model_asleep"
     assert ready.headers["retry-after"] == str(SECONDS_TO_MONDAY)
     assert metric(text, "sqlgate_model_asleep") == 1.0
-    assert metric(text, "sqlgate_business_hours_open") == 0.0
+    assert metric(text, "sqlgate_schedule_open") == 0.0
     assert metric(text, 'sqlgate_rejected_requests_total{reason="asleep"}') == 1.0
 
 
@@ -93,7 +93,7 @@ async def test_in_hours_the_same_gateway_serves_and_the_gauges_follow_the_clock(
     assert asleep.status_code == 503
     assert served.status_code == 200, served.text
     assert served.json()["sql"] == "SELECT count(*) FROM singer"
-    assert metric(text, "sqlgate_model_asleep") == 0.0 and metric(text, "sqlgate_business_hours_open") == 1.0
+    assert metric(text, "sqlgate_model_asleep") == 0.0 and metric(text, "sqlgate_schedule_open") == 1.0
 
 
 async def test_outside_hours_a_model_that_generates_is_served() -> None:
@@ -105,7 +105,7 @@ async def test_outside_hours_a_model_that_generates_is_served() -> None:
             served = await client.post("/v1/sql", json={"question": "How many singers?", "schema": SCHEMA})
             text = (await client.get("/metrics")).text
     assert served.status_code == 200
-    assert metric(text, "sqlgate_model_asleep") == 0.0 and metric(text, "sqlgate_business_hours_open") == 0.0
+    assert metric(text, "sqlgate_model_asleep") == 0.0 and metric(text, "sqlgate_schedule_open") == 0.0
 
 
 async def test_wake_on_request_writes_the_wake_file_and_retry_after_is_the_cold_start(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ async def test_without_business_hours_the_gateway_is_always_open() -> None:
             served = await client.post("/v1/sql", json={"question": "How many singers?", "schema": SCHEMA})
             text = (await client.get("/metrics")).text
     assert served.status_code == 200
-    assert metric(text, "sqlgate_model_asleep") == 0.0 and metric(text, "sqlgate_business_hours_open") == 1.0
+    assert metric(text, "sqlgate_model_asleep") == 0.0 and metric(text, "sqlgate_schedule_open") == 1.0
 
 
 @pytest.mark.parametrize(("overrides", "fragment"), [

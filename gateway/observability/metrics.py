@@ -95,7 +95,7 @@ class Metrics:
         # NaN, not 0, before any probe: "unknown" must not page as "upstream not ready" at start-up.
         self._ready.set(math.nan)
         # Read at scrape time from the business-hours gate, so they are true whenever Prometheus looks.
-        self._in_hours = Gauge("sqlgate_business_hours_open",
+        self._in_hours = Gauge("sqlgate_schedule_open",
                                "1 inside SQLGATE_BUSINESS_HOURS (or when none are set), 0 outside.", registry=r)
         self._asleep = Gauge("sqlgate_model_asleep",
                              "1 when outside business hours with vLLM not generating (requests get 503 model_asleep).",
