@@ -30,6 +30,9 @@ down: ## stop exactly what `make up` started
 status: ## say what runs, with pids, ports and readiness
 	$(PY) -m launch.stack status
 
+schedule: ## one business-hours decision now: start or stop vLLM per SQLGATE_BUSINESS_HOURS (what a cron line runs)
+	$(PY) -m launch.scheduler once
+
 system-deps: ## the programs the tests run (redis, chromium, promtool, amtool): apt-get as root/sudo, else say how
 	bash launch/system_deps.sh
 
