@@ -424,6 +424,14 @@ def schedule_env_for(run: RunFolder) -> dict[str, str]:
     configured); empty without business hours, and then no scheduler is started."""
     if not os.environ.get(SCHEDULE_ENV, "").strip():
         return {}
+    from launch.scheduler import ScheduleSettings  # only with business hours set
+
+    try:  # refused here, before anything starts, rather than by a scheduler that exits in the background
+        settings = ScheduleSettings()
+        settings.hours()
+        settings.runpod()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise StackError(f"business-hours settings: {error}") from None
     return {"SQLGATE_WAKE_FILE": os.environ.get("SQLGATE_WAKE_FILE") or str(run.path / "wake")}
 
 
@@ -534,6 +542,7 @@ def up(run: RunFolder, options: UpOptions) -> int:
         if port_in_use(host, port):
             raise StackError(f"port {port} on {host} ({what}) is already in use: stop what holds it or pick another")
 
+    schedule_env_for(run)  # a bad business-hours setting stops `up` before anything starts
     vllm_python = default_vllm_python()
     model = resolve_model(options.model, vllm_python)
     vllm_options = _vllm_options(options, model, vllm_python)

@@ -82,8 +82,8 @@ def test_the_scheduler_stops_vllm_outside_hours_and_a_request_wakes_it(tmp_path:
                               timeout=120)
 
         # 1. Closed today: the scheduler stops the vLLM that `up` started; the gateway stays up and says asleep.
-        poll(lambda: vllm_pid(run_dir) is None, "the scheduler to stop vLLM", 120)
-        assert not group_members(first_vllm)
+        # The leader goes first; its engine core a moment later: the whole group must go.
+        poll(lambda: vllm_pid(run_dir) is None and not group_members(first_vllm), "the scheduler to stop vLLM", 120)
         assert httpx.get(f"{url}/health").status_code == 200
         ready = poll(lambda: (r := httpx.get(f"{url}/ready", timeout=30)).status_code == 503 and r, "/ready", 60)
         assert ready.json()["error"]["code"] == "model_asleep"
@@ -100,8 +100,9 @@ def test_the_scheduler_stops_vllm_outside_hours_and_a_request_wakes_it(tmp_path:
         assert woken_vllm is not None and woken_vllm != first_vllm
         groups.append(woken_vllm)
 
-        # 3. Left idle, it is stopped again, and requests are refused again.
-        poll(lambda: vllm_pid(run_dir) is None, "the scheduler to stop the idle model", IDLE_S + 120)
+        # 3. Left idle, it is stopped again.
+        poll(lambda: vllm_pid(run_dir) is None and not group_members(woken_vllm),
+             "the scheduler to stop the idle model", IDLE_S + 120)
         assert "stopping the model" in (run_dir / "scheduler.log").read_text()
         status = stack(run_dir, env, "status")
         assert "scheduler running" in status.stdout, status.stdout
