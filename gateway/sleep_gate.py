@@ -55,7 +55,7 @@ class SleepGate:
         raise ModelAsleep(
             "The model is asleep outside business hours and is being woken up for this request; retry in about "
             f"{self._cold_start_s} s. Business hours open next on {describe_opening(self._hours.next_open(now))}.",
-            retry_after_s=self._cold_start_s,
+            retry_after_s=min(self._cold_start_s, self._hours.seconds_until_open(now)),
         )
 
     def asleep_error(self) -> ModelAsleep:
