@@ -155,4 +155,5 @@ def _weekdays(text: str, item: str, spec: str) -> frozenset[int]:
 def describe_opening(opening: dt.datetime) -> str:
     """`Monday 2026-12-07 08:00 Europe/Berlin (07:00 UTC)`: when the model opens, as the team reads it."""
     utc = opening.astimezone(dt.UTC)
-    return f"{opening:%A %Y-%m-%d %H:%M} {opening.tzinfo} ({utc:%H:%M} UTC)"
+    local = f"{opening:%A %Y-%m-%d %H:%M} {opening.tzinfo}"
+    return local if str(opening.tzinfo) in ("UTC", "Etc/UTC") else f"{local} ({utc:%H:%M} UTC)"

@@ -45,6 +45,7 @@ def test_friday_evening_opens_next_on_monday_morning_with_seconds_to_wait() -> N
     assert opening == at("2026-12-07 08:00")
     assert schedule.seconds_until_open(friday_evening) == 2 * 86400 + 14 * 3600 - 1
     assert describe_opening(opening) == "Monday 2026-12-07 08:00 Europe/Berlin (07:00 UTC)"
+    assert describe_opening(opening.astimezone(parse_timezone("UTC"))) == "Monday 2026-12-07 07:00 UTC"
 
 
 def test_holidays_close_the_whole_day_and_push_the_opening() -> None:
