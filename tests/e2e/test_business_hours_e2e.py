@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UP_TIMEOUT_S = 1200
-COLD_START_S = 300
+COLD_START_S = 600  # generous: a loaded 2-core box took ~200 s; a failed start is retried within it
 IDLE_S = 20
 
 
