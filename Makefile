@@ -12,8 +12,8 @@ VLLM_PORT ?= 8001
 WORKERS   ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean \
-	dialect-engines
+.PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu eval reliability \
+	reliability-short clean dialect-engines
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,7 +31,13 @@ down: ## stop exactly what `make up` started
 status: ## say what runs, with pids, ports and readiness
 	$(PY) -m launch.stack status
 
-test: install ## the whole suite: unit, fault, end-to-end through real vLLM on CPU, Redis, Chromium, alert rules
+schedule: ## one business-hours decision now: start or stop vLLM per SQLGATE_BUSINESS_HOURS (what a cron line runs)
+	$(PY) -m launch.scheduler once
+
+system-deps: ## the programs the tests run (redis, chromium, promtool, amtool): apt-get as root/sudo, else say how
+	bash launch/system_deps.sh
+
+test: install system-deps ## the whole suite: unit, fault, end-to-end through real vLLM on CPU, Redis, Chromium, alert rules
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: ## the suite without the end-to-end and browser tests

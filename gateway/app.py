@@ -32,6 +32,7 @@ from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.readiness import Readiness, watch_readiness
 from gateway.routes import health, openai, sql, web
 from gateway.settings import Settings
+from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
 from gateway.state import AppState
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
@@ -63,9 +64,10 @@ def create_app(
     *,
     retry_sleep: Sleep = asyncio.sleep,
     upstream_class: type[UpstreamClient] = UpstreamClient,
+    clock: Clock = utc_now,
 ) -> FastAPI:
     """Build the gateway. `retry_sleep` is a seam for fault-injection tests, `upstream_class` for the serving
-    benchmarks (benchmarks/bench_gateway.py)."""
+    benchmarks (benchmarks/bench_gateway.py), `clock` for business-hours tests."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
@@ -75,6 +77,7 @@ def create_app(
     # Loaded before serving so that a bad tokenizer path stops start-up, not the first request.
     tokenizer = load_tokenizer(settings.tokenizer)
     generation = settings.generation()
+    business_hours = settings.business_schedule()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +111,11 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
+            readiness = state.readiness
+            state.gate = SleepGate(business_hours, clock=clock, upstream_ready=lambda: readiness.last,
+                                   wake_file=settings.wake_file if settings.wake_on_request else None,
+                                   cold_start_s=settings.wake_cold_start_s)
+            metrics.watch_schedule(state.gate.in_hours, state.gate.asleep)
             fingerprint = ModelFingerprint(upstream, settings.upstream_model)
             state.pipeline = AnswerPipeline(
                 upstream=upstream,

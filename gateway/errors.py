@@ -163,6 +163,18 @@ class ClientDisconnected(GatewayError):
     code = "client_closed_request"
 
 
+class ModelAsleep(GatewayError):
+    """Outside business hours with the model stopped on schedule; Retry-After says when to come back."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "model_asleep"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, headers={"retry-after": str(max(1, retry_after_s))})
+        self.retry_after_s = max(1, retry_after_s)
+
+
 class UpstreamRejected(GatewayError):
     """vLLM refused the request itself (4xx): the client's problem, passed on without upstream details."""
 
@@ -268,7 +280,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Input over a cap, or the generated SQL failed the check",
         429: "Rate limited",
         502: "Upstream answered garbage",
-        503: "Upstream unavailable",
+        503: "Upstream unavailable, or the model asleep outside business hours",
         504: "Upstream timed out",
     }.items()
 }

@@ -39,6 +39,11 @@ class Readiness:
                 self._metrics.set_ready(self._ready)
             return self._ready
 
+    @property
+    def last(self) -> bool:
+        """The last probe's verdict without probing (False before the first): cheap enough for every request."""
+        return self._ready
+
 
 async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep,
                           on_ready: Callable[[], Awaitable[None]] | None = None) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.schedule import BusinessHours, parse_business_hours, parse_timezone
 from gateway.sql_check.result import SUPPORTED_DIALECTS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -153,10 +154,24 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(86400, ge=1)
     cache_max_entries: int = Field(2048, ge=1)
 
-    # Observability.
-    langfuse_public_key: str | None = None
-    langfuse_secret_key: SecretStr | None = None
-    langfuse_base_url: str | None = None
+    # Business hours: outside them the generation routes answer 503 model_asleep (unset: always open).
+    business_hours: str | None = None
+    timezone: str = "UTC"
+    # Outside hours, a request asks the scheduler (launch/scheduler.py) to start vLLM, through this file.
+    wake_on_request: bool = False
+    wake_file: Path = Path(".run/wake")
+    # The Retry-After a woken model gets: the bound on a cold start the scheduler waits for.
+    wake_cold_start_s: int = Field(180, ge=1, le=3600)
+
+    # Observability. The Langfuse SDK's own variables count too; the SQLGATE_ ones win when both are set (the
+    # first name of each alias list is looked up first).
+    langfuse_public_key: str | None = Field(
+        None, validation_alias=AliasChoices("sqlgate_langfuse_public_key", "langfuse_public_key"))
+    langfuse_secret_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("sqlgate_langfuse_secret_key", "langfuse_secret_key"))
+    langfuse_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("sqlgate_langfuse_base_url",
+                                            "langfuse_base_url", "langfuse_host"))
     trace_redact_question: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
@@ -214,7 +229,15 @@ class Settings(BaseSettings):
         if self.langfuse_secret_key and not self.langfuse_public_key:
             raise ValueError("SQLGATE_LANGFUSE_SECRET_KEY is set without SQLGATE_LANGFUSE_PUBLIC_KEY")
         load_generation_params(self.generation_config)
+        self.business_schedule()  # a bad zone or hours string stops start-up here, naming the setting
         return self
+
+    def business_schedule(self) -> BusinessHours | None:
+        """The parsed business hours in SQLGATE_TIMEZONE, None when unset (always open)."""
+        zone = parse_timezone(self.timezone)
+        if not self.business_hours or not self.business_hours.strip():
+            return None
+        return parse_business_hours(self.business_hours, zone)
 
     def api_key_entries(self) -> tuple[ApiKey, ...]:
         """Accepted keys as (name, digest): `name=key` entries keep their name, bare keys get a digest prefix."""

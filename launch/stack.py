@@ -58,15 +58,18 @@ API_KEY_DIGEST_FILE: Final = "api-keys.sha256"
 DEFAULT_VLLM_READY_S: Final = 900.0
 DEFAULT_GATEWAY_READY_S: Final = 120.0
 # The gateway finishes in-flight requests for up to SQLGATE_SHUTDOWN_GRACE_S (20 s) after SIGTERM.
-STOP_GRACE_S: Final = {"gateway": 30.0, "vllm": 30.0}
+STOP_GRACE_S: Final = {"gateway": 30.0, "vllm": 30.0, "scheduler": 10.0}
 KILL_WAIT_S: Final = 10.0
 POLL_S: Final = 0.1
 LOG_TAIL_LINES: Final = 40
 EXAMPLE_QUESTION: Final = SINGER_EXAMPLE["question"]
 EXAMPLE_SCHEMA: Final = SINGER_EXAMPLE["context"]
 
-Part = Literal["vllm", "gateway"]
+Part = Literal["vllm", "gateway", "scheduler"]
 PARTS: Final[tuple[Part, ...]] = ("vllm", "gateway")
+# Started only with SQLGATE_BUSINESS_HOURS set: launch/scheduler.py stops and starts vLLM on the hours.
+OPTIONAL_PARTS: Final[tuple[Part, ...]] = ("scheduler",)
+SCHEDULE_ENV: Final = "SQLGATE_BUSINESS_HOURS"
 
 
 class StackError(RuntimeError):
@@ -217,14 +220,14 @@ class RunFolder:
         temporary = self.state_file.with_suffix(".tmp")
         temporary.write_text(state.to_json())
         temporary.replace(self.state_file)
-        for part in PARTS:
+        for part in PARTS + OPTIONAL_PARTS:
             record = state.parts.get(part)
             if record is not None:
                 self.pid_file(part).write_text(f"{record.pid}\n")
 
     def forget(self, state: StackState | None) -> None:
         """Remove the state, pid files and vLLM's scratch folder (logs and the API key stay)."""
-        for part in PARTS:
+        for part in PARTS + OPTIONAL_PARTS:
             self.pid_file(part).unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
         if state is not None and state.scratch_dir:
@@ -288,9 +291,9 @@ def stop_part(
 
 
 def stop_all(state: StackState, processes: dict[str, subprocess.Popen[bytes]] | None = None) -> bool:
-    """Stop the gateway, then vLLM; True when nothing is left."""
+    """Stop the scheduler (so it cannot restart vLLM), the gateway, then vLLM; True when nothing is left."""
     stopped = True
-    for part in ("gateway", "vllm"):
+    for part in ("scheduler", "gateway", "vllm"):
         record = state.parts.get(part)
         if record is not None:
             process = (processes or {}).get(part)
@@ -416,6 +419,22 @@ def gateway_key_env(run: RunFolder) -> tuple[dict[str, str], str | None]:
     return {"SQLGATE_API_KEY_FILE": str(run.digest_file)}, new_key
 
 
+def schedule_env_for(run: RunFolder) -> dict[str, str]:
+    """With SQLGATE_BUSINESS_HOURS set: where the gateway asks the scheduler for a wake (the run folder, unless
+    configured); empty without business hours, and then no scheduler is started."""
+    if not os.environ.get(SCHEDULE_ENV, "").strip():
+        return {}
+    from launch.scheduler import ScheduleSettings  # only with business hours set
+
+    try:  # refused here, before anything starts, rather than by a scheduler that exits in the background
+        settings = ScheduleSettings()
+        settings.hours()
+        settings.runpod()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise StackError(f"business-hours settings: {error}") from None
+    return {"SQLGATE_WAKE_FILE": os.environ.get("SQLGATE_WAKE_FILE") or str(run.path / "wake")}
+
+
 # --------------------------------------------------------------------------------------------------- up
 
 
@@ -523,6 +542,7 @@ def up(run: RunFolder, options: UpOptions) -> int:
         if port_in_use(host, port):
             raise StackError(f"port {port} on {host} ({what}) is already in use: stop what holds it or pick another")
 
+    schedule_env_for(run)  # a bad business-hours setting stops `up` before anything starts
     vllm_python = default_vllm_python()
     model = resolve_model(options.model, vllm_python)
     vllm_options = _vllm_options(options, model, vllm_python)
@@ -559,9 +579,11 @@ def up(run: RunFolder, options: UpOptions) -> int:
         print(f"   vLLM generates ({seconds:.0f} s)", file=sys.stderr)
 
         key_env, new_key = gateway_key_env(run)
+        schedule_env = schedule_env_for(run)
         gateway_env = {
             **os.environ,
             **key_env,
+            **schedule_env,
             "SQLGATE_UPSTREAM_URL": vllm_options.base_url,
             "SQLGATE_UPSTREAM_MODEL": options.served_model_name,
             "SQLGATE_MAX_MODEL_LEN": str(options.max_model_len),
@@ -577,6 +599,15 @@ def up(run: RunFolder, options: UpOptions) -> int:
         state.parts["gateway"] = record_for(processes["gateway"], gateway_command, gateway_url, run.log("gateway"))
         run.save(state)
         _wait_gateway_ready(gateway_url, processes["gateway"], options.gateway_ready_s, run.log("gateway"))
+        if schedule_env:
+            # With vLLM's environment, so the restarts it makes are the process `up` just started.
+            scheduler_command = [sys.executable, "-m", "launch.scheduler", "run", "--run-dir", str(run.path)]
+            print(f"== business-hours scheduler, log {run.log('scheduler')}", file=sys.stderr)
+            processes["scheduler"] = start_background(scheduler_command, {**vllm_env, **schedule_env},
+                                                      run.log("scheduler"))
+            state.parts["scheduler"] = record_for(processes["scheduler"], scheduler_command, "",
+                                                  run.log("scheduler"))
+            run.save(state)
         succeeded = True
     finally:
         if not succeeded:
@@ -629,6 +660,11 @@ def status(run: RunFolder) -> int:
                    "gateway": "ready" if code == 200 else "not ready"}[part]
         healthy += code == 200
         print(f"{part:8} running  pid {record.pid:<7} {record.url:28} {verdict} ({probe}: {code})")
+    scheduler = state.parts.get("scheduler")
+    if scheduler is not None:
+        problem = scheduler.identity_problem()
+        print(f"scheduler {'running  pid ' + str(scheduler.pid) if problem is None else 'down (' + problem + ')'}"
+              f"  business hours {os.environ.get(SCHEDULE_ENV, '(as configured at make up)')}")
     print(f"model    {state.model_folder} as {state.served_model_name!r} on {state.target}")
     if healthy == len(PARTS):
         return 0

@@ -148,3 +148,41 @@ def test_python_m_gateway_refuses_an_unknown_dialect_with_exit_2(monkeypatch: py
     assert main([]) == 2
     err = capsys.readouterr().err
     assert "SQLGATE_SQL_DIALECT" in err and "postgress" in err
+LANGFUSE_SDK_VARIABLES = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_BASE_URL", "LANGFUSE_HOST")
+SQLGATE_LANGFUSE_VARIABLES = tuple(f"SQLGATE_{name}" for name in LANGFUSE_SDK_VARIABLES[:3])
+
+
+@pytest.fixture
+def clean_langfuse_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in LANGFUSE_SDK_VARIABLES + SQLGATE_LANGFUSE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("url_variable", ["LANGFUSE_BASE_URL", "LANGFUSE_HOST"])
+def test_the_langfuse_sdks_own_variables_turn_tracing_on(clean_langfuse_env: pytest.MonkeyPatch,
+                                                         url_variable: str) -> None:
+    clean_langfuse_env.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-sdk")
+    clean_langfuse_env.setenv("LANGFUSE_SECRET_KEY", "sk-lf-sdk")
+    clean_langfuse_env.setenv(url_variable, "http://127.0.0.1:3000")
+    settings = Settings(api_keys=KEY)
+    assert settings.tracing_enabled
+    assert settings.langfuse_public_key == "pk-lf-sdk"
+    assert settings.langfuse_secret_key is not None and settings.langfuse_secret_key.get_secret_value() == "sk-lf-sdk"
+    assert settings.langfuse_base_url == "http://127.0.0.1:3000"
+
+
+def test_the_sqlgate_langfuse_variables_win_over_the_sdks(clean_langfuse_env: pytest.MonkeyPatch) -> None:
+    for name in LANGFUSE_SDK_VARIABLES:
+        clean_langfuse_env.setenv(name, f"sdk-{name}")
+    for name in SQLGATE_LANGFUSE_VARIABLES:
+        clean_langfuse_env.setenv(name, f"ours-{name}")
+    settings = Settings(api_keys=KEY)
+    assert settings.langfuse_public_key == "ours-SQLGATE_LANGFUSE_PUBLIC_KEY"
+    assert settings.langfuse_secret_key is not None
+    assert settings.langfuse_secret_key.get_secret_value() == "ours-SQLGATE_LANGFUSE_SECRET_KEY"
+    assert settings.langfuse_base_url == "ours-SQLGATE_LANGFUSE_BASE_URL"
+
+
+def test_without_any_langfuse_variable_tracing_stays_off(clean_langfuse_env: pytest.MonkeyPatch) -> None:
+    assert not Settings(api_keys=KEY).tracing_enabled

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -25,7 +25,7 @@ SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncat
                 "untranslatable_sql")
 # What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
 REPAIR_OUTCOMES = ("won", "lost")
-REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation")
+REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
 
 
@@ -106,6 +106,14 @@ class Metrics:
                             registry=r)
         # NaN, not 0, before any probe: "unknown" must not page as "upstream not ready" at start-up.
         self._ready.set(math.nan)
+        # Read at scrape time from the business-hours gate, so they are true whenever Prometheus looks.
+        self._in_hours = Gauge("sqlgate_schedule_open",
+                               "1 inside SQLGATE_BUSINESS_HOURS (or when none are set), 0 outside.", registry=r)
+        self._asleep = Gauge("sqlgate_model_asleep",
+                             "1 when outside business hours with vLLM not generating (requests get 503 model_asleep).",
+                             registry=r)
+        self._in_hours.set(1)
+        self._asleep.set(0)
         # Series that exist from the start, so rate() and the alert ratios see zeros instead of nothing.
         for outcome in UPSTREAM_OUTCOMES:
             self._upstream.labels(outcome)
@@ -160,6 +168,11 @@ class Metrics:
 
     def set_ready(self, ready: bool) -> None:
         self._ready.set(1 if ready else 0)
+
+    def watch_schedule(self, in_hours: Callable[[], bool], asleep: Callable[[], bool]) -> None:
+        """Make the business-hours gauges report the gate's verdicts at each scrape."""
+        self._in_hours.set_function(lambda: float(in_hours()))
+        self._asleep.set_function(lambda: float(asleep()))
 
     def in_flight_inc(self) -> None:
         self._in_flight.inc()
