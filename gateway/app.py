@@ -45,7 +45,7 @@ READINESS_QUESTION = ("How many rows are there?", "CREATE TABLE t (x int)")
 
 
 class Readiness:
-    """Whether vLLM really generates; one probe at a time, its result kept for `cache_s`."""
+    """Whether vLLM really generates (any replica); one probe round at a time, its result kept for `cache_s`."""
 
     def __init__(self, upstream: UpstreamClient, model: str, timeout_s: float, cache_s: float,
                  metrics: Metrics) -> None:
@@ -67,6 +67,12 @@ class Readiness:
                 self._metrics.set_ready(self._ready)
             return self._ready
 
+    async def probe_back(self) -> None:
+        """Probe only the replicas marked down, so one that generates again takes requests again."""
+        down = self._upstream.replicas.down()
+        if down:
+            await self._upstream.probe_replicas(self._payload, self._timeout_s, down)
+
 
 async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
     """Probe the upstream every `interval_s` for the life of the app (cancelled by the lifespan at shutdown)."""
@@ -76,6 +82,16 @@ async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep 
         except Exception:  # a probe that breaks must not end the watch; it reads as not ready
             logger.exception("readiness probe failed")
         await sleep(interval_s)
+
+
+async def watch_replicas(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
+    """Every `interval_s`, probe the replicas marked down (cancelled by the lifespan at shutdown)."""
+    while True:
+        await sleep(interval_s)
+        try:
+            await readiness.probe_back()
+        except Exception:  # a probe that breaks must not end the watch; the replica stays down
+            logger.exception("replica probe-back failed")
 
 
 @dataclass
@@ -171,6 +187,7 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
+            metrics.watch_replicas(upstream.replicas.snapshot)
             state.service = SqlService(
                 upstream=upstream,
                 cache=state.cache,
@@ -194,12 +211,16 @@ def create_app(
                         settings.upstream_model, state.cache.name)
             watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s))
                        if settings.ready_interval_s > 0 else None)
+            # A single replica is always routed to, marked down or not: probing it back would change nothing.
+            prober = (asyncio.create_task(watch_replicas(state.readiness, settings.upstream_probe_back_s))
+                      if len(upstream.replicas) > 1 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
                     yield
             finally:
-                if watcher is not None:
-                    watcher.cancel()
+                for task in (watcher, prober):
+                    if task is not None:
+                        task.cancel()
         finally:
             gc.unfreeze()
             state.drain.close()
