@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.replica_kill import run_kill, two_servers
+from launch.vllm_server import RunningVllm
+from tests.e2e.replica_kill import run_kill
+from tests.e2e.vllm_fixture import vllm_cpu_server
 
 pytestmark = pytest.mark.e2e
 
 
-def test_killing_one_replica_fails_only_its_requests_in_flight(tiny_sql_model: Path,
+def test_killing_one_replica_fails_only_its_requests_in_flight(tiny_sql_model: Path, vllm_server: RunningVllm,
                                                                 tmp_path: Path) -> None:
-    with two_servers(tiny_sql_model, tmp_path) as (victim, survivor):
-        result = run_kill(victim, survivor, requests=40, concurrency=4, kill_after=12)
+    # The session's vLLM survives (other e2e tests use it after this one); a second one is started to be killed.
+    with vllm_cpu_server(tiny_sql_model, tmp_path) as victim:
+        result = run_kill(victim, vllm_server, requests=40, concurrency=4, kill_after=12)
     print({k: v for k, v in vars(result).items() if k != "outcomes"})
     assert len(result.outcomes) == 40
     # Whatever failed was in flight on the killed replica (or sent to it while it was dying), and failed as a lost
