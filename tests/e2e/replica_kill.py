@@ -35,6 +35,9 @@ from tests.servers import serve_in_thread, wait_for
 
 EXAMPLES = [SINGER_EXAMPLE, EMPLOYEE_EXAMPLE, JOIN_EXAMPLE]
 REQUEST_TIMEOUT_S = 120.0
+# A second vLLM starts while the first one's engine busy-waits on the same cores: on 2 shared cores it has taken
+# 4-5 minutes, at the edge of the fixture's usual deadline.
+SECOND_SERVER_DEADLINE_S = 720.0
 
 
 @dataclass
@@ -149,7 +152,8 @@ def two_servers(model_dir: Path, log_dir: Path) -> Iterator[tuple[RunningVllm, R
 
     with ExitStack() as stack:
         first = stack.enter_context(vllm_cpu_server(model_dir, log_dir / "a"))
-        second = stack.enter_context(vllm_cpu_server(model_dir, log_dir / "b"))
+        second = stack.enter_context(vllm_cpu_server(model_dir, log_dir / "b",
+                                                     startup_deadline_s=SECOND_SERVER_DEADLINE_S))
         yield first, second
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from launch.vllm_server import RunningVllm
-from tests.e2e.replica_kill import run_kill
+from tests.e2e.replica_kill import SECOND_SERVER_DEADLINE_S, run_kill
 from tests.e2e.vllm_fixture import vllm_cpu_server
 
 pytestmark = pytest.mark.e2e
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_killing_one_replica_fails_only_its_requests_in_flight(tiny_sql_model: Path, vllm_server: RunningVllm,
                                                                 tmp_path: Path) -> None:
     # The session's vLLM survives (other e2e tests use it after this one); a second one is started to be killed.
-    with vllm_cpu_server(tiny_sql_model, tmp_path) as victim:
+    with vllm_cpu_server(tiny_sql_model, tmp_path, startup_deadline_s=SECOND_SERVER_DEADLINE_S) as victim:
         result = run_kill(victim, vllm_server, requests=40, concurrency=4, kill_after=12)
     print({k: v for k, v in vars(result).items() if k != "outcomes"})
     assert len(result.outcomes) == 40
