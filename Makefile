@@ -67,5 +67,9 @@ reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdo
 reliability-short: ## every reliability section, short (~2 min); CI runs their test-sized versions in make test
 	$(PY) -m benchmarks.reliability --short --out reports/reliability-short.json
 
+.PHONY: replicas-kill
+replicas-kill: install ## two vLLM CPU replicas behind the gateway, one killed mid-run -> reports/replicas_kill.json
+	$(PY) -m tests.e2e.replica_kill --out reports/replicas_kill.json
+
 clean: ## remove caches and the run folder (not the virtual environments)
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

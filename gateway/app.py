@@ -29,7 +29,7 @@ from gateway.observability.request_log import logging_config
 from gateway.observability.tracing import build_tracer
 from gateway.pipeline import AnswerPipeline, CandidateBudget, CheckOptions
 from gateway.pipeline.fingerprint import ModelFingerprint
-from gateway.readiness import Readiness, watch_readiness
+from gateway.readiness import Readiness, watch_readiness, watch_replicas
 from gateway.routes import health, openai, sql, web
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
@@ -111,6 +111,7 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
+            metrics.watch_replicas(upstream.replicas.snapshot)
             readiness = state.readiness
             state.gate = SleepGate(business_hours, clock=clock, upstream_ready=lambda: readiness.last,
                                    wake_file=settings.wake_file if settings.wake_on_request else None,
@@ -142,12 +143,16 @@ def create_app(
             watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s,
                                                                  on_ready=fingerprint.refresh))
                        if settings.ready_interval_s > 0 else None)
+            # A single replica is always routed to, marked down or not: probing it back would change nothing.
+            prober = (asyncio.create_task(watch_replicas(state.readiness, settings.upstream_probe_back_s))
+                      if len(upstream.replicas) > 1 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
                     yield
             finally:
-                if watcher is not None:
-                    watcher.cancel()
+                for task in (watcher, prober):
+                    if task is not None:
+                        task.cancel()
         finally:
             gc.unfreeze()
             state.drain.close()

@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.replicas import parse_upstream_urls
 from gateway.schedule import BusinessHours, parse_business_hours, parse_timezone
 from gateway.sql_check.result import SUPPORTED_DIALECTS
 
@@ -126,6 +127,9 @@ class Settings(BaseSettings):
     # The gateway probes vLLM on its own this often, so `sqlgate_upstream_ready` (and its alert) stays true to the
     # fact even when nobody calls /ready; 0 turns the background probe off.
     ready_interval_s: float = Field(15.0, ge=0)
+    # With several upstream URLs: how often a replica marked down (refused or lost a connection, failed a probe)
+    # is probed to see whether it generates again.
+    upstream_probe_back_s: float = Field(2.0, gt=0)
 
     # Auth and limits.
     auth_enabled: bool = True
@@ -207,7 +211,8 @@ class Settings(BaseSettings):
     @field_validator("upstream_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+        # One URL or several, comma-separated (replicas); each checked and without its trailing slash.
+        return ",".join(parse_upstream_urls(value))
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
