@@ -151,6 +151,11 @@ def make_handler(counters: Counters) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the benchmark opens up to 128 connections at once
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fake_spec_vllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -158,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speculative-config", default=None, help="vLLM's JSON; absent: no spec_decode counters")
     args = parser.parse_args(argv)
     counters = Counters(json.loads(args.speculative_config) if args.speculative_config else None)
-    ThreadingHTTPServer.request_queue_size = 1024  # the benchmark opens up to 128 connections at once
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(counters))
-    server.daemon_threads = True
+    server = _Server((args.host, args.port), make_handler(counters))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
