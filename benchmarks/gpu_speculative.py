@@ -40,9 +40,10 @@ from typing import Any, Literal
 
 import httpx
 
+from benchmarks.coder_pieces import default_rows_file
 from benchmarks.gpu_serving import Budget, Report, accelerator_facts, vllm_server
 from benchmarks.model_folder import write_model_folder
-from benchmarks.processes import REPO_ROOT, child_server, free_port, log_tail
+from benchmarks.processes import child_server, free_port, log_tail
 from benchmarks.results import host_facts, say
 from benchmarks.serving import (
     Cell,
@@ -65,8 +66,6 @@ BENCH_KEY = "sk-bench-gpu-speculative-0123456789"
 MODEL = "Qwen2.5-Coder-0.5B-Instruct (real weights: bf16 from the Q4_K_M GGUF)"
 # The gateway refuses longer questions and schemas before the model is called (FACTS.md caps).
 MAX_QUESTION_CHARS, MAX_CONTEXT_CHARS = 500, 2000
-DATA_CANDIDATES = ("shared/data/spider_dev_public.jsonl", "../shared/data/spider_dev_public.jsonl",
-                   "../../shared/data/spider_dev_public.jsonl", ".gpu/data/spider_dev_public.jsonl")
 
 
 @dataclass(frozen=True)
@@ -118,14 +117,6 @@ DRY_RUN_PLAN = SpecPlan(
     candidate_requests=4, stream_cells=(Cell(1, 4), Cell(8, 8, 2)), dummy_cells=(Cell(1, 4), Cell(32, 32, 2)),
     start_budget_s=5.0, start_deadline_s=60.0, request_timeout_s=30.0,
 )
-
-
-def default_rows_file() -> Path | None:
-    for candidate in DATA_CANDIDATES:
-        path = (REPO_ROOT / candidate).resolve()
-        if path.is_file():
-            return path
-    return None
 
 
 def load_rows(path: Path) -> tuple[Prompt, ...]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.gpu_speculative import DRY_RUN_PLAN, SWEEP, default_rows_file, load_rows, rotated, run
+from benchmarks.coder_pieces import default_rows_file
+from benchmarks.gpu_speculative import DRY_RUN_PLAN, SWEEP, load_rows, rotated, run
 from benchmarks.serving import Cell
 from benchmarks.spec_figures import (
     TARGETS,
