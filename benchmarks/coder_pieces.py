@@ -112,8 +112,9 @@ def download_gguf(work: Path, python: str) -> Path:
     return gguf
 
 
-def prepare(out_dir: Path, python: str = sys.executable, gguf: Path | None = None) -> dict[str, object]:
-    """Pieces, manifest and extras (the gguf wheel for Python 3.12, the Spider rows) under `out_dir`."""
+def prepare(out_dir: Path, python: str = sys.executable, gguf: Path | None = None,
+            extras: tuple[Path, ...] = ()) -> dict[str, object]:
+    """Pieces, manifest and extras (the gguf wheel for Python 3.12, the Spider rows, `extras`) under `out_dir`."""
     with tempfile.TemporaryDirectory(prefix="coder-pieces-") as work_name:
         work = Path(work_name)
         manifest = split(gguf or download_gguf(work, python), out_dir)
@@ -123,6 +124,8 @@ def prepare(out_dir: Path, python: str = sys.executable, gguf: Path | None = Non
     rows = default_rows_file()
     if rows is not None:
         shutil.copyfile(rows, first / DATA_NAME)
+    for extra in extras:
+        shutil.copyfile(extra, first / extra.name)
     return manifest
 
 
@@ -154,12 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     prepare_parser = commands.add_parser("prepare", help="here: download, split, write the carry folders")
     prepare_parser.add_argument("out_dir", type=Path)
     prepare_parser.add_argument("--gguf", type=Path, help="an already joined GGUF instead of downloading")
+    prepare_parser.add_argument("--extra", type=Path, action="append", default=[],
+                                help="another small file for the first carry (e.g. the arctic-inference wheel)")
     assemble_parser = commands.add_parser("assemble", help="on the host: join, check, convert")
     assemble_parser.add_argument("pieces_dir", type=Path)
     assemble_parser.add_argument("model_dir", type=Path)
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        manifest = prepare(args.out_dir, gguf=args.gguf)
+        manifest = prepare(args.out_dir, gguf=args.gguf, extras=tuple(args.extra))
         folders = sorted(p.name for p in args.out_dir.iterdir())
         print(f"{manifest['bytes']} bytes in {len(folders)} carry folders under {args.out_dir}: {' '.join(folders)}")
         return 0

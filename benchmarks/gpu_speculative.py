@@ -80,11 +80,12 @@ def method(setting: Speculative) -> Method:
     return Method(setting.label, setting)
 
 
+# In order of priority: a run short of device time skips from the end (vLLM's documented settings first).
 SWEEP = (
     Method("baseline"),
-    method(ngram(tokens=3, lookup_min=2, lookup_max=4)),
     method(ngram(tokens=5, lookup_min=2, lookup_max=4)),
     method(suffix()),
+    method(ngram(tokens=3, lookup_min=2, lookup_max=4)),
     method(suffix(suffix_decoding_max_spec_factor=2.0, suffix_decoding_min_token_prob=0.2)),
 )
 
