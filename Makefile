@@ -12,8 +12,8 @@ VLLM_PORT ?= 8001
 WORKERS   ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu eval reliability \
-	reliability-short clean dialect-engines
+.PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
+	bench-spec-dry eval reliability reliability-short clean dialect-engines
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,14 @@ bench-gpu: install ## on a GPU pod: vLLM direct vs through the gateway at 1..256
 	# One interpreter starts vLLM and the gateway: the gateway's packages go into .venv-vllm too.
 	$(VLLM_PY) -m pip install -q -e '.[clients]'
 	$(VLLM_PY) -m benchmarks.gpu_serving --out reports/gpu_serving.json --until $$(( $$(date +%s) + 1200 ))
+
+bench-gpu-spec: install ## on a GPU pod: speculative decoding sweep, candidate step, streaming: make bench-gpu-spec MODEL_DIR=...
+	$(VLLM_PY) -m pip install -q -e '.[clients]'
+	$(VLLM_PY) -m benchmarks.gpu_speculative --model-dir "$(MODEL_DIR)" --out reports/gpu_speculative.json \
+		--until $$(( $$(date +%s) + 2400 ))
+
+bench-spec-dry: install ## every code path of bench-gpu-spec on CPU, against a fake vLLM (no figures)
+	$(PY) -m benchmarks.gpu_speculative --dry-run --out reports/gpu_speculative.dry-run.json
 
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
