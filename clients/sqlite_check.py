@@ -1,12 +1,9 @@
-"""Does a query compile against an empty SQLite database built from its schema? (`EXPLAIN`, nothing runs.)"""
+"""Does a query compile against an empty SQLite database built from its schema? (`EXPLAIN`, nothing runs.)
+Also the schema splitter that the normalised match (sql_match.py) reads tables with."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-
-# Statements an EXPLAIN must never be allowed to prepare against anything but the throw-away database.
-_DENIED_ACTIONS = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH, sqlite3.SQLITE_PRAGMA})
 
 
 def split_schema_statements(schema: str) -> list[str]:
@@ -66,28 +63,17 @@ class CompileResult:
     schema_error: str | None = None
 
 
-def _authorize(action: int, *_: object) -> int:
-    return sqlite3.SQLITE_DENY if action in _DENIED_ACTIONS else sqlite3.SQLITE_OK
-
-
 def compile_in_sqlite(sql: str, schema: str) -> CompileResult:
-    """Create the schema's tables in an in-memory database, then `EXPLAIN` the query there."""
-    connection = sqlite3.connect(":memory:")
-    connection.set_authorizer(_authorize)
-    try:
-        for statement in split_schema_statements(schema):
-            try:
-                connection.execute(statement)
-            except sqlite3.Error as exc:
-                return CompileResult(compiles=None, schema_error=f"{type(exc).__name__}: {exc}")
-        query = sql.strip().rstrip(";").strip()
-        if not query:
-            return CompileResult(compiles=False, error="empty query")
-        try:
-            connection.execute(f"EXPLAIN {query}")
-        except (sqlite3.Error, sqlite3.Warning) as exc:
-            # sqlite3.Warning/ProgrammingError: more than one statement, which is not one compilable query.
-            return CompileResult(compiles=False, error=f"{type(exc).__name__}: {exc}")
-        return CompileResult(compiles=True)
-    finally:
-        connection.close()
+    """Compile the query against an empty SQLite database built from the schema (`EXPLAIN`, nothing runs).
+
+    The gateway's own compile step (gateway/sql_check/compile.py), so the eval and the gateway agree on what
+    compiles; this keeps the eval's result shape."""
+    from gateway.sql_check.compile import compile_sql  # the eval's only use of the gateway package
+
+    query = sql.strip().rstrip(";").strip()
+    if not query:
+        return CompileResult(compiles=False, error="empty query")
+    result = compile_sql(query, schema=schema, dialect="sqlite")
+    if result.compiled is None:
+        return CompileResult(compiles=None, schema_error=result.message)
+    return CompileResult(compiles=result.compiled, error=result.message)

@@ -12,6 +12,7 @@ import pytest
 from gateway.sql_check import check_sql
 from gateway.sql_check import compile as compile_module
 from gateway.sql_check.compile import compile_sql
+from gateway.sql_check.extract import ends_inside_sql, extract_sql
 from gateway.sql_check.schema_db import schema_tables, sqlite_image
 
 SINGER = ("CREATE TABLE singer (Singer_ID int, Name text, Country text, Age int); "
@@ -63,10 +64,15 @@ def test_sql_that_compiles_is_valid_and_says_so(sql: str) -> None:
     assert check.valid and check.compiled is True and check.compile_message is None
 
 
-def test_a_truncated_answer_is_invalid_even_when_it_parses() -> None:
-    check = check_sql("SELECT Name FROM singer", schema=SINGER, truncated=True)
-    assert not check.valid and check.error_code == "invalid_sql"
-    assert [problem.code for problem in check.problems] == ["truncated"]
+@pytest.mark.parametrize(("text", "cut"), [
+    ("SELECT Name FROM singer WHERE Age >", True),
+    ("```sql\nSELECT Name FROM singer WHERE", True),  # the fence never closed
+    ("```sql\nSELECT Name FROM singer\n```\nThis query lists the names of", False),
+    ("SELECT Name FROM singer;\n\nThis query lists", False),
+    ("", True),
+])
+def test_only_a_stop_inside_the_sql_counts_as_cut_short(text: str, cut: bool) -> None:
+    assert ends_inside_sql(text, extract_sql(text)) is cut
 
 
 # --- building the database from the schema text ---------------------------------------------------------------

@@ -11,6 +11,8 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     grounding.py  tables and columns against the schema
     schema.py     CREATE TABLE text: tables, statements in free text, canonical form
     extract.py    model output -> bare SQL
+    schema_db.py  CREATE TABLE text -> an empty SQLite image (cached per text) and DuckDB DDL
+    compile.py    compile_sql: prepare the query on a real engine against those empty tables
     check.py      check_sql, which runs them in order
     transpile.py  transpile_sql: the checked SQLite query in the analyst's dialect, or a refusal
     transpiled.py its vocabulary (Transpiled, TranspileRefused, MODEL_DIALECT) - a leaf
@@ -20,6 +22,7 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
 """
 
 from gateway.sql_check.check import check_sql
+from gateway.sql_check.compile import CompileResult, compile_sql
 from gateway.sql_check.dialect_names import dialect_label, in_menu_order
 from gateway.sql_check.extract import extract_sql
 from gateway.sql_check.result import (
@@ -44,6 +47,7 @@ __all__ = [
     "MAX_SQL_CHARS",
     "MODEL_DIALECT",
     "SUPPORTED_DIALECTS",
+    "CompileResult",
     "Problem",
     "SqlCheck",
     "SqlGrounding",
@@ -52,6 +56,7 @@ __all__ = [
     "Transpiled",
     "canonical_schema",
     "check_sql",
+    "compile_sql",
     "create_table_statements",
     "dialect_label",
     "extract_sql",

@@ -32,18 +32,15 @@ from gateway.sql_check.schema import schema_qualifiers
 
 def check_sql(
     sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY,
-    grounding: SqlGrounding | str = SqlGrounding.STRICT, truncated: bool = False,
+    grounding: SqlGrounding | str = SqlGrounding.STRICT,
 ) -> SqlCheck:
     """Check one generated statement against the policy and the schema; never raises on any SQL text.
 
     `grounding="strict"` (the default) refuses tables and columns the schema lacks (`ungrounded_sql`);
-    `"advisory"` only reports them. Without a readable schema there is nothing to ground against.
-    `truncated`: the model stopped at its token limit, so the text is not a whole answer even if it parses."""
+    `"advisory"` only reports them. Without a readable schema there is nothing to ground against."""
     dialect_name = str(dialect).strip().lower()
     strict = SqlGrounding(grounding) is SqlGrounding.STRICT  # a wrong mode is the caller's bug: ValueError
     try:
-        if truncated:
-            raise Rejected(_TRUNCATED)
         return _check(sql, schema, dialect_name, SqlPolicy(policy), strict)
     except Rejected as rejected:
         return _refused(dialect_name, rejected.problem, rejected.statement_type)
@@ -54,7 +51,6 @@ def check_sql(
 
 
 _UNANALYSABLE = Problem("parse_error", "The SQL could not be analysed, so it is refused.")
-_TRUNCATED = Problem("truncated", "The model stopped at its output limit, so the SQL may be cut short.")
 
 
 def _refused(dialect: str, problem: Problem, statement_type: str | None = None) -> SqlCheck:

@@ -93,3 +93,10 @@ def _strip_trailing(text: str) -> str:
     while text.endswith(";"):
         text = text[:-1].rstrip()
     return text
+
+
+def ends_inside_sql(text: str, query: str) -> bool:
+    """Does the model's text end inside the extracted SQL (no closing fence or prose after it)? Only then can a
+    stop at the token limit have cut the query short; a cut in the explanation after it costs nothing."""
+    tail = _strip_trailing(text)
+    return not query.strip() or tail.endswith(_strip_trailing(query))

@@ -44,8 +44,7 @@ GROUNDING_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column"})
 # Codes that never make a check invalid by themselves (the grounding ones only under advisory grounding).
 ADVISORY_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column", "no_where_clause"})
 # Blocking codes that mean "this is not SQL we could read"; every other blocking code means "unsafe".
-INVALID_CODES: frozenset[str] = frozenset({"empty", "parse_error", "too_long", "too_deep", "does_not_compile",
-                                          "truncated"})
+INVALID_CODES: frozenset[str] = frozenset({"empty", "parse_error", "too_long", "too_deep", "does_not_compile"})
 
 
 @dataclass(frozen=True)
