@@ -76,6 +76,7 @@ class CpuPlan:
     request_timeout_s: float = 600.0
 
 
+SHORT_PLAN = CpuPlan(cells=(Cell(1, 4), Cell(4, 4), Cell(8, 8)), transformers_requests=2, other_dtype_cell=None)
 QUICK_PLAN = CpuPlan(output_tokens=4, cells=(Cell(1, 2), Cell(2, 2)), transformers_requests=1, other_dtype_cell=None,
                      quality_rows=8)
 
@@ -264,6 +265,31 @@ def best_summary(table: dict[str, Any], evidence: dict[str, Any], quality: dict[
     return best
 
 
+def read_quality(path: Path) -> dict[str, Any] | None:
+    """A benchmarks.quant_quality report measured separately (None when there is none yet)."""
+    if not path.is_file():
+        say(f"cpu serving: no quality report at {path}")
+        return None
+    quality: dict[str, Any] = json.loads(path.read_text())
+    quality["reused_from"] = str(path)
+    return quality
+
+
+def attach_quality(report: dict[str, Any], quality: dict[str, Any] | None) -> dict[str, Any]:
+    """Quality figures, the launcher's evidence and summary.best, from the speed table and `quality`."""
+    table = report["summary"]["by_weights"]
+    evidence = launcher_evidence(table, quality, report["unquantized_weights"])
+    best = best_summary(table, evidence, quality)
+    shown = ("weights", "latency_speedup_c1", "throughput_ratio_c8", "quality_em_delta_vs_bf16", "target_met")
+    say(f"cpu serving: best = {json.dumps({key: best[key] for key in shown})}")
+    report["summary"] = {"best": best, "by_weights": table,
+                         "quality": None if quality is None else quality.get("by_weights", quality)}
+    report["launcher_evidence"] = evidence
+    report["quality"] = quality
+    report["headline"]["best"] = best
+    return report
+
+
 def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
     started = time.monotonic()
     weights = ensure_model(MODEL_DIR)
@@ -283,19 +309,13 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
             # Through the gateway only: that is the figure the targets are about; direct was checked above.
             runs[name] = run_vllm(folder, plan, scratch, label=name, dtype=chosen, paths=("gateway",))
     if quality_from is not None:
-        quality: dict[str, Any] | None = json.loads(quality_from.read_text())
-        assert quality is not None
-        quality["reused_from"] = str(quality_from)
+        quality = read_quality(quality_from)
     elif plan.quality_rows:
         say("cpu serving: quality of each weights format on the real 0.5B model")
         quality = quant_quality.run(rows_count=plan.quality_rows, variants=plan.variants)
     else:
         quality = None
     table = by_weights_table(transformers, runs)
-    evidence = launcher_evidence(table, quality, unquantized)
-    best = best_summary(table, evidence, quality)
-    shown = ("weights", "latency_speedup_c1", "throughput_ratio_c8", "quality_em_delta_vs_bf16", "target_met")
-    say(f"cpu serving: best = {json.dumps({key: best[key] for key in shown})}")
     comparison = {}
     for key, cell in vllm["cells"].items():
         baseline = transformers["cells"].get(key)
@@ -318,15 +338,13 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
         }
         for key, cell in vllm["cells"].items()
     }
-    return {
+    report = {
         "benchmark": "cpu_serving",
-        "summary": {"best": best, "by_weights": table,
-                    "quality": None if quality is None else quality.get("by_weights", quality)},
-        "launcher_evidence": evidence,
+        "unquantized_weights": unquantized,
+        "summary": {"by_weights": table},
         "variants": {name: run for name, run in runs.items() if name != unquantized},
         "tokens_per_request": {name: _tokens_per_request(run) for name, run in runs.items()},
-        "quality": quality,
-        "headline": {"best": best,"by_concurrency": headline, "seed_figures": SEED_FIGURES, "vllm_dtype": chosen,
+        "headline": {"by_concurrency": headline, "seed_figures": SEED_FIGURES, "vllm_dtype": chosen,
                      "other_dtype_p50_ms_at_1": other_dtype["direct"]["latency_ms"]["p50"] if other_dtype else None},
         "command": "python -m benchmarks.cpu_serving --out reports/cpu_serving.json (part of make bench)",
         "plan": asdict(plan),
@@ -356,6 +374,7 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
                 "other_dtype": other_dtype},
         "elapsed_s": round(time.monotonic() - started, 1),
     }
+    return attach_quality(report, quality)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,8 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=None, help="comma-separated quantized weights to add (default int8,int4)")
     parser.add_argument("--quality-from", type=Path, default=None,
                         help="reuse a benchmarks.quant_quality report instead of measuring quality again")
+    parser.add_argument("--short", action="store_true",
+                        help="fewer requests per cell, no check of the other dtype (for a busy shared machine)")
+    parser.add_argument("--attach-quality", action="store_true",
+                        help="only re-read --quality-from into the report at --out (summary.best recomputed)")
     args = parser.parse_args(argv)
-    plan = QUICK_PLAN if args.quick else CpuPlan()
+    if args.attach_quality:
+        if args.quality_from is None:
+            parser.error("--attach-quality needs --quality-from")
+        report = attach_quality(json.loads(args.out.read_text()), read_quality(args.quality_from))
+        write_report(report, args.out)
+        say(f"wrote {args.out}")
+        return 0
+    plan = QUICK_PLAN if args.quick else SHORT_PLAN if args.short else CpuPlan()
     if args.variants is not None:
         plan = replace(plan, variants=tuple(name for name in args.variants.split(",") if name))
     report = run(plan, args.quality_from)
