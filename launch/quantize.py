@@ -68,16 +68,19 @@ def step(number: int, total: int, message: str) -> None:
 
 
 def source_fingerprint(source: Path) -> str:
-    """What identifies the source weights: the merge's own marker when there is one (it pins the adapter and
-    base), else a digest of the file names, sizes and modification times."""
+    """What identifies the source: the content of its small files (config, tokenizer, the merge's marker, which
+    pins adapter and base) and the name, size and modification time of each weight file (hashing gigabytes would
+    cost more than the quantization). Rewriting an unchanged config, as the benchmark's folder writer does, keeps
+    the fingerprint."""
     digest = hashlib.sha256()
-    merge_marker = source / "sqlgate-merge.json"
-    if merge_marker.is_file():
-        digest.update(b"merge:" + merge_marker.read_bytes())
     for path in sorted(source.iterdir()):
-        if path.is_file() and path.name != MARKER_FILE:
+        if not path.is_file() or path.name == MARKER_FILE:
+            continue
+        if path.suffix == ".safetensors":
             stat = path.stat()
             digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        elif path.suffix in (".json", ".txt", ".jinja"):
+            digest.update(f"{path.name}:".encode() + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
 
