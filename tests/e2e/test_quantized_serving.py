@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from launch.cpu_weights import unsupported
+from launch.hardware import cpu_flags
 from launch.tiny_model import SINGER_EXAMPLE, training_prompt
 from tests.e2e.vllm_fixture import REPO_ROOT, vllm_cpu_server, vllm_python
 
@@ -24,6 +26,9 @@ FORCED_TOKENS = 12
 def test_vllm_serves_the_quantized_variant_with_its_cpu_kernel(
     tiny_sql_model: Path, tmp_path: Path, weights: str
 ) -> None:
+    missing = unsupported(weights, cpu_flags())
+    if missing is not None:
+        pytest.skip(f"this CPU: {missing}")
     out = tmp_path / f"tiny-{weights}"
     done = subprocess.run(
         [str(vllm_python()), "-m", "launch.quantize", "--model", str(tiny_sql_model), "--weights", weights,
