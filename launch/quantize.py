@@ -29,7 +29,7 @@ QuantWeights = Literal["int8", "int4"]
 
 MARKER_FILE: Final = "sqlgate-quant.json"
 # Bump when the quantization changes in a way that changes the folder it writes.
-CODE_VERSION: Final = 1
+CODE_VERSION: Final = 2
 # compressed-tensors preset names, and how each is stored (vLLM picks its CPU kernel from these).
 SCHEMES: Final[dict[str, str]] = {"int8": "W8A8", "int4": "W4A16"}
 FORMATS: Final[dict[str, str]] = {"int8": "int-quantized", "int4": "pack-quantized"}
@@ -176,6 +176,9 @@ def _set_rtn_scales(module: Any) -> None:
     else:
         low, high = weight.amin(dim=1, keepdim=True), weight.amax(dim=1, keepdim=True)
     scale, zero_point = helpers.calculate_qparams(low, high, args)
+    # The scale is stored in the model's dtype (bf16): round it first, so the integers are the nearest ones for
+    # the scale vLLM will read back.
+    scale = scale.to(module.stored_dtype).float()
     with torch.no_grad():
         module.weight_scale.data.copy_(scale.to(module.weight_scale.dtype).reshape(module.weight_scale.shape))
         if hasattr(module, "weight_zero_point"):
@@ -195,12 +198,23 @@ def quantize_into(source: Path, weights: QuantWeights, work_dir: Path) -> dict[s
     model = transformers.AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, local_files_only=True)
     model.eval()
     quant_config, chosen = _scheme(weights, model)
-    quantization.apply_quantization_config(model, quant_config)
     layers = _quantized_linears(model)
+    # compressed-tensors divides by the scale in the weight's dtype; in bf16, w / scale ~ 100 is only known to
+    # within 0.5, so a tenth of the int8 values came out one step off. The layers to quantize compute in float32.
+    for _, module in layers:
+        module.stored_dtype = dtype
+        module.float()
+    quantization.apply_quantization_config(model, quant_config)
     for _, module in layers:
         _set_rtn_scales(module)
     compressor = compressors.ModelCompressor.from_pretrained_model(model, quantization_format=FORMATS[weights])
     compressor.compress_model(model)
+    with torch.no_grad():
+        for _, module in layers:  # scales are bf16-exact by construction; bias back to the model's dtype
+            for parameter in module.parameters(recurse=False):
+                if parameter.is_floating_point():
+                    parameter.data = parameter.data.to(dtype)
+            del module.stored_dtype
     model.save_pretrained(str(work_dir))
     compressor.update_config(str(work_dir))
     for name in _COPIED_FILES:

@@ -41,8 +41,7 @@ tokenizer.save_pretrained(sys.argv[1])
 
 # Runs in .venv-vllm. argv: source folder, quantized folder, bits. Prints, per projection, the largest error of
 # the dequantized weight in units of half its quantization step (<= 1 means round-to-nearest held), and the share
-# of weights within half a step. The row's largest magnitude maps to the end of the range (127.5 for int8) and is
-# clamped to 127, and the scale is stored in bf16, so the extremes may land up to ~0.75 of a step away.
+# of weights within half a step.
 CHECK_SCRIPT = r"""
 import json, sys
 import torch
@@ -126,8 +125,10 @@ def test_quantized_folder_is_compressed_tensors_and_restores_the_weights(
     assert check.returncode == 0, check.stderr[-3000:]
     result = json.loads(check.stdout.strip().splitlines()[-1])
     assert len(result["worst"]) == 14
-    assert max(result["worst"].values()) <= 2.0, result["worst"]  # never a whole step off
-    assert min(result["within"].values()) >= 0.95, result["within"]  # round to nearest for all but the extremes
+    # Half a step, but for a row's (or group's) largest value when the bf16-rounded scale came out a hair small
+    # and the value was clamped to the end of the range.
+    assert max(result["worst"].values()) <= 1.1, result["worst"]
+    assert min(result["within"].values()) >= 0.99, result["within"]
     assert result["head_kept"] and result["embeddings"] == "torch.bfloat16"
 
 
