@@ -72,11 +72,16 @@ class CpuPlan:
     # Quantized variants of the same weights, served the launcher's way and measured through the gateway.
     variants: tuple[str, ...] = ("int8", "int4")
     quality_rows: int = 60  # real 0.5B model, per weights format (benchmarks.quant_quality); 0 skips it
+    rounds: int = 2  # parts per cell, alternating paths (ABBA)
+    unquantized_paths: tuple[ServingPath, ...] = ("direct", "gateway")
     vllm_start_deadline_s: float = 600.0
     request_timeout_s: float = 600.0
 
 
 SHORT_PLAN = CpuPlan(cells=(Cell(1, 4), Cell(4, 4), Cell(8, 8)), transformers_requests=2, other_dtype_cell=None)
+# What fits a machine whose cores are shared many times over: one part per cell, the gateway path only.
+MINIMAL_PLAN = CpuPlan(output_tokens=32, cells=(Cell(1, 2), Cell(4, 4), Cell(8, 8)), transformers_requests=2,
+                       other_dtype_cell=None, kv_cache="512M", rounds=1, unquantized_paths=("gateway",))
 QUICK_PLAN = CpuPlan(output_tokens=4, cells=(Cell(1, 2), Cell(2, 2)), transformers_requests=1, other_dtype_cell=None,
                      quality_rows=8)
 
@@ -170,7 +175,7 @@ def run_vllm(model_dir: Path, plan: CpuPlan, scratch: Path, *, label: str = "unq
             cells: dict[str, Any] = {}
             for cell in plan.cells:
                 # Direct and gateway alternate (ABBA), so that the other tenants of these cores weigh on both.
-                measured = run_interleaved(paths, cell, rounds=2, **common)
+                measured = run_interleaved(paths, cell, rounds=plan.rounds, **common)
                 for name, summary in measured.items():
                     say(f"cpu serving: {label} {name} c={cell.concurrency}: p50 {summary['latency_ms']['p50']} ms, "
                         f"{summary['req_per_s']} req/s")
@@ -324,7 +329,7 @@ def run(plan: CpuPlan, quality_from: Path | None = None, transformers_from: Path
         if transformers_from is None:
             transformers = run_transformers(MODEL_DIR, plan, scratch)
             say(f"cpu serving: transformers p50 {transformers['cells']['1']['latency_ms']['p50']} ms")
-        vllm = run_vllm(MODEL_DIR, plan, scratch)
+        vllm = run_vllm(MODEL_DIR, plan, scratch, paths=plan.unquantized_paths)
         if transformers_from is not None:
             transformers = chained_transformers(json.loads(transformers_from.read_text()), vllm, transformers_from)
         chosen = cpu_dtype()
@@ -352,16 +357,16 @@ def run(plan: CpuPlan, quality_from: Path | None = None, transformers_from: Path
             path: {"p50_speedup": ratio(baseline["latency_ms"]["p50"], cell[path]["latency_ms"]["p50"], 2),
                    "p99_speedup": ratio(baseline["latency_ms"]["p99"], cell[path]["latency_ms"]["p99"], 2),
                    "throughput_ratio": ratio(cell[path]["req_per_s"], baseline["req_per_s"], 2)}
-            for path in ("direct", "gateway")
+            for path in ("direct", "gateway") if path in cell
         }
     headline = {
         key: {
             "transformers": _figures(transformers["cells"].get(key)),
-            "vllm_direct": _figures(cell["direct"]),
+            "vllm_direct": _figures(cell.get("direct")),
             "gateway": _figures(cell["gateway"]),
             "gateway_p50_speedup_vs_transformers": comparison.get(key, {}).get("gateway", {}).get("p50_speedup"),
             "gateway_throughput_vs_transformers": comparison.get(key, {}).get("gateway", {}).get("throughput_ratio"),
-            "gateway_throughput_kept_vs_direct": cell["gateway_vs_direct"].get("throughput_kept"),
+            "gateway_throughput_kept_vs_direct": cell.get("gateway_vs_direct", {}).get("throughput_kept"),
         }
         for key, cell in vllm["cells"].items()
     }
@@ -418,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transformers-from", type=Path, default=None,
                         help="do not run float32 transformers; chain its figures from this earlier report (see "
                              "chained_transformers)")
+    parser.add_argument("--minimal", action="store_true", help="MINIMAL_PLAN: for a heavily shared machine")
     parser.add_argument("--short", action="store_true",
                         help="fewer requests per cell, no check of the other dtype (for a busy shared machine)")
     parser.add_argument("--attach-quality", action="store_true",
@@ -430,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         write_report(report, args.out)
         say(f"wrote {args.out}")
         return 0
-    plan = QUICK_PLAN if args.quick else SHORT_PLAN if args.short else CpuPlan()
+    plan = (QUICK_PLAN if args.quick else MINIMAL_PLAN if args.minimal else SHORT_PLAN if args.short
+            else CpuPlan())
     if args.variants is not None:
         plan = replace(plan, variants=tuple(name for name in args.variants.split(",") if name))
     report = run(plan, args.quality_from, args.transformers_from)
