@@ -80,6 +80,8 @@ def serving_gateway_env(vllm_url: str, generation_file: Path, api_key: str, *, r
         "SQLGATE_RATE_LIMIT_PER_MINUTE": "100000000",
         "SQLGATE_CACHE_ENABLED": "false",
         "SQLGATE_READY_INTERVAL_S": "0",
+        # CONTRACTS.md: serving benchmarks run with the SQL candidate step off (random weights fail every check).
+        "SQLGATE_SQL_CANDIDATES": "0",
         "SQLGATE_GENERATION_CONFIG": str(generation_file),
         "BENCH_IGNORE_EOS": "1",
         "PYTHONUNBUFFERED": "1",

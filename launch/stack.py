@@ -28,8 +28,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
+from launch.cpu_weights import QUANTIZED, WeightsChoice, choose_cpu_weights, choose_from_environment
 from launch.hardware import Target, detect_target
 from launch.merge import ADAPTER_ENV, DEFAULT_ADAPTER, DEFAULT_MERGED_DIR, MERGED_DIR_ENV
+from launch.quantize import variant_dir
 from launch.tiny_model import SINGER_EXAMPLE
 from launch.vllm_server import (
     DEFAULT_MAX_MODEL_LEN,
@@ -452,6 +454,7 @@ class UpOptions:
     max_model_len: int
     vllm_ready_s: float
     gateway_ready_s: float
+    cpu_weights: str | None = None  # fp32|bf16|int8|int4|auto; None: $CPU_WEIGHTS, else measured/CPU features
 
 
 def _vllm_options(up: UpOptions, model: ResolvedModel, vllm_python: str) -> LaunchOptions:
@@ -467,6 +470,41 @@ def _vllm_options(up: UpOptions, model: ResolvedModel, vllm_python: str) -> Laun
         vllm_executable=str(sibling) if sibling.is_file() else "vllm",
         scratch_dir=default_scratch_dir(up.vllm_port) if target == "cpu" else None,
     )
+
+
+def _cpu_weights_choice(up: UpOptions, model: ResolvedModel) -> WeightsChoice:
+    asked = up.cpu_weights or os.environ.get("CPU_WEIGHTS")
+    # The tiny demo is 20 MB (memory bandwidth is no issue) and quantizing it would change its taught answers.
+    if up.model == "tiny" and not (asked and asked.strip().lower() != "auto"):
+        choice = choose_cpu_weights("fp32")
+        return WeightsChoice(choice.weights, choice.dtype, "the tiny demo model is served as trained")
+    try:
+        return choose_from_environment(up.cpu_weights)
+    except ValueError as error:
+        raise StackError(str(error)) from None
+
+
+def _with_cpu_weights(
+    options: LaunchOptions, up: UpOptions, model: ResolvedModel, vllm_python: str
+) -> LaunchOptions:
+    """The CPU weights the launcher picks (quantized first when needed), said with the reason."""
+    choice = _cpu_weights_choice(up, model)
+    served = model.served
+    if choice.weights in QUANTIZED:
+        folder = Path(served)
+        if not (folder.is_dir() and any(folder.glob("*.safetensors"))):
+            print(f"== CPU weights: {choice.weights} wanted ({choice.reason}), but {served} is not a local folder "
+                  f"of weights to quantize: serving it in {choice.dtype}", file=sys.stderr)
+            return dataclasses.replace(options, cpu_dtype=choice.dtype)
+        out = variant_dir(folder, choice.weights)
+        _run_in_vllm_env(
+            vllm_python,
+            ["-m", "launch.quantize", "--model", str(folder), "--weights", choice.weights, "--out", str(out)],
+            f"quantize to {choice.weights}",
+        )
+        served = str(out)
+    print(f"== CPU weights: {choice.weights} (computing in {choice.dtype}): {choice.reason}", file=sys.stderr)
+    return dataclasses.replace(options, model=served, cpu_dtype=choice.dtype)
 
 
 def _wait_gateway_ready(url: str, process: subprocess.Popen[bytes], deadline_s: float, log: Path) -> None:
@@ -546,6 +584,8 @@ def up(run: RunFolder, options: UpOptions) -> int:
     vllm_python = default_vllm_python()
     model = resolve_model(options.model, vllm_python)
     vllm_options = _vllm_options(options, model, vllm_python)
+    if vllm_options.target == "cpu":
+        vllm_options = _with_cpu_weights(vllm_options, options, model, vllm_python)
     try:
         preflight(vllm_options)
     except LaunchError as error:
@@ -557,7 +597,7 @@ def up(run: RunFolder, options: UpOptions) -> int:
 
     gateway_url = local_url(options.host, options.gateway_port)
     state = StackState(
-        model=options.model, model_folder=model.served, served_model_name=options.served_model_name,
+        model=options.model, model_folder=vllm_options.model, served_model_name=options.served_model_name,
         target=vllm_options.target, gateway_url=gateway_url, scratch_dir=vllm_options.scratch_dir,
     )  # fmt: skip
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -703,6 +743,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="default %(default)s")
     add("--vllm-ready-timeout", type=float, default=DEFAULT_VLLM_READY_S, help="seconds (default %(default)s)")
     add("--gateway-ready-timeout", type=float, default=DEFAULT_GATEWAY_READY_S, help="seconds (default %(default)s)")
+    add("--cpu-weights", choices=("auto", "fp32", "bf16", "int8", "int4"), default=None,
+        help="CPU target: weights to serve (default $CPU_WEIGHTS, else auto: measured on this CPU, else its features)")
     commands.add_parser("down", help="stop exactly what `up` started")
     commands.add_parser("status", help="what runs, pids, ports, readiness; exit 0 only when up and ready")
     return parser
@@ -721,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model, target=args.target, host=args.host, gateway_port=args.gateway_port,
             vllm_port=args.vllm_port, workers=args.workers, served_model_name=args.served_model_name,
             max_model_len=args.max_model_len, vllm_ready_s=args.vllm_ready_timeout,
-            gateway_ready_s=args.gateway_ready_timeout,
+            gateway_ready_s=args.gateway_ready_timeout, cpu_weights=args.cpu_weights,
         )  # fmt: skip
         try:
             return up(run, options)
