@@ -5,6 +5,7 @@
 #   chromium, chromedriver            (chromium, chromium-driver) the web form in a real browser
 #   promtool                          (prometheus)              the alert rules' unit tests
 #   amtool                            (prometheus-alertmanager) the alert routing check
+#   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests
 #
 # Nothing missing: exit 0 at once. Missing and root (or password-less sudo): apt-get installs them. Otherwise one
 # message naming the packages and the command, and exit 1, before any test runs.
@@ -22,6 +23,11 @@ missing_packages() {
   for entry in "${NEEDED[@]}"; do
     command -v "${entry%%:*}" >/dev/null 2>&1 || packages+=("${entry#*:}")
   done
+  # PostgreSQL's server programs (the guard's and the dialect step's engine tests start a throwaway cluster) live
+  # in /usr/lib/postgresql/<version>/bin on Debian, not on PATH.
+  if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    packages+=(postgresql)
+  fi
   # Unique, in order (chromium and chromium-driver are separate packages; prometheus brings only promtool's).
   printf '%s\n' "${packages[@]}" | awk 'NF && !seen[$0]++' | paste -sd' ' -
 }
