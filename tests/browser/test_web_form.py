@@ -287,7 +287,7 @@ def test_columns_missing_from_the_schema_are_refused_with_the_reasons(site: Site
 
     text = page.expect_error()
     assert page.error_code() == "ungrounded_sql"
-    assert "schema lacks" in text
+    assert "your schema does not have" in text
     refusal = api_sql(site, PILOT_AGES)
     assert refusal.status_code == 422
     check = refusal.json()["error"]["check"]
