@@ -109,21 +109,26 @@ def test_columns_missing_from_the_schema_are_refused_as_ungrounded(gateway: Gate
 
 
 def test_seed_generate_route_keeps_its_shape(gateway: GatewayServer) -> None:
+    # The seed's `sql`, plus why the model stopped (issue 11: every route says so).
     response = httpx.post(gateway.base_url + "/generate", headers={"x-api-key": gateway.api_key}, timeout=60,
                           json={"question": SINGER_EXAMPLE["question"], "context": SINGER_EXAMPLE["context"]})
-    assert response.json() == {"sql": SINGER_EXAMPLE["answer"]}
+    assert response.json() == {"sql": SINGER_EXAMPLE["answer"], "finish_reason": "stop"}
 
 
-def test_second_identical_request_is_a_cache_hit_even_with_reordered_schema(gateway: GatewayServer) -> None:
+def test_the_cache_key_is_what_the_model_sees(gateway: GatewayServer) -> None:
+    # Surrounding whitespace never reaches the prompt: a hit. Reordered tables do (the model may answer
+    # differently): a miss (issue 11, the key covers exactly what the model sees).
     question = "List each student's name and the dorm they live in."
     first = httpx.post(gateway.base_url + "/v1/sql", headers=gateway.headers, timeout=60,
                        json={"question": question, "schema": JOIN_EXAMPLE["context"]})
-    tables = JOIN_EXAMPLE["context"].replace(") CREATE", ")\nCREATE").split("\n")
-    reordered = "\n\n".join(reversed(tables))
     second = httpx.post(gateway.base_url + "/v1/sql", headers=gateway.headers, timeout=60,
-                        json={"question": question + "  ", "schema": reordered})
+                        json={"question": question + "  ", "schema": "  " + JOIN_EXAMPLE["context"]})
     assert second.headers["x-sqlgate-cache"] == "hit"
     assert second.json()["cached"] is True and second.json()["sql"] == first.json()["sql"]
+    tables = JOIN_EXAMPLE["context"].replace(") CREATE", ")\nCREATE").split("\n")
+    reordered = httpx.post(gateway.base_url + "/v1/sql", headers=gateway.headers, timeout=60,
+                           json={"question": question, "schema": "\n\n".join(reversed(tables))})
+    assert reordered.headers["x-sqlgate-cache"] == "miss"
 
 
 def test_ready_means_vllm_really_generates(gateway: GatewayServer) -> None:
