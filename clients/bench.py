@@ -21,7 +21,7 @@ import time
 import tomllib
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -301,28 +301,38 @@ async def _run_share(
 
             await asyncio.gather(*(worker() for _ in range(share.concurrency)))
         else:
-            rng = random.Random(config.seed * 1_000_003 + share.index)
             tasks: list[asyncio.Task[Any]] = []
-            total_rate = share.rate * config.processes
-            poisson_offset = 0.0
-            local = 0
-            while share.requests is None or local < share.requests:
-                # Uniform arrivals are computed, not accumulated, so float error never adds a request.
-                offset = (
-                    poisson_offset
-                    if config.arrivals == "poisson"
-                    else (share.index + local * config.processes) / total_rate  # processes interleaved
-                )
-                if config.duration_s is not None and offset >= config.duration_s:
-                    break
+            for local, offset in enumerate(arrival_offsets(config, share)):
                 delay = began + offset - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(requester.send(local * config.processes + share.index)))
-                local += 1
-                poisson_offset += rng.expovariate(share.rate)
             samples.extend(await asyncio.gather(*tasks))
     return samples
+
+
+def arrival_offsets(config: BenchConfig, share: _Share) -> Iterator[float]:
+    """Open loop: when each of this process's requests is due, in seconds after the run began.
+
+    The schedule the run follows, kept apart from the sending so tests assert on it rather than on when the OS
+    happened to run a request. Stops at the process's request budget or the run's duration."""
+    assert share.rate is not None
+    rng = random.Random(config.seed * 1_000_003 + share.index)
+    total_rate = share.rate * config.processes
+    poisson_offset = 0.0
+    local = 0
+    while share.requests is None or local < share.requests:
+        # Uniform arrivals are computed, not accumulated, so float error never adds a request.
+        offset = (
+            poisson_offset
+            if config.arrivals == "poisson"
+            else (share.index + local * config.processes) / total_rate  # processes interleaved
+        )
+        if config.duration_s is not None and offset >= config.duration_s:
+            return
+        yield offset
+        local += 1
+        poisson_offset += rng.expovariate(share.rate)
 
 
 def _forever() -> Any:

@@ -33,6 +33,8 @@ ROWS_FILE = "rows.jsonl"
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
 CHART_FILE = "report.png"
+# The gateway's 422 codes for SQL that failed its check (ungrounded: tables or columns the schema lacks).
+CHECK_CODES = ("unsafe_sql", "invalid_sql", "ungrounded_sql")
 
 
 class RunMismatch(ValueError):
@@ -182,12 +184,12 @@ def summarise_results(results: list[dict[str, Any]], selected: int) -> dict[str,
         "rejected_by_check": sum(
             1
             for r in results
-            if r.get("status") == 422 and r.get("error_code") in ("unsafe_sql", "invalid_sql")
+            if r.get("status") == 422 and r.get("error_code") in CHECK_CODES
         ),
         "refused_input": sum(
             1
             for r in results
-            if r.get("status") not in (200, None) and r.get("error_code") not in ("unsafe_sql", "invalid_sql")
+            if r.get("status") not in (200, None) and r.get("error_code") not in CHECK_CODES
         ),
         "cache_hits": sum(1 for r in results if r.get("cache") == "hit"),
         "latency_ms": summarise(

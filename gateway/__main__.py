@@ -11,6 +11,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from gateway.drain import DRAIN_SIGNALS, SERVER_TIMEOUT_MARGIN_S
+from gateway.http_server import LimitedHttpToolsProtocol
 from gateway.observability.request_log import logging_config
 from gateway.settings import Settings
 
@@ -26,6 +27,8 @@ def serve(factory: str, settings: Settings, *, host: str, port: int, workers: in
         host=host,
         port=port,
         workers=workers,
+        # Header-size cap and request read deadline (gateway/http_server.py): uvicorn has neither.
+        http=LimitedHttpToolsProtocol,
         # The gateway ends what is still in flight after shutdown_grace_s itself (gateway/drain.py); uvicorn's
         # own timeout, which would answer a bare 500, is only the backstop.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s + SERVER_TIMEOUT_MARGIN_S),

@@ -29,9 +29,10 @@ from gateway.observability.request_log import logging_config
 from gateway.observability.tracing import build_tracer
 from gateway.pipeline import AnswerPipeline, CandidateBudget, CheckOptions
 from gateway.pipeline.fingerprint import ModelFingerprint
-from gateway.readiness import Readiness, watch_readiness
+from gateway.readiness import Readiness, watch_readiness, watch_replicas
 from gateway.routes import health, openai, sql, web
 from gateway.settings import Settings
+from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
 from gateway.state import AppState
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
@@ -63,9 +64,10 @@ def create_app(
     *,
     retry_sleep: Sleep = asyncio.sleep,
     upstream_class: type[UpstreamClient] = UpstreamClient,
+    clock: Clock = utc_now,
 ) -> FastAPI:
     """Build the gateway. `retry_sleep` is a seam for fault-injection tests, `upstream_class` for the serving
-    benchmarks (benchmarks/bench_gateway.py)."""
+    benchmarks (benchmarks/bench_gateway.py), `clock` for business-hours tests."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
@@ -75,6 +77,7 @@ def create_app(
     # Loaded before serving so that a bad tokenizer path stops start-up, not the first request.
     tokenizer = load_tokenizer(settings.tokenizer)
     generation = settings.generation()
+    business_hours = settings.business_schedule()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +111,12 @@ def create_app(
                                else MemoryCache(settings.cache_max_entries, settings.cache_ttl_seconds))
             state.readiness = Readiness(upstream, settings.upstream_model, settings.ready_timeout_s,
                                         settings.ready_cache_s, metrics)
+            metrics.watch_replicas(upstream.replicas.snapshot)
+            readiness = state.readiness
+            state.gate = SleepGate(business_hours, clock=clock, upstream_ready=lambda: readiness.last,
+                                   wake_file=settings.wake_file if settings.wake_on_request else None,
+                                   cold_start_s=settings.wake_cold_start_s)
+            metrics.watch_schedule(state.gate.in_hours, state.gate.asleep)
             fingerprint = ModelFingerprint(upstream, settings.upstream_model)
             state.pipeline = AnswerPipeline(
                 upstream=upstream,
@@ -134,12 +143,16 @@ def create_app(
             watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s,
                                                                  on_ready=fingerprint.refresh))
                        if settings.ready_interval_s > 0 else None)
+            # A single replica is always routed to, marked down or not: probing it back would change nothing.
+            prober = (asyncio.create_task(watch_replicas(state.readiness, settings.upstream_probe_back_s))
+                      if len(upstream.replicas) > 1 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
                     yield
             finally:
-                if watcher is not None:
-                    watcher.cancel()
+                for task in (watcher, prober):
+                    if task is not None:
+                        task.cancel()
         finally:
             gc.unfreeze()
             state.drain.close()
@@ -159,6 +172,10 @@ def create_app(
         # would add a second span per request to whatever global provider a library set up, and costs each request
         # a provider lookup even when none is.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Who may read them (a key, anyone) is decided by the middleware; `off` does not serve them at all.
+        docs_url=None if settings.docs_access == "off" else "/docs",
+        redoc_url=None if settings.docs_access == "off" else "/redoc",
+        openapi_url=None if settings.docs_access == "off" else "/openapi.json",
     )
     app.state.sqlgate = state
     install_exception_handlers(app)

@@ -38,6 +38,13 @@ class KeyRing:
             raise AuthenticationFailed("Incorrect API key provided.")
         return match
 
+    def rate_bucket(self, key_name: str, client_address: str | None) -> str:
+        """Whose rate limit a request counts against: its key's, or with auth off its client address's (one shared
+        `anonymous` bucket would let one busy caller lock everyone out)."""
+        if self.enabled:
+            return key_name
+        return f"{ANONYMOUS}@{client_address or 'unknown'}"
+
 
 def presented_key(headers: Mapping[bytes, bytes]) -> str | None:
     """The key from `Authorization: Bearer` (what the openai SDK sends) or `X-API-Key` (the seed's header).

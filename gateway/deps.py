@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.errors import ModelAsleep
 from gateway.request_record import RequestRecord
 from gateway.state import AppState
 
@@ -21,5 +22,16 @@ async def get_record(request: Request) -> RequestRecord:
     return record
 
 
+async def require_awake(request: Request) -> None:
+    """The generation routes' business-hours gate (gateway/sleep_gate.py): 503 `model_asleep` when asleep."""
+    state: AppState = request.app.state.sqlgate
+    try:
+        state.gate.check()
+    except ModelAsleep:
+        state.metrics.rejected("asleep")
+        raise
+
+
+Awake = Depends(require_awake)
 State = Annotated[AppState, Depends(get_state)]
 Record = Annotated[RequestRecord, Depends(get_record)]

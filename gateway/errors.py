@@ -15,6 +15,12 @@ from starlette.responses import JSONResponse
 logger = logging.getLogger("sqlgate.errors")
 
 
+def printable(text: str) -> str:
+    """`text` with anything UTF-8 cannot carry (a lone surrogate from a JSON `\\ud800` escape) replaced: an error
+    that quotes the client's input must still be sendable."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -53,7 +59,8 @@ class GatewayError(Exception):
         self.extra = dict(extra or {})
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.error_type, "param": self.param,
+        error: dict[str, Any] = {"message": printable(self.message), "type": self.error_type,
+                                 "param": printable(self.param) if self.param is not None else None,
                                  "code": self.code}
         error.update(self.extra)
         return {"error": error}
@@ -81,6 +88,22 @@ class BodyTooLarge(GatewayError):
     status_code = 413
     error_type = "invalid_request_error"
     code = "body_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not finish sending its request (headers and body) in time: answered by the HTTP server."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class HeadersTooLarge(GatewayError):
+    """The request's headers are over the server's cap: answered by the HTTP server, before auth."""
+
+    status_code = 431
+    error_type = "invalid_request_error"
+    code = "headers_too_large"
 
 
 class CapExceeded(GatewayError):
@@ -140,6 +163,18 @@ class ClientDisconnected(GatewayError):
     code = "client_closed_request"
 
 
+class ModelAsleep(GatewayError):
+    """Outside business hours with the model stopped on schedule; Retry-After says when to come back."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "model_asleep"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, headers={"retry-after": str(max(1, retry_after_s))})
+        self.retry_after_s = max(1, retry_after_s)
+
+
 class UpstreamRejected(GatewayError):
     """vLLM refused the request itself (4xx): the client's problem, passed on without upstream details."""
 
@@ -155,7 +190,6 @@ def error_response(error: GatewayError) -> JSONResponse:
 STATUS_TYPES = {
     400: ("invalid_request_error", "invalid_request"),
     401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", "forbidden"),
     404: ("invalid_request_error", "not_found"),
     405: ("invalid_request_error", "method_not_allowed"),
     413: ("invalid_request_error", "body_too_large"),
@@ -166,22 +200,23 @@ STATUS_TYPES = {
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "function-after", "union"})
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None, str]:
-    """A readable message and the offending parameter, without echoing the input back."""
+def _describe_validation(exc: RequestValidationError) -> InvalidRequest:
+    """The 400 for a body that failed validation: a readable message and the offending parameter, without echoing
+    the input back."""
     errors = exc.errors()
     if not errors:
-        return "The request body is not valid.", None, "invalid_request"
+        return InvalidRequest("The request body is not valid.", code="invalid_request")
     first = errors[0]
     # Union members show up in locations as type names ("prompt.str"): keep only the field path.
     loc = [str(part) for part in first.get("loc", ())
            if part not in ("body", "query", "header", "path") and str(part) not in _TYPE_TAGS and "[" not in str(part)]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
-        return "The request body is not valid JSON.", None, "invalid_json"
+        return InvalidRequest("The request body is not valid JSON.", code="invalid_json")
     msg = str(first.get("msg", "invalid value"))
     where = f" at '{param}'" if param else ""
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"Invalid request{where}: {msg}{more}.", param, "invalid_request"
+    return InvalidRequest(f"Invalid request{where}: {msg}{more}.", param=param, code="invalid_request")
 
 
 def _note(request: Request, code: str | None) -> None:
@@ -211,10 +246,10 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message, param, code = _describe_validation(exc)
-        _note(request, code)
+        error = _describe_validation(exc)
+        _note(request, error.code)
         _count_rejection(request, "validation")
-        return error_response(InvalidRequest(message, param=param, code=code))
+        return error_response(error)
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -245,7 +280,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Input over a cap, or the generated SQL failed the check",
         429: "Rate limited",
         502: "Upstream answered garbage",
-        503: "Upstream unavailable",
+        503: "Upstream unavailable, or the model asleep outside business hours",
         504: "Upstream timed out",
     }.items()
 }

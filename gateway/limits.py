@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tokenizers import Tokenizer
 
-from gateway.errors import CapExceeded
+from gateway.errors import CapExceeded, InvalidRequest
 
 logger = logging.getLogger("sqlgate.limits")
 
@@ -157,6 +158,27 @@ def load_tokenizer(path: Path | None) -> Tokenizer:
 # upper bound there.
 SPLIT_MARGIN_TOKENS = 4
 SCHEMA_COUNTS_KEPT = 256
+# ChatML-shaped markers, whether or not the gateway's tokenizer lists them: the served model's tokenizer may have
+# more (`<|fim_pad|>`, ...) and every one of them would reach vLLM as a control token.
+CHATML_MARKER = r"<\|[A-Za-z0-9_.-]{1,64}\|>"
+
+
+def control_token_pattern(tokenizer: Tokenizer) -> re.Pattern[str]:
+    """The tokenizer's special tokens and any ChatML-shaped marker: text that would let a question or a schema
+    close the user turn and forge another (a system turn, an assistant answer) in the prompt."""
+    special = sorted((token.content for token in tokenizer.get_added_tokens_decoder().values() if token.special),
+                     key=len, reverse=True)
+    return re.compile("|".join([CHATML_MARKER, *map(re.escape, special)]))
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -169,8 +191,14 @@ class InputCaps:
     max_new_tokens: int
     tokenizer: Tokenizer
     _schema_token_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _control_tokens: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_control_tokens", control_token_pattern(self.tokenizer))
 
     def check_fields(self, question: str, schema: str, *, question_param: str, schema_param: str = "schema") -> None:
+        self._check_text(question, "question", question_param)
+        self._check_text(schema, "schema", schema_param)
         if not question.strip():
             raise CapExceeded("The question is empty.", param=question_param, code="empty_question")
         if len(question) > self.max_question_chars:
@@ -191,6 +219,23 @@ class InputCaps:
                 f"The schema is {len(schema)} characters; the limit is {self.max_schema_chars}.",
                 param=schema_param,
                 code="schema_too_long",
+            )
+
+    def _check_text(self, text: str, what: str, param: str) -> None:
+        """Text that cannot go into the prompt at all: not encodable as UTF-8, or holding a control token."""
+        if _has_lone_surrogate(text):
+            raise InvalidRequest(
+                f"The {what} contains a lone UTF-16 surrogate (such as \\ud800), which is not text; send valid "
+                "Unicode.",
+                param=param,
+                code="invalid_request",
+            )
+        found = self._control_tokens.search(text)
+        if found is not None:
+            raise CapExceeded(
+                f"The {what} contains {found.group()!r}, a control token of the model's chat format; remove it.",
+                param=param,
+                code="control_token",
             )
 
     def check_prompt(self, prompt: str, *, param: str, schema: str | None = None) -> int | None:

@@ -4,6 +4,8 @@ accounting (metrics, in-flight gauge, the log line) that must also cover streame
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import time
 import uuid
@@ -24,6 +26,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROTECTED_PREFIXES = ("/v1/", "/generate")
+# FastAPI's API documentation; behind a key unless SQLGATE_DOCS_ACCESS=public.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 ROUTE_LABELS = {
     "/v1/completions": "completions",
     "/v1/chat/completions": "chat",
@@ -37,6 +41,10 @@ ROUTE_LABELS = {
 }
 UNLOGGED_ROUTES = frozenset({"health", "metrics", "static"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A 503 tells the client to come back; the openai SDK waits for what Retry-After says (else its own backoff).
+DEFAULT_RETRY_AFTER = b"1"
+
+logger = logging.getLogger("sqlgate.errors")
 
 
 def route_label(path: str) -> str:
@@ -83,6 +91,8 @@ class GatewayMiddleware:
                 record.event_stream = any(name.lower() == b"content-type" and value.startswith(b"text/event-stream")
                                           for name, value in headers)
                 extra = [(b"x-sqlgate-cache", record.cache.encode())] if record.cache else []
+                if record.status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
+                    extra.append((b"retry-after", DEFAULT_RETRY_AFTER))
                 message["headers"] = headers + response_headers + extra
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 record.response_complete = True
@@ -114,6 +124,11 @@ class GatewayMiddleware:
                     raise
                 task.uncancel()
                 await self._end_for_shutdown(send_wrapper, record)
+            except Exception as exc:
+                # Answered here, not by Starlette's outermost handler, so that the 500 carries the request id and
+                # the log line, metrics and trace below see it with its status and code.
+                logger.exception("unhandled error on %s %s", scope["method"], path, exc_info=exc)
+                await self._end_for_error(send_wrapper, record)
         finally:
             state.drain.discard(task)
             state.metrics.in_flight_dec()
@@ -125,13 +140,15 @@ class GatewayMiddleware:
     async def _admit(self, state: AppState, scope: Scope, headers: dict[bytes, bytes], path: str,
                      record: RequestRecord, response_headers: list[tuple[bytes, bytes]]) -> GatewayError | None:
         """Auth, rate limit and declared body size, before a byte of the body is read."""
-        if path.startswith(PROTECTED_PREFIXES):
+        if path.startswith(PROTECTED_PREFIXES) or (path in DOCS_PATHS and state.settings.docs_access == "key"):
             try:
                 record.key_name = state.keyring.identify(presented_key(headers))
             except GatewayError as exc:
                 state.metrics.rejected("auth")
                 return exc
-            decision = await state.limiter.hit(record.key_name)
+            client = scope.get("client")
+            bucket = state.keyring.rate_bucket(record.key_name, client[0] if client else None)
+            decision = await state.limiter.hit(bucket)
             rate_headers = decision.headers() if decision.limit else {}
             response_headers.extend((k.encode(), v.encode()) for k, v in rate_headers.items()
                                     if k != "retry-after")
@@ -154,9 +171,10 @@ class GatewayMiddleware:
         return None
 
     @staticmethod
-    async def _end_for_shutdown(send: Send, record: RequestRecord) -> None:
-        """The grace period after SIGTERM ran out with this request in flight: answer it in the contract's shape."""
-        error = ShuttingDown("The server is shutting down and could not finish this request. Retry it.")
+    async def _end_with(send: Send, record: RequestRecord, error: GatewayError) -> None:
+        """End the request with `error` in the contract's shape: its body if nothing was sent yet, an in-band
+        frame if an event stream had started. A plain answer cut between its start and its body cannot be
+        mended: the server closes the connection."""
         record.error_code = error.code
         if not record.status:
             await _send_error(send, error, [])
@@ -164,7 +182,20 @@ class GatewayMiddleware:
             record.stream_error_status = error.status_code
             frames = b"data: " + orjson.dumps(error.body()) + b"\n\ndata: [DONE]\n\n"
             await send({"type": "http.response.body", "body": frames, "more_body": False})
-        # A plain answer cut between its start and its body cannot be mended: the server closes the connection.
+
+    async def _end_for_error(self, send: Send, record: RequestRecord) -> None:
+        """An exception nobody handled becomes the contract's 500."""
+        # If the connection itself is gone (the error may be just that), there is no one to answer; it is logged.
+        with contextlib.suppress(Exception):
+            await self._end_with(send, record,
+                                 GatewayError("The server had an error while processing your request."))
+        if not record.stream_error_status and record.status != 500:
+            record.stream_error_status = 500  # a cut plain answer counts as the failure it was
+
+    async def _end_for_shutdown(self, send: Send, record: RequestRecord) -> None:
+        """The grace period after SIGTERM ran out with this request in flight: answer it in the contract's shape."""
+        await self._end_with(send, record,
+                             ShuttingDown("The server is shutting down and could not finish this request. Retry it."))
 
     @staticmethod
     def _too_large(state: AppState) -> BodyTooLarge:

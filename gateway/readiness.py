@@ -17,7 +17,7 @@ READINESS_QUESTION = ("How many rows are there?", "CREATE TABLE t (x int)")
 
 
 class Readiness:
-    """Whether vLLM really generates; one probe at a time, its result kept for `cache_s`."""
+    """Whether vLLM really generates (any replica); one probe round at a time, its result kept for `cache_s`."""
 
     def __init__(self, upstream: UpstreamClient, model: str, timeout_s: float, cache_s: float,
                  metrics: Metrics) -> None:
@@ -39,6 +39,17 @@ class Readiness:
                 self._metrics.set_ready(self._ready)
             return self._ready
 
+    async def probe_back(self) -> None:
+        """Probe only the replicas marked down, so one that generates again takes requests again."""
+        down = self._upstream.replicas.down()
+        if down:
+            await self._upstream.probe_replicas(self._payload, self._timeout_s, down)
+
+    @property
+    def last(self) -> bool:
+        """The last probe's verdict without probing (False before the first): cheap enough for every request."""
+        return self._ready
+
 
 async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep,
                           on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -55,3 +66,13 @@ async def watch_readiness(readiness: Readiness, interval_s: float, sleep: Sleep 
         except Exception:  # a probe that breaks must not end the watch; it reads as not ready
             logger.exception("readiness probe failed")
         await sleep(interval_s)
+
+
+async def watch_replicas(readiness: Readiness, interval_s: float, sleep: Sleep = asyncio.sleep) -> None:
+    """Every `interval_s`, probe the replicas marked down (cancelled by the lifespan at shutdown)."""
+    while True:
+        await sleep(interval_s)
+        try:
+            await readiness.probe_back()
+        except Exception:  # a probe that breaks must not end the watch; the replica stays down
+            logger.exception("replica probe-back failed")

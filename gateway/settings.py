@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -17,12 +18,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.replicas import parse_upstream_urls
+from gateway.schedule import BusinessHours, parse_business_hours, parse_timezone
+from gateway.sql_check.result import SUPPORTED_DIALECTS
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_GENERATION_CONFIG = PACKAGE_DIR / "generation.toml"
 
 # Keys that are obviously examples: refusing them stops a copied README line from becoming production auth.
 PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "password", "sk-xxx", "your-key", "test"})
 MIN_KEY_LENGTH = 16
+# `name=key` is split only when the name is plain and what follows is itself a whole key: a base64 key carries `=`
+# (padding, or inside) and must never be cut into a "name" and a shorter key.
+KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class CandidateSampling(BaseModel):
@@ -88,6 +96,15 @@ def digest_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
+def split_key_entry(entry: str) -> tuple[str | None, str]:
+    """(name, key) of one SQLGATE_API_KEYS entry: `name=key` only when the name is plain (letters, digits, `_.-`,
+    at most 64) and the rest is at least MIN_KEY_LENGTH characters; otherwise the whole entry is the key."""
+    name, sep, key = entry.partition("=")
+    if sep and KEY_NAME.fullmatch(name) and len(key) >= MIN_KEY_LENGTH:
+        return name, key
+    return None, entry
+
+
 class Settings(BaseSettings):
     """Every knob of the gateway. Environment variables use the prefix SQLGATE_."""
 
@@ -110,6 +127,9 @@ class Settings(BaseSettings):
     # The gateway probes vLLM on its own this often, so `sqlgate_upstream_ready` (and its alert) stays true to the
     # fact even when nobody calls /ready; 0 turns the background probe off.
     ready_interval_s: float = Field(15.0, ge=0)
+    # With several upstream URLs: how often a replica marked down (refused or lost a connection, failed a probe)
+    # is probed to see whether it generates again.
+    upstream_probe_back_s: float = Field(2.0, gt=0)
 
     # Auth and limits.
     auth_enabled: bool = True
@@ -138,10 +158,24 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(86400, ge=1)
     cache_max_entries: int = Field(2048, ge=1)
 
-    # Observability.
-    langfuse_public_key: str | None = None
-    langfuse_secret_key: SecretStr | None = None
-    langfuse_base_url: str | None = None
+    # Business hours: outside them the generation routes answer 503 model_asleep (unset: always open).
+    business_hours: str | None = None
+    timezone: str = "UTC"
+    # Outside hours, a request asks the scheduler (launch/scheduler.py) to start vLLM, through this file.
+    wake_on_request: bool = False
+    wake_file: Path = Path(".run/wake")
+    # The Retry-After a woken model gets: the bound on a cold start the scheduler waits for.
+    wake_cold_start_s: int = Field(180, ge=1, le=3600)
+
+    # Observability. The Langfuse SDK's own variables count too; the SQLGATE_ ones win when both are set (the
+    # first name of each alias list is looked up first).
+    langfuse_public_key: str | None = Field(
+        None, validation_alias=AliasChoices("sqlgate_langfuse_public_key", "langfuse_public_key"))
+    langfuse_secret_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("sqlgate_langfuse_secret_key", "langfuse_secret_key"))
+    langfuse_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("sqlgate_langfuse_base_url",
+                                            "langfuse_base_url", "langfuse_host"))
     trace_redact_question: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
@@ -152,6 +186,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     shutdown_grace_s: float = Field(20.0, ge=0)
 
+    # Who may read /docs, /redoc and /openapi.json: `key` (an API key, like /v1), `public`, or `off` (not served).
+    docs_access: Literal["key", "public", "off"] = "key"
+
     config_file: Path | None = None
 
     @field_validator("api_keys", mode="before")
@@ -161,10 +198,21 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("sql_dialect")
+    @classmethod
+    def _known_dialect(cls, value: str) -> str:
+        # A typo here would otherwise start fine and then answer every request 400, blaming the client's `dialect`.
+        dialect = value.strip().lower()
+        if dialect not in SUPPORTED_DIALECTS:
+            raise ValueError(f"SQLGATE_SQL_DIALECT {value[:40]!r} is not one of "
+                             f"{', '.join(sorted(SUPPORTED_DIALECTS))}")
+        return dialect
+
     @field_validator("upstream_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+        # One URL or several, comma-separated (replicas); each checked and without its trailing slash.
+        return ",".join(parse_upstream_urls(value))
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
@@ -174,7 +222,7 @@ class Settings(BaseSettings):
                 "(or SQLGATE_AUTH_ENABLED=false for a local experiment)"
             )
         for key in self.api_keys:
-            raw = key.get_secret_value().partition("=")[2] or key.get_secret_value()
+            raw = split_key_entry(key.get_secret_value())[1]
             if raw.lower() in PLACEHOLDER_KEYS or len(raw) < MIN_KEY_LENGTH:
                 raise ValueError(
                     f"an API key is a placeholder or shorter than {MIN_KEY_LENGTH} characters; "
@@ -186,15 +234,21 @@ class Settings(BaseSettings):
         if self.langfuse_secret_key and not self.langfuse_public_key:
             raise ValueError("SQLGATE_LANGFUSE_SECRET_KEY is set without SQLGATE_LANGFUSE_PUBLIC_KEY")
         load_generation_params(self.generation_config)
+        self.business_schedule()  # a bad zone or hours string stops start-up here, naming the setting
         return self
+
+    def business_schedule(self) -> BusinessHours | None:
+        """The parsed business hours in SQLGATE_TIMEZONE, None when unset (always open)."""
+        zone = parse_timezone(self.timezone)
+        if not self.business_hours or not self.business_hours.strip():
+            return None
+        return parse_business_hours(self.business_hours, zone)
 
     def api_key_entries(self) -> tuple[ApiKey, ...]:
         """Accepted keys as (name, digest): `name=key` entries keep their name, bare keys get a digest prefix."""
         entries: list[ApiKey] = []
         for secret in self.api_keys:
-            name, sep, key = secret.get_secret_value().partition("=")
-            if not sep:
-                name, key = "", name
+            name, key = split_key_entry(secret.get_secret_value())
             digest = digest_key(key)
             entries.append(ApiKey(name=name or f"key-{digest.hex()[:8]}", digest=digest))
         if self.api_key_file is not None:

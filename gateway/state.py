@@ -17,6 +17,7 @@ from gateway.pipeline import AnswerPipeline
 from gateway.readiness import Readiness
 from gateway.request_record import RequestRecord
 from gateway.settings import Settings
+from gateway.sleep_gate import SleepGate
 from gateway.upstream import UpstreamClient
 
 
@@ -31,6 +32,7 @@ class AppState:
     upstream: UpstreamClient = field(init=False)
     cache: ResponseCache = field(default_factory=NoCache)
     readiness: Readiness = field(init=False)
+    gate: SleepGate = field(init=False)
     tracer: RequestTracer = field(init=False)
     request_log: RequestLogger = field(default_factory=RequestLogger)
     started_at: int = field(default_factory=lambda: int(time.time()))

@@ -19,6 +19,12 @@ a few KiB and fit the loopback socket's buffer, so a write cannot stall; the rea
 
 Retries happen only before any byte has gone downstream: a stream is opened (headers received) inside the retry
 loop, and everything after that is reported in-band.
+
+Several replicas (a comma-separated base URL): each attempt asks the replica set (gateway/replicas.py) for the
+replica up with the fewest requests in flight, not yet tried by this request; a retry goes to another replica at
+once when one is left, and waits the usual backoff only when every replica has been tried. A refused or lost
+connection marks its replica down until a readiness probe generates on it again. Probes use a session of their own,
+so a pool full of slow requests does not make a busy vLLM look dead (issue 11).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +49,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.replicas import Replica, ReplicaLease, ReplicaSet
 
 logger = logging.getLogger("sqlgate.upstream")
 
@@ -92,12 +99,22 @@ class _ConnectFailed(UpstreamUnavailable):
     pass
 
 
+class _ConnectionLost(UpstreamError):
+    """The connection broke mid-exchange (reset, protocol error): the same answer as any UpstreamError, but it also
+    marks the replica down."""
+
+
 def _map_transport_error(exc: Exception) -> GatewayError:
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return _ConnectFailed("The model server is not reachable. Retry shortly.")
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout("The model server did not answer in time.")
-    return UpstreamError("The model server dropped the connection.")
+    return _ConnectionLost("The model server dropped the connection.")
+
+
+def _marks_down(exc: BaseException) -> bool:
+    """A replica that could not be reached is routed around; one that is busy or answered badly is not."""
+    return isinstance(exc, _ConnectFailed | _ConnectionLost)
 
 
 # Everything aiohttp raises for a broken exchange: its own errors, timeouts, and a line over the reader's limit.
@@ -119,6 +136,8 @@ class UpstreamStream:
     response: aiohttp.ClientResponse
     opened_at: float
     finished: bool = False
+    # The replica this stream holds in flight until `aclose()`; None for a stream built outside the client.
+    lease: ReplicaLease | None = None
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         try:
@@ -140,7 +159,10 @@ class UpstreamStream:
                     raise UpstreamError("The model server reported an error mid-stream.", code="upstream_error")
                 yield event
         except TRANSPORT_ERRORS as exc:
-            raise _map_transport_error(exc) from None
+            error = _map_transport_error(exc)
+            if self.lease is not None and _marks_down(error):
+                self.lease.fail()
+            raise error from None
         if not self.finished:
             raise UpstreamError("The model server ended the stream early.")
 
@@ -150,10 +172,14 @@ class UpstreamStream:
             self.response.release()
         else:
             self.response.close()
+        if self.lease is not None:
+            self.lease.release()
 
 
 class UpstreamClient:
-    """One pooled aiohttp session to vLLM's OpenAI routes, owned by the app's lifespan."""
+    """One pooled aiohttp session to vLLM's OpenAI routes (one or several replicas), owned by the app's lifespan.
+
+    `base_url` is one URL or several separated by commas."""
 
     def __init__(
         self,
@@ -164,45 +190,59 @@ class UpstreamClient:
         sleep: Sleep = asyncio.sleep,
         on_retry: Callable[[], None] | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
+        self.replicas = ReplicaSet.from_setting(base_url)
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._limits = limits
         # Created on first use: an aiohttp session belongs to the running event loop.
         self._session: aiohttp.ClientSession | None = None
+        self._probe_session: aiohttp.ClientSession | None = None
         self._sleep = sleep
         self._on_retry = on_retry
 
+    def _new_session(self, pool_size: int) -> aiohttp.ClientSession:
+        limits = self._limits
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=limits.keepalive_s),
+            # connect: waiting for a pooled connection plus opening one; sock_read: the gap between bytes.
+            timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
+                                          sock_connect=limits.connect_timeout_s,
+                                          sock_read=limits.read_timeout_s),
+            headers=self._headers,
+            auto_decompress=False,
+            raise_for_status=False,
+            trust_env=False,
+        )
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            limits = self._limits
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=limits.pool_size, keepalive_timeout=limits.keepalive_s),
-                # connect: waiting for a pooled connection plus opening one; sock_read: the gap between bytes.
-                timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
-                                              sock_connect=limits.connect_timeout_s,
-                                              sock_read=limits.read_timeout_s),
-                headers=self._headers,
-                auto_decompress=False,
-                raise_for_status=False,
-                trust_env=False,
-            )
+            self._session = self._new_session(self._limits.pool_size)
         return self._session
+
+    def _probe_client(self) -> aiohttp.ClientSession:
+        # Its own pool: when every request connection is taken by slow generations, a probe sharing that pool
+        # would wait for a free connection, time out, and report a vLLM that is merely busy as down (issue 11).
+        if self._probe_session is None:
+            self._probe_session = self._new_session(2 * len(self.replicas))
+        return self._probe_session
 
     def encode(self, payload: dict[str, Any]) -> bytes:
         """The body sent to vLLM for `payload` (a seam: the serving benchmarks add `ignore_eos` here)."""
         return orjson.dumps(payload)
 
-    async def _post(self, payload: dict[str, Any], *, stream: bool = False) -> aiohttp.ClientResponse:
+    async def _post(self, replica: Replica, payload: dict[str, Any], *, stream: bool = False,
+                    session: aiohttp.ClientSession | None = None) -> aiohttp.ClientResponse:
         headers = {"accept": "text/event-stream"} if stream else None
-        return await self._client().post(f"{self._base_url}/v1/completions", data=self.encode(payload),
-                                         headers=headers)
+        return await (session or self._client()).post(f"{replica.url}/v1/completions", data=self.encode(payload),
+                                                      headers=headers)
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, tried: list[Replica]) -> AsyncRetrying:
         limits = self._limits
 
         def wait(state: RetryCallState) -> float:
+            if self.replicas.has_fresh(tried):
+                return 0.0  # another replica has not been tried yet: no reason to wait before trying it
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, RetryableStatus) and exc.retry_after_s is not None:
                 return exc.retry_after_s
@@ -233,15 +273,21 @@ class UpstreamClient:
             reraise=True,
         )
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    async def _with_retries(self, attempt: Callable[[ReplicaLease], Awaitable[Any]]) -> Any:
+        """Run `attempt` on a replica per try; the attempt owns its lease (a stream keeps it past this call)."""
         last: GatewayError | None = None
+        tried: list[Replica] = []
         try:
-            async for state in self._retrying():
+            async for state in self._retrying(tried):
                 with state:
+                    lease = self.replicas.acquire(tried)
+                    tried.append(lease.replica)
                     try:
-                        return await attempt()
+                        return await attempt(lease)
                     except GatewayError as exc:
                         last = exc
+                        if _marks_down(exc):
+                            lease.fail()
                         raise
         except _GiveUp:
             assert last is not None
@@ -251,14 +297,16 @@ class UpstreamClient:
     async def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/completions and return its JSON body, with retries before any answer."""
 
-        async def attempt() -> dict[str, Any]:
+        async def attempt(lease: ReplicaLease) -> dict[str, Any]:
             try:
-                async with await self._post(payload) as response:
+                async with await self._post(lease.replica, payload) as response:
                     if response.status != 200:
                         raise _status_error(response.status, response.headers.get("retry-after"))
                     content = await response.read()
             except TRANSPORT_ERRORS as exc:
                 raise _map_transport_error(exc) from None
+            finally:
+                lease.release()
             try:
                 body = orjson.loads(content)
             except orjson.JSONDecodeError:
@@ -273,24 +321,42 @@ class UpstreamClient:
     async def open_stream(self, payload: dict[str, Any]) -> UpstreamStream:
         """Send a streaming request and wait for vLLM's 200 headers (retried); the body is read by the caller."""
 
-        async def attempt() -> UpstreamStream:
+        async def attempt(lease: ReplicaLease) -> UpstreamStream:
             try:
-                response = await self._post(payload, stream=True)
+                response = await self._post(lease.replica, payload, stream=True)
             except TRANSPORT_ERRORS as exc:
+                lease.release()
                 raise _map_transport_error(exc) from None
+            except BaseException:  # cancelled while connecting: the stream never exists to release it
+                lease.release()
+                raise
             if response.status != 200:
                 response.close()
+                lease.release()
                 raise _status_error(response.status, response.headers.get("retry-after"))
-            return UpstreamStream(response=response, opened_at=time.perf_counter())
+            return UpstreamStream(response=response, opened_at=time.perf_counter(), lease=lease)
 
         stream: UpstreamStream = await self._with_retries(attempt)
         return stream
 
     async def probe(self, payload: dict[str, Any], timeout_s: float) -> bool:
-        """True when vLLM really generates a token within `timeout_s` (no retries: readiness is a fact now)."""
+        """True when some replica really generates a token within `timeout_s` (no retries: readiness is a fact
+        now). Every replica is probed, and each one's answer marks it up or down."""
+        return any(await self.probe_replicas(payload, timeout_s))
+
+    async def probe_replicas(self, payload: dict[str, Any], timeout_s: float,
+                             replicas: Sequence[Replica] | None = None) -> list[bool]:
+        """Probe `replicas` (default: all) at once, each on the probe session; record and return each answer."""
+        targets = list(self.replicas.replicas if replicas is None else replicas)
+        answers = await asyncio.gather(*(self._probe_one(replica, payload, timeout_s) for replica in targets))
+        for replica, ok in zip(targets, answers, strict=True):
+            self.replicas.record_probe(replica, ok)
+        return list(answers)
+
+    async def _probe_one(self, replica: Replica, payload: dict[str, Any], timeout_s: float) -> bool:
         try:
             async with asyncio.timeout(timeout_s):
-                async with await self._post(payload) as response:
+                async with await self._post(replica, payload, session=self._probe_client()) as response:
                     if response.status != 200:
                         return False
                     body = orjson.loads(await response.read())
@@ -299,10 +365,12 @@ class UpstreamClient:
             return False
 
     async def served_models(self, timeout_s: float) -> list[dict[str, Any]]:
-        """vLLM's GET /v1/models entries (id, root, ...), or [] when it can't be asked now (no retries)."""
+        """vLLM's GET /v1/models entries (id, root, ...) from the first replica that is up (they all serve the same
+        model), or [] when it can't be asked now (no retries; the probe session, never the request pool)."""
+        replica = next((r for r in self.replicas.replicas if r.up), self.replicas.replicas[0])
         try:
             async with asyncio.timeout(timeout_s):
-                async with self._client().get(f"{self._base_url}/v1/models") as response:
+                async with self._probe_client().get(f"{replica.url}/v1/models") as response:
                     if response.status != 200:
                         return []
                     body = orjson.loads(await response.read())
@@ -312,9 +380,10 @@ class UpstreamClient:
         return [entry for entry in data if isinstance(entry, dict)] if isinstance(data, list) else []
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._probe_session):
+            if session is not None:
+                await session.close()
+        self._session = self._probe_session = None
 
 
 class _GiveUp(Exception):

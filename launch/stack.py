@@ -28,8 +28,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
+from launch.cpu_weights import QUANTIZED, WeightsChoice, choose_cpu_weights, choose_from_environment
 from launch.hardware import Target, detect_target
 from launch.merge import ADAPTER_ENV, DEFAULT_ADAPTER, DEFAULT_MERGED_DIR, MERGED_DIR_ENV
+from launch.quantize import variant_dir
 from launch.tiny_model import SINGER_EXAMPLE
 from launch.vllm_server import (
     DEFAULT_MAX_MODEL_LEN,
@@ -58,15 +60,18 @@ API_KEY_DIGEST_FILE: Final = "api-keys.sha256"
 DEFAULT_VLLM_READY_S: Final = 900.0
 DEFAULT_GATEWAY_READY_S: Final = 120.0
 # The gateway finishes in-flight requests for up to SQLGATE_SHUTDOWN_GRACE_S (20 s) after SIGTERM.
-STOP_GRACE_S: Final = {"gateway": 30.0, "vllm": 30.0}
+STOP_GRACE_S: Final = {"gateway": 30.0, "vllm": 30.0, "scheduler": 10.0}
 KILL_WAIT_S: Final = 10.0
 POLL_S: Final = 0.1
 LOG_TAIL_LINES: Final = 40
 EXAMPLE_QUESTION: Final = SINGER_EXAMPLE["question"]
 EXAMPLE_SCHEMA: Final = SINGER_EXAMPLE["context"]
 
-Part = Literal["vllm", "gateway"]
+Part = Literal["vllm", "gateway", "scheduler"]
 PARTS: Final[tuple[Part, ...]] = ("vllm", "gateway")
+# Started only with SQLGATE_BUSINESS_HOURS set: launch/scheduler.py stops and starts vLLM on the hours.
+OPTIONAL_PARTS: Final[tuple[Part, ...]] = ("scheduler",)
+SCHEDULE_ENV: Final = "SQLGATE_BUSINESS_HOURS"
 
 
 class StackError(RuntimeError):
@@ -217,14 +222,14 @@ class RunFolder:
         temporary = self.state_file.with_suffix(".tmp")
         temporary.write_text(state.to_json())
         temporary.replace(self.state_file)
-        for part in PARTS:
+        for part in PARTS + OPTIONAL_PARTS:
             record = state.parts.get(part)
             if record is not None:
                 self.pid_file(part).write_text(f"{record.pid}\n")
 
     def forget(self, state: StackState | None) -> None:
         """Remove the state, pid files and vLLM's scratch folder (logs and the API key stay)."""
-        for part in PARTS:
+        for part in PARTS + OPTIONAL_PARTS:
             self.pid_file(part).unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
         if state is not None and state.scratch_dir:
@@ -288,9 +293,9 @@ def stop_part(
 
 
 def stop_all(state: StackState, processes: dict[str, subprocess.Popen[bytes]] | None = None) -> bool:
-    """Stop the gateway, then vLLM; True when nothing is left."""
+    """Stop the scheduler (so it cannot restart vLLM), the gateway, then vLLM; True when nothing is left."""
     stopped = True
-    for part in ("gateway", "vllm"):
+    for part in ("scheduler", "gateway", "vllm"):
         record = state.parts.get(part)
         if record is not None:
             process = (processes or {}).get(part)
@@ -416,6 +421,22 @@ def gateway_key_env(run: RunFolder) -> tuple[dict[str, str], str | None]:
     return {"SQLGATE_API_KEY_FILE": str(run.digest_file)}, new_key
 
 
+def schedule_env_for(run: RunFolder) -> dict[str, str]:
+    """With SQLGATE_BUSINESS_HOURS set: where the gateway asks the scheduler for a wake (the run folder, unless
+    configured); empty without business hours, and then no scheduler is started."""
+    if not os.environ.get(SCHEDULE_ENV, "").strip():
+        return {}
+    from launch.scheduler import ScheduleSettings  # only with business hours set
+
+    try:  # refused here, before anything starts, rather than by a scheduler that exits in the background
+        settings = ScheduleSettings()
+        settings.hours()
+        settings.runpod()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise StackError(f"business-hours settings: {error}") from None
+    return {"SQLGATE_WAKE_FILE": os.environ.get("SQLGATE_WAKE_FILE") or str(run.path / "wake")}
+
+
 # --------------------------------------------------------------------------------------------------- up
 
 
@@ -433,6 +454,7 @@ class UpOptions:
     max_model_len: int
     vllm_ready_s: float
     gateway_ready_s: float
+    cpu_weights: str | None = None  # fp32|bf16|int8|int4|auto; None: $CPU_WEIGHTS, else measured/CPU features
 
 
 def _vllm_options(up: UpOptions, model: ResolvedModel, vllm_python: str) -> LaunchOptions:
@@ -448,6 +470,41 @@ def _vllm_options(up: UpOptions, model: ResolvedModel, vllm_python: str) -> Laun
         vllm_executable=str(sibling) if sibling.is_file() else "vllm",
         scratch_dir=default_scratch_dir(up.vllm_port) if target == "cpu" else None,
     )
+
+
+def _cpu_weights_choice(up: UpOptions, model: ResolvedModel) -> WeightsChoice:
+    asked = up.cpu_weights or os.environ.get("CPU_WEIGHTS")
+    # The tiny demo is 20 MB (memory bandwidth is no issue) and quantizing it would change its taught answers.
+    if up.model == "tiny" and not (asked and asked.strip().lower() != "auto"):
+        choice = choose_cpu_weights("fp32")
+        return WeightsChoice(choice.weights, choice.dtype, "the tiny demo model is served as trained")
+    try:
+        return choose_from_environment(up.cpu_weights)
+    except ValueError as error:
+        raise StackError(str(error)) from None
+
+
+def _with_cpu_weights(
+    options: LaunchOptions, up: UpOptions, model: ResolvedModel, vllm_python: str
+) -> LaunchOptions:
+    """The CPU weights the launcher picks (quantized first when needed), said with the reason."""
+    choice = _cpu_weights_choice(up, model)
+    served = model.served
+    if choice.weights in QUANTIZED:
+        folder = Path(served)
+        if not (folder.is_dir() and any(folder.glob("*.safetensors"))):
+            print(f"== CPU weights: {choice.weights} wanted ({choice.reason}), but {served} is not a local folder "
+                  f"of weights to quantize: serving it in {choice.dtype}", file=sys.stderr)
+            return dataclasses.replace(options, cpu_dtype=choice.dtype)
+        out = variant_dir(folder, choice.weights)
+        _run_in_vllm_env(
+            vllm_python,
+            ["-m", "launch.quantize", "--model", str(folder), "--weights", choice.weights, "--out", str(out)],
+            f"quantize to {choice.weights}",
+        )
+        served = str(out)
+    print(f"== CPU weights: {choice.weights} (computing in {choice.dtype}): {choice.reason}", file=sys.stderr)
+    return dataclasses.replace(options, model=served, cpu_dtype=choice.dtype)
 
 
 def _wait_gateway_ready(url: str, process: subprocess.Popen[bytes], deadline_s: float, log: Path) -> None:
@@ -523,9 +580,12 @@ def up(run: RunFolder, options: UpOptions) -> int:
         if port_in_use(host, port):
             raise StackError(f"port {port} on {host} ({what}) is already in use: stop what holds it or pick another")
 
+    schedule_env_for(run)  # a bad business-hours setting stops `up` before anything starts
     vllm_python = default_vllm_python()
     model = resolve_model(options.model, vllm_python)
     vllm_options = _vllm_options(options, model, vllm_python)
+    if vllm_options.target == "cpu":
+        vllm_options = _with_cpu_weights(vllm_options, options, model, vllm_python)
     try:
         preflight(vllm_options)
     except LaunchError as error:
@@ -537,7 +597,7 @@ def up(run: RunFolder, options: UpOptions) -> int:
 
     gateway_url = local_url(options.host, options.gateway_port)
     state = StackState(
-        model=options.model, model_folder=model.served, served_model_name=options.served_model_name,
+        model=options.model, model_folder=vllm_options.model, served_model_name=options.served_model_name,
         target=vllm_options.target, gateway_url=gateway_url, scratch_dir=vllm_options.scratch_dir,
     )  # fmt: skip
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -559,9 +619,11 @@ def up(run: RunFolder, options: UpOptions) -> int:
         print(f"   vLLM generates ({seconds:.0f} s)", file=sys.stderr)
 
         key_env, new_key = gateway_key_env(run)
+        schedule_env = schedule_env_for(run)
         gateway_env = {
             **os.environ,
             **key_env,
+            **schedule_env,
             "SQLGATE_UPSTREAM_URL": vllm_options.base_url,
             "SQLGATE_UPSTREAM_MODEL": options.served_model_name,
             "SQLGATE_MAX_MODEL_LEN": str(options.max_model_len),
@@ -577,6 +639,15 @@ def up(run: RunFolder, options: UpOptions) -> int:
         state.parts["gateway"] = record_for(processes["gateway"], gateway_command, gateway_url, run.log("gateway"))
         run.save(state)
         _wait_gateway_ready(gateway_url, processes["gateway"], options.gateway_ready_s, run.log("gateway"))
+        if schedule_env:
+            # With vLLM's environment, so the restarts it makes are the process `up` just started.
+            scheduler_command = [sys.executable, "-m", "launch.scheduler", "run", "--run-dir", str(run.path)]
+            print(f"== business-hours scheduler, log {run.log('scheduler')}", file=sys.stderr)
+            processes["scheduler"] = start_background(scheduler_command, {**vllm_env, **schedule_env},
+                                                      run.log("scheduler"))
+            state.parts["scheduler"] = record_for(processes["scheduler"], scheduler_command, "",
+                                                  run.log("scheduler"))
+            run.save(state)
         succeeded = True
     finally:
         if not succeeded:
@@ -629,6 +700,11 @@ def status(run: RunFolder) -> int:
                    "gateway": "ready" if code == 200 else "not ready"}[part]
         healthy += code == 200
         print(f"{part:8} running  pid {record.pid:<7} {record.url:28} {verdict} ({probe}: {code})")
+    scheduler = state.parts.get("scheduler")
+    if scheduler is not None:
+        problem = scheduler.identity_problem()
+        print(f"scheduler {'running  pid ' + str(scheduler.pid) if problem is None else 'down (' + problem + ')'}"
+              f"  business hours {os.environ.get(SCHEDULE_ENV, '(as configured at make up)')}")
     print(f"model    {state.model_folder} as {state.served_model_name!r} on {state.target}")
     if healthy == len(PARTS):
         return 0
@@ -667,6 +743,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="default %(default)s")
     add("--vllm-ready-timeout", type=float, default=DEFAULT_VLLM_READY_S, help="seconds (default %(default)s)")
     add("--gateway-ready-timeout", type=float, default=DEFAULT_GATEWAY_READY_S, help="seconds (default %(default)s)")
+    add("--cpu-weights", choices=("auto", "fp32", "bf16", "int8", "int4"), default=None,
+        help="CPU target: weights to serve (default $CPU_WEIGHTS, else auto: measured on this CPU, else its features)")
     commands.add_parser("down", help="stop exactly what `up` started")
     commands.add_parser("status", help="what runs, pids, ports, readiness; exit 0 only when up and ready")
     return parser
@@ -685,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model, target=args.target, host=args.host, gateway_port=args.gateway_port,
             vllm_port=args.vllm_port, workers=args.workers, served_model_name=args.served_model_name,
             max_model_len=args.max_model_len, vllm_ready_s=args.vllm_ready_timeout,
-            gateway_ready_s=args.gateway_ready_timeout,
+            gateway_ready_s=args.gateway_ready_timeout, cpu_weights=args.cpu_weights,
         )  # fmt: skip
         try:
             return up(run, options)

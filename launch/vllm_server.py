@@ -31,6 +31,7 @@ from types import FrameType
 from typing import IO, Any, Final, Literal
 
 from launch.hardware import Target, core_list, cpu_dtype, detect_target, usable_cpu_cores
+from launch.speculative import CPU_REFUSAL, Speculative, SpeculativeError, parse_speculative
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8001
@@ -40,6 +41,9 @@ DEFAULT_GPU_MEMORY_UTILIZATION: Final = 0.90
 # Without an explicit KV budget vLLM CPU tries to reserve most of RAM and refuses to start.
 DEFAULT_CPU_KV_CACHE: Final = "1G"
 DEFAULT_MAX_LORA_RANK: Final = 16
+# Speculative decoding stays off until the GPU sweep (benchmarks/gpu_speculative.py) has measured a method that
+# is faster at one user and keeps throughput at 32; then this names it, e.g. "ngram:k=5,min=2,max=4".
+DEFAULT_GPU_SPECULATIVE: Final = "off"
 # vLLM accepts only these values for --max-lora-rank.
 ALLOWED_LORA_RANKS: Final = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 CPU_ENTRYPOINT: Final = "vllm.entrypoints.openai.api_server"
@@ -59,6 +63,7 @@ FailureReason = Literal[
     "wrong_model",
     "exited",
     "not_ready",
+    "unsupported",
 ]
 
 
@@ -93,6 +98,8 @@ class LaunchOptions:
     # LoRA served unmerged: clients ask for `served_model_name`, which then names the adapter.
     lora_dir: str | None = None
     max_lora_rank: int = DEFAULT_MAX_LORA_RANK
+    # gpu target only: n-gram or suffix decoding (launch/speculative.py); None: off
+    speculative: Speculative | None = None
     extra_args: tuple[str, ...] = ()
 
     @property
@@ -103,7 +110,9 @@ class LaunchOptions:
 
 
 def build_command(options: LaunchOptions) -> list[str]:
-    """The argv that starts vLLM's OpenAI server for `options`."""
+    """The argv that starts vLLM's OpenAI server for `options`; `LaunchError` for a setting the target lacks."""
+    if options.speculative is not None and options.target != "gpu":
+        raise LaunchError("unsupported", CPU_REFUSAL)
     if options.target == "gpu":
         command = [options.vllm_executable, "serve", options.model]
     else:
@@ -129,6 +138,8 @@ def build_command(options: LaunchOptions) -> list[str]:
             "--enable-prefix-caching",
             "--gpu-memory-utilization", f"{options.gpu_memory_utilization:g}",
         ]  # fmt: skip
+        if options.speculative is not None:
+            command += ["--speculative-config", options.speculative.as_json()]
     else:
         # Eager mode starts in ~30 s instead of ~100 s, and the compile cache does not reload on CPU.
         command += ["--kv-cache-memory-bytes", options.kv_cache_memory, "--enforce-eager",
@@ -558,6 +569,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--scratch-dir", help="cpu target: TMPDIR for vLLM (default: a per-port temp folder)")
     add("--python", help=f"Python with vLLM (default: ${VLLM_PYTHON_ENV}, this one, .venv-vllm)")
     add("--vllm-executable", default="vllm", help="gpu target: the vllm console script")
+    add("--speculative", metavar="METHOD", default=DEFAULT_GPU_SPECULATIVE,
+        help="gpu target: speculative decoding without a draft model: off, ngram, suffix, ngram:k=5,min=2,max=4, "
+             "suffix:factor=1.5 or vLLM's JSON (default %(default)s; docs/benchmarks.md, section 5)")
     add("--print-command", action="store_true", help="print the vLLM command line and exit")
     add(
         "--wait-ready",
@@ -577,6 +591,12 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
     max_lora_rank = args.max_lora_rank or DEFAULT_MAX_LORA_RANK
     if args.lora and args.max_lora_rank is None and (Path(args.lora) / "adapter_config.json").is_file():
         max_lora_rank = lora_rank_from_adapter(Path(args.lora))
+    try:
+        speculative = parse_speculative(args.speculative)
+    except SpeculativeError as error:
+        raise LaunchError("unsupported", f"--speculative: {error}") from None
+    if speculative is not None and target != "gpu":
+        raise LaunchError("unsupported", CPU_REFUSAL)
     return LaunchOptions(
         model=args.model,
         target=target,
@@ -594,6 +614,7 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
         scratch_dir=args.scratch_dir,
         lora_dir=lora_dir,
         max_lora_rank=max_lora_rank,
+        speculative=speculative,
         extra_args=tuple(args.extra),
     )
 

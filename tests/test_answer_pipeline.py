@@ -154,16 +154,17 @@ async def test_schemas_that_differ_only_in_a_comment_do_not_share_an_answer() ->
     assert len(up.requests) == 2
 
 
-def test_identical_concurrent_misses_make_one_upstream_call() -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+def test_identical_concurrent_misses_make_one_upstream_call(stream: bool) -> None:
     release = asyncio.Event()
-    with fake_upstream(faults.held(release, faults.ok(GOOD))) as upstream:
+    answer = faults.stream_ok([GOOD[:7], GOOD[7:]]) if stream else faults.ok(GOOD)
+    with fake_upstream(faults.held(release, answer)) as upstream:
         app = create_app(make_settings(upstream_url=upstream.base_url))
         state = app.state.sqlgate
 
         async def five(base_url: str) -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as client:
-                requests = [client.post("/v1/completions", json=completion_body(stream=i % 2 == 1))
-                            for i in range(5)]
+                requests = [client.post("/v1/completions", json=completion_body(stream=stream)) for _ in range(5)]
                 return await asyncio.gather(*requests)
 
         with serve_in_thread(app) as gateway:
@@ -265,7 +266,7 @@ async def test_the_candidate_step_is_bounded_by_its_time_budget() -> None:
     never = asyncio.Event()
     response, sent = await run_with([faults.ok(BROKEN), faults.held(never, faults.candidates([GOOD]))],
                                     sql_candidates=4, sql_candidate_budget_s=0.2)
-    assert response.status_code == 422
+    assert response.status_code == 422 and len(sent) == 2
     assert response.json()["error"]["check"]["repair"]["timed_out"] is True
 
 
@@ -289,3 +290,43 @@ async def test_a_streamed_repair_delivers_the_same_text_as_the_plain_one() -> No
     events = sse_events(streamed.text)
     assert plain.json()["choices"][0]["text"] == streamed_text(events) == winner
     assert events[-1]["sql"]["repair"]["won"] is True
+
+
+# ---- the analyst's dialect ---------------------------------------------------------------------------------------
+
+LIMITED = "SELECT Name FROM singer LIMIT 5"
+
+
+@pytest.mark.parametrize(("dialect", "expected"), [
+    ("tsql", "SELECT TOP 5 Name FROM singer"),
+    ("postgres", "SELECT Name FROM singer LIMIT 5"),
+    ("sqlite", LIMITED),
+])
+async def test_the_answer_comes_back_in_the_requested_dialect_on_every_path(dialect: str, expected: str) -> None:
+    with fake_upstream(faults.ok(LIMITED)) as upstream:
+        upstream.faults = [faults.ok(LIMITED), faults.stream_ok([LIMITED[:12], LIMITED[12:]]), faults.ok(LIMITED)]
+        app = create_app(make_settings(upstream_url=upstream.base_url, cache_enabled=False))
+        async with asgi_client(app) as client:
+            body = {"prompt": "Five singers' names", "schema": SINGER, "dialect": dialect}
+            plain = await client.post("/v1/completions", json=body)
+            streamed = await client.post("/v1/completions", json={**body, "stream": True})
+            sql = await client.post("/v1/sql", json={"question": "Five singers' names", "schema": SINGER,
+                                                     "dialect": dialect})
+    events = sse_events(streamed.text)
+    assert plain.json()["choices"][0]["text"] == streamed_text(events) == sql.json()["sql"] == expected
+    check = plain.json()["sql"]
+    assert (check["dialect"], check["source_dialect"]) == (dialect, "sqlite")
+    assert sql.json()["check"]["source_dialect"] == "sqlite"
+
+
+async def test_sql_that_cannot_be_written_faithfully_in_the_dialect_is_refused_not_half_translated() -> None:
+    julian = "SELECT julianday('now') - julianday(Name) FROM singer"
+    with fake_upstream(faults.ok(julian)) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url, cache_enabled=False, sql_candidates=0))
+        async with asgi_client(app) as client:
+            response = await client.post("/v1/sql", json={"question": "Days?", "schema": SINGER,
+                                                          "dialect": "postgres"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "untranslatable_sql"
+    assert error["check"]["query"] == julian  # the model's SQLite, for debugging; never as the answer

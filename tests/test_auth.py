@@ -26,3 +26,9 @@ def test_wrong_and_missing_keys_are_refused_with_distinct_codes() -> None:
 
 def test_disabled_auth_names_everyone_anonymous() -> None:
     assert KeyRing((), enabled=False).identify(None) == "anonymous"
+
+
+def test_rate_buckets_are_per_key_with_auth_and_per_client_address_without() -> None:
+    assert ring().rate_bucket("old", "10.0.0.1") == ring().rate_bucket("old", "10.0.0.2") == "old"
+    anonymous = KeyRing((), enabled=False)
+    assert anonymous.rate_bucket("anonymous", "10.0.0.1") != anonymous.rate_bucket("anonymous", "10.0.0.2")

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from gateway.observability.metrics import Metrics
+from gateway.replicas import ReplicaSet
 
 CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "contract.md"
 
@@ -53,9 +54,11 @@ def busy_metrics() -> Metrics:
     metrics.add_tokens(57, 9)
     metrics.cache(hit=False)
     metrics.sql_check("valid")
+    metrics.compile_failure()
     metrics.rejected("rate_limit")
     metrics.retry()
     metrics.set_ready(True)
+    metrics.watch_replicas(ReplicaSet(["http://127.0.0.1:8001", "http://127.0.0.1:8002"]).snapshot)
     return metrics
 
 
@@ -69,7 +72,7 @@ def sample_value(metrics: Metrics, name: str, **labels: str) -> float:
 
 def test_every_contract_metric_is_exposed_with_its_type_and_labels() -> None:
     expected = contract_metrics()
-    assert len(expected) == 17  # the table as written: a parse that finds fewer rows would prove nothing
+    assert len(expected) == 24  # the table as written: a parse that finds fewer rows would prove nothing
     families = exposed(busy_metrics())
     for name, (kind, labels) in expected.items():
         assert name in families, name
@@ -122,7 +125,7 @@ def test_fixed_label_sets_start_at_zero_and_stay_bounded() -> None:
     metrics = Metrics()
     for result in ("hit", "miss"):
         assert sample_value(metrics, "sqlgate_cache_requests_total", result=result) == 0
-    for outcome in ("valid", "unsafe_sql", "invalid_sql"):
+    for outcome in ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql"):
         assert sample_value(metrics, "sqlgate_sql_checks_total", outcome=outcome) == 0
     metrics.rejected("Bearer sk-live-123")  # whatever a caller passes, it can't become a label value
     metrics.sql_check("something new")

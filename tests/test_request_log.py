@@ -21,7 +21,8 @@ from gateway.observability.request_log import (
 from gateway.request_record import RequestRecord
 
 FIELDS = {"request_id", "key_name", "route", "method", "status", "stream_error_status", "latency_ms",
-          "upstream_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cache", "sql_outcome", "error_code"}
+          "upstream_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cache", "sql_outcome", "error_code",
+          "repair"}
 
 
 @pytest.fixture

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 
 import pytest
 
+import gateway.sql_check.check as sql_check_module
+import gateway.sql_check.parsing as parsing_module
+import gateway.sql_check.schema as schema_module
 from gateway.sql_check import (
     MAX_PAREN_DEPTH,
     MAX_SQL_CHARS,
     SUPPORTED_DIALECTS,
     Problem,
     SqlCheck,
+    SqlGrounding,
     SqlPolicy,
     canonical_schema,
     check_sql,
@@ -58,18 +60,20 @@ def test_seed_examples_are_valid_read_only_and_fully_grounded(
 
 
 def test_as_dict_has_the_contract_shape_and_is_json() -> None:
-    check = check_sql("SELECT T1.nope FROM student AS T1", schema=DORMS)
+    check = check_sql("SELECT T1.nope FROM student AS T1", schema=DORMS, grounding="advisory")
     shape = check.as_dict()
     assert set(shape) == {"valid", "statement_type", "read_only", "tables", "columns", "unknown_tables",
                           "unknown_columns", "problems", "dialect", "compiled", "compile_message", "error_code"}
     assert json.loads(json.dumps(shape)) == shape
-    assert shape["valid"] is False and shape["error_code"] == "invalid_sql"
-    assert shape["compiled"] is False and shape["compile_message"] == "no such column: T1.nope"
+    # Advisory grounding: reported, not refused, and not compiled (the schema is taken to be partial).
+    assert shape["valid"] is True and shape["error_code"] is None and shape["compiled"] is None
     assert shape["unknown_columns"] == ["nope"]
-    assert shape["problems"] == [
-        {"code": "does_not_compile", "message": f"The SQL does not compile against the schema (sqlite "
-                                                f"{sqlite3.sqlite_version}: no such column: T1.nope)."},
-        {"code": "unknown_column", "message": "Column 'nope' is not in table 'student' (alias T1)."}]
+    assert shape["problems"] == [{"code": "unknown_column",
+                                  "message": "Column 'nope' is not in table 'student' (alias T1)."}]
+    strict = check_sql("SELECT T1.nope FROM student AS T1", schema=DORMS).as_dict()
+    assert strict["valid"] is False and strict["error_code"] == "ungrounded_sql"
+    assert strict["compiled"] is False
+    assert [p["code"] for p in strict["problems"]] == ["unknown_column", "does_not_compile"]
 
 
 # --- one statement ----------------------------------------------------------------------------------------------
@@ -105,10 +109,12 @@ def test_a_semicolon_inside_a_string_or_comment_is_not_a_second_statement() -> N
 def test_dialect_decides_whether_a_backslash_escapes_a_quote() -> None:
     smuggled = "SELECT 'a\\'; DROP TABLE t; --'"
     assert codes(check_sql(smuggled, schema=None, dialect="sqlite")) == ["multiple_statements"]
-    assert codes(check_sql(smuggled, schema=None, dialect="postgres")) == ["multiple_statements"]
-    # MySQL reads \' as a quote inside the string, unless sql_mode has NO_BACKSLASH_ESCAPES: refused either way.
-    mysql = check_sql(smuggled, schema=None, dialect="mysql")
-    assert codes(mysql) == ["forbidden_expression"] and "NO_BACKSLASH_ESCAPES" in mysql.problems[0].message
+    # MySQL reads \' as a quote inside the string, unless sql_mode has NO_BACKSLASH_ESCAPES; PostgreSQL does
+    # the same with standard_conforming_strings = off (and always in E'...'): refused either way in both.
+    for dialect, setting in (("mysql", "NO_BACKSLASH_ESCAPES"), ("postgres", "standard_conforming_strings")):
+        result = check_sql(smuggled, schema=None, dialect=dialect)
+        assert codes(result) == ["forbidden_expression"] and setting in result.problems[0].message
+        assert codes(check_sql("SELECT E'a\\'' FROM t", schema=None, dialect=dialect)) == ["forbidden_expression"]
     assert check_sql("SELECT 'it''s' FROM t", schema=None, dialect="mysql").valid
     assert check_sql("SELECT 'a\\n' FROM t", schema=None, dialect="mysql").valid
 
@@ -225,11 +231,15 @@ def test_ordinary_reads_pass(sql: str, dialect: str) -> None:
 # --- limits and failing closed ------------------------------------------------------------------------------------
 
 
-def test_input_over_the_length_cap_is_refused_before_parsing() -> None:
-    started = time.perf_counter()
+def test_input_over_the_length_cap_is_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A spy, not a stand-in: the cap must decide before the tokenizer ever sees the text (no wall-clock bound).
+    tokenized: list[str] = []
+    real_tokenize = sql_check_module.tokenize
+    monkeypatch.setattr(sql_check_module, "tokenize", lambda *args: tokenized.append("x") or real_tokenize(*args))
     check = check_sql("SELECT " + "1 + " * MAX_SQL_CHARS + "1", schema=None)
     assert codes(check) == ["too_long"] and check.error_code == "invalid_sql"
-    assert time.perf_counter() - started < 0.5
+    assert tokenized == []
+    assert check_sql("SELECT 1", schema=None).valid and tokenized == ["x"]  # the spy does see ordinary input
 
 
 @pytest.mark.parametrize("sql", [
@@ -267,7 +277,9 @@ def test_an_unsupported_dialect_or_policy_fails_closed() -> None:
 
 
 def test_dialect_names_are_normalised_and_listed() -> None:
-    assert {"sqlite", "postgres", "mysql", "duckdb", "bigquery", "tsql", "snowflake"} <= SUPPORTED_DIALECTS
+    # The five the contract pins; the others were dropped because nothing here defends their syntax.
+    assert {"sqlite", "postgres", "mysql", "duckdb", "tsql"} == SUPPORTED_DIALECTS
+    assert check_sql("SELECT 1", schema=None, dialect="bigquery").error_code == "invalid_sql"
     assert check_sql("SELECT 1", schema=None, dialect=" Postgres ").dialect == "postgres"
 
 
@@ -312,34 +324,64 @@ def test_allow_writes_still_refuses_ddl_stacking_nesting_and_dangerous_functions
 def test_allow_writes_grounds_insert_columns() -> None:
     check = check_sql("INSERT INTO employee (Employee_ID, Nickname) VALUES (1, 'x')", schema=EMPLOYEE,
                       policy=SqlPolicy.ALLOW_WRITES)
-    assert check.unknown_columns == ("Nickname",)
-    assert not check.valid and check.compile_message == "table employee has no column named Nickname"
+    assert check.error_code == "ungrounded_sql" and check.unknown_columns == ("Nickname",)
+    assert check.compile_message == "table employee has no column named Nickname"
 
 
 # --- grounding --------------------------------------------------------------------------------------------------
 
 
-def test_unknown_tables_and_columns_are_reported_and_sqlite_refuses_to_compile_them() -> None:
-    check = check_sql("SELECT T1.Fnam, zzz FROM student AS T1 JOIN nowhere AS N ON N.id = T1.StuID",
-                      schema=DORMS)
-    assert not check.valid and check.error_code == "invalid_sql" and check.compiled is False
+def test_unknown_tables_and_columns_are_refused_as_ungrounded() -> None:
+    sql = "SELECT T1.Fnam, zzz FROM student AS T1 JOIN nowhere AS N ON N.id = T1.StuID"
+    check = check_sql(sql, schema=DORMS)
+    assert not check.valid and check.error_code == "ungrounded_sql"
     assert check.unknown_tables == ("nowhere",)
     assert check.unknown_columns == ("Fnam",)  # zzz may come from the unknown table, so it is not reported
-    assert codes(check) == ["does_not_compile", "unknown_table", "unknown_column"]
+    assert codes(check) == ["unknown_table", "unknown_column", "does_not_compile"]  # SQLite agrees
+    assert check_sql(sql, schema=DORMS, grounding="strict") == check
+
+
+def test_advisory_grounding_reports_unknown_names_without_refusing() -> None:
+    sql = "SELECT T1.Fnam, zzz FROM student AS T1 JOIN nowhere AS N ON N.id = T1.StuID"
+    check = check_sql(sql, schema=DORMS, grounding=SqlGrounding.ADVISORY)
+    assert check.valid and check.error_code is None
+    assert codes(check) == ["unknown_table", "unknown_column"]
+    assert check.compiled is None and "advisory" in (check.compile_message or "")  # a partial schema can't judge
+    with pytest.raises(ValueError):
+        check_sql(sql, schema=DORMS, grounding="lenient")
+
+
+def test_without_a_schema_nothing_is_ungrounded() -> None:
+    for schema in (None, "", "   ", "just prose, no tables"):
+        assert check_sql("SELECT a FROM anything", schema=schema).valid
+
+
+def test_an_unsafe_statement_is_unsafe_before_it_is_ungrounded() -> None:
+    check = check_sql("SELECT * FROM nowhere FOR UPDATE", schema=DORMS, dialect="postgres")
+    assert check.error_code == "unsafe_sql"
+
+
+def test_a_qualifier_must_be_the_default_schema_or_one_the_schema_declares() -> None:
+    assert check_sql("SELECT fname FROM main.student", schema=DORMS).valid
+    assert check_sql("SELECT fname FROM public.student", schema=DORMS, dialect="postgres").valid
+    assert check_sql("SELECT fname FROM dbo.student", schema=DORMS, dialect="tsql").valid
+    other = check_sql("SELECT fname FROM other_db.student", schema=DORMS, dialect="mysql")
+    assert other.error_code == "ungrounded_sql" and "'other_db' is not a schema" in other.problems[0].message
+    declared = "CREATE TABLE sales.orders (id INT, total REAL)"
+    assert check_sql("SELECT total FROM sales.orders", schema=declared, dialect="postgres").valid
 
 
 def test_unqualified_columns_are_checked_against_every_table_in_scope() -> None:
     check = check_sql("SELECT fname, dorm_name, shoe_size FROM student, dorm", schema=DORMS)
     assert check.unknown_columns == ("shoe_size",)
-    assert check.problems[1:] == (Problem("unknown_column",
-                                          "Column 'shoe_size' is not in any table the query reads."),)
+    assert check.problems[0] == Problem("unknown_column", "Column 'shoe_size' is not in any table the query reads.")
 
 
 def test_a_qualifier_that_names_nothing_is_reported() -> None:
     check = check_sql("SELECT T9.fname FROM student AS T1", schema=DORMS)
     assert check.unknown_columns == ("fname",)
-    assert codes(check) == ["does_not_compile", "unknown_column"]
-    assert "'T9' is no table or alias" in check.problems[1].message
+    assert codes(check) == ["unknown_column", "does_not_compile"]
+    assert "'T9' is no table or alias" in check.problems[0].message
 
 
 @pytest.mark.parametrize("sql", [
@@ -464,11 +506,16 @@ def test_find_create_tables_finds_nothing_in_text_without_a_whole_statement(text
     assert find_create_tables(text) == ""
 
 
-def test_find_create_tables_is_linear_on_hostile_text() -> None:
-    text = "CREATE TABLE t (" * 5000
-    started = time.perf_counter()
-    assert find_create_tables(text) == ""
-    assert time.perf_counter() - started < 1.0
+def test_find_create_tables_is_linear_on_hostile_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What keeps it linear is the decision to stop at the first statement that never closes (each later head
+    # would rescan the same tail): assert that decision, not a wall-clock bound.
+    scans: list[int] = []
+    real_closing_paren = schema_module._closing_paren
+    monkeypatch.setattr(schema_module, "_closing_paren",
+                        lambda text, open_at: scans.append(open_at) or real_closing_paren(text, open_at))
+    assert find_create_tables("CREATE TABLE t (" * 5000) == ""
+    assert len(scans) == 1
+    assert find_create_tables("CREATE TABLE a (x int) CREATE TABLE b (y int)") and len(scans) == 3
 
 
 # --- extract_sql --------------------------------------------------------------------------------------------------
@@ -511,13 +558,75 @@ def test_extract_sql_keeps_stacked_statements_for_the_guard_to_see(text: str, co
 # --- speed --------------------------------------------------------------------------------------------------------
 
 
-def test_a_three_table_join_check_is_fast_enough_for_the_hot_path() -> None:
+def test_the_hot_path_reuses_the_parsed_schema_and_the_parsers() -> None:
+    """What keeps a check at ~0.4 ms (docs/benchmarks.md measures it): the schema is parsed once, not per answer,
+    and each thread keeps its tokenizer and parser. Asserted as those decisions; tests never time the machine."""
     sql, schema = SEED_EXAMPLES[2][0], SEED_EXAMPLES[2][1]
     check_sql(sql, schema=schema)  # warm the dialect and schema caches
-    runs = 50
-    started = time.perf_counter()
-    for _ in range(runs):
+    parsers = parsing_module.PER_THREAD.for_dialect("sqlite")
+    misses = schema_module.parse_schema_cached.cache_info().misses
+    for _ in range(50):
         assert check_sql(sql, schema=schema).valid
-    per_check_ms = (time.perf_counter() - started) / runs * 1000
-    print(f"three-table join check: {per_check_ms * 1000:.0f} µs")
-    assert per_check_ms < 20  # ~0.4 ms measured on this 2-core machine; generous against a noisy neighbour
+    assert schema_module.parse_schema_cached.cache_info().misses == misses
+    assert parsing_module.PER_THREAD.for_dialect("sqlite") == parsers
+
+
+
+# --- issue 13: table references, reserved aliases, hints, escapes -----------------------------------------------
+
+USERS = "CREATE TABLE users (id INTEGER, name VARCHAR(50)); CREATE TABLE orders (id INTEGER, user_id INTEGER)"
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("duckdb", "SELECT * FROM 'secrets.csv'"),
+    ("duckdb", 'SELECT * FROM "/etc/passwd"'),
+    ("duckdb", "SELECT * FROM secrets.csv"),  # DuckDB reads a missing schema.table as the file `secrets.csv`
+    ("duckdb", "SELECT * FROM 's3://bucket/key.parquet'"),
+    ("duckdb", "SELECT * FROM duckdb_settings()"),
+    ("sqlite", "SELECT * FROM dbstat"),
+    ("sqlite", "SELECT * FROM pragma_table_info('users')"),
+    ("postgres", "SELECT * FROM pg_stat_ssl"),
+    ("tsql", "SELECT * FROM [linked].[master].[dbo].[syslogins]"),
+    ("tsql", "SELECT * FROM sys.sql_logins"),
+    ("mysql", "SELECT * FROM performance_schema.threads"),
+])
+def test_files_and_catalogs_are_refused_with_or_without_a_schema(dialect: str, sql: str) -> None:
+    for schema, grounding in ((USERS, "strict"), (None, "strict"), (USERS, "advisory")):
+        assert check_sql(sql, schema=schema, dialect=dialect, grounding=grounding).error_code == "unsafe_sql"
+
+
+def test_a_schema_qualifier_the_schema_declares_is_not_a_duckdb_file() -> None:
+    declared = "CREATE TABLE sales.orders (id INTEGER, total REAL)"
+    assert check_sql("SELECT total FROM sales.orders", schema=declared, dialect="duckdb").valid
+    assert check_sql("SELECT total FROM main.orders", schema=None, dialect="duckdb").valid
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1 SHUTDOWN", "SELECT name FROM users CHECKPOINT",
+                                 "SELECT name FROM users AS RECONFIGURE", "SELECT count(*) KILL FROM users"])
+def test_a_tsql_reserved_word_never_passes_as_an_alias(sql: str) -> None:
+    check = check_sql(sql, schema=USERS, dialect="tsql")
+    assert check.error_code == "unsafe_sql" and "reserved word" in check.problems[0].message
+
+
+def test_a_quoted_alias_or_an_ordinary_one_passes_in_tsql() -> None:
+    assert check_sql("SELECT 1 AS [shutdown]", schema=None, dialect="tsql").valid
+    assert check_sql("SELECT name AS total FROM users WITH (NOLOCK)", schema=USERS, dialect="tsql").valid
+
+
+def test_only_read_table_hints_pass_in_tsql() -> None:
+    assert codes(check_sql("SELECT name FROM users WITH (UPDLOCK)", schema=USERS, dialect="tsql")) == [
+        "locking_clause"]
+    assert codes(check_sql("SELECT name FROM users OPTION (MAXDOP 1)", schema=USERS, dialect="tsql")) == [
+        "forbidden_expression"]
+
+
+@pytest.mark.parametrize(("sql", "valid"), [
+    ("SELECT d FROM generate_series('2024-01-01'::date, '2024-12-31'::date, interval '1 day') AS d", True),
+    ("SELECT n FROM generate_series(1, 1000) AS n", True),
+    ("SELECT d FROM generate_series(current_date - 6, current_date, interval '1 day') AS d", True),
+    ("SELECT count(*) FROM generate_series(1, 10000000000)", False),
+    ("SELECT count(*) FROM generate_series(1::bigint, 10000000000::bigint)", False),
+    ("SELECT count(*) FROM generate_series(1, 10 ^ 12)", False),
+])
+def test_generate_series_is_a_date_spine_or_a_small_range(sql: str, valid: bool) -> None:
+    assert check_sql(sql, schema=None, dialect="postgres").valid is valid

@@ -16,10 +16,14 @@ import pytest
 from gateway.sql_check import SqlCheck, SqlPolicy, check_sql
 
 CORPUS = Path(__file__).parent / "corpus"
-DIALECTS = {"sqlite", "postgres", "mysql"}
+DIALECTS = {"sqlite", "postgres", "mysql", "duckdb", "tsql"}
 BENIGN_MIN_RATE = 0.99
 # Under ALLOW_WRITES these categories hold single INSERT / UPDATE / DELETE statements, which that policy allows.
 WRITE_CATEGORIES = {"write", "data_modifying_cte"}
+# Issue 13's classes, each written for every dialect where it means something (file reads and catalogs in all
+# five). All but `ungrounded` must be refused by the deny-lists alone, without a schema to ground against.
+ISSUE_13_CLASSES = {"file_table", "reserved_alias", "catalog_table", "settings_clause", "backslash_escape"}
+GROUNDING_ONLY = {"ungrounded"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,13 @@ def describe(case: Case, result: SqlCheck) -> str:
 
 
 def test_the_corpora_are_big_and_varied_enough() -> None:
-    assert len(ADVERSARIAL) >= 200 and len(BENIGN) >= 150
+    assert len(ADVERSARIAL) >= 1000 and len(BENIGN) >= 300
     assert {case.dialect for case in ADVERSARIAL} == DIALECTS == {case.dialect for case in BENIGN}
+    for category in ("file_table", "catalog_table", "settings_clause", "reserved_alias", "ungrounded", "write",
+                     "ddl", "multiple_statements", "session_transaction", "comment_smuggling", "deep_nesting"):
+        assert {case.dialect for case in ADVERSARIAL if case.category == category} == DIALECTS, category
+    assert {case.dialect for case in ADVERSARIAL if case.category == "backslash_escape"} >= {"postgres", "mysql"}
+    assert {"date_spine", "lateral", "apply", "table_hint"} <= {case.category for case in BENIGN}
     assert min(Counter(case.dialect for case in BENIGN).values()) >= 40
     assert {"write", "ddl", "multiple_statements", "comment_smuggling", "string_smuggling", "data_modifying_cte",
             "select_into", "locking", "attach_pragma", "copy", "file_function", "sleep_function",
@@ -66,10 +75,39 @@ def test_every_adversarial_statement_is_refused_under_read_only() -> None:
     assert accepted == []
 
 
+def test_every_adversarial_statement_but_the_ungrounded_is_refused_without_a_schema_too() -> None:
+    # What stands when there is no schema, or grounding is advisory: the allow-list and the deny-lists.
+    accepted = []
+    for case in ADVERSARIAL:
+        if case.category in GROUNDING_ONLY:
+            continue
+        for schema, grounding in ((None, "strict"), (case.schema, "advisory")):
+            result = check_sql(case.sql, schema=schema, dialect=case.dialect, grounding=grounding)
+            if result.valid:
+                accepted.append(f"{grounding}, schema={schema is not None}: {describe(case, result)}")
+    assert accepted == []
+
+
+def test_issue_13_classes_are_refused_as_unsafe_not_merely_ungrounded() -> None:
+    wrong = [describe(case, result) for case in ADVERSARIAL if case.category in ISSUE_13_CLASSES
+             and (result := check(case)).error_code not in ("unsafe_sql", "invalid_sql")]
+    assert wrong == []
+
+
+def test_tables_and_columns_outside_the_schema_are_refused_as_ungrounded() -> None:
+    cases = [case for case in ADVERSARIAL if case.category in GROUNDING_ONLY]
+    assert len(cases) >= 30
+    wrong = [describe(case, result) for case in cases if (result := check(case)).error_code != "ungrounded_sql"]
+    assert wrong == []
+    advisory = [case for case in cases
+                if check_sql(case.sql, schema=case.schema, dialect=case.dialect, grounding="advisory").valid]
+    assert advisory == cases  # advisory grounding reports them instead
+
+
 def test_adversarial_refusals_carry_an_error_code_and_a_reason() -> None:
     for case in ADVERSARIAL:
         result = check(case)
-        assert result.error_code in ("unsafe_sql", "invalid_sql"), describe(case, result)
+        assert result.error_code in ("unsafe_sql", "invalid_sql", "ungrounded_sql"), describe(case, result)
         assert result.problems and all(problem.message for problem in result.problems)
 
 

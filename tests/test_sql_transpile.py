@@ -3,6 +3,9 @@ target and passed by the guard there; refusals where a faithful translation does
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import sqlglot
 
@@ -12,6 +15,9 @@ from gateway.sql_check.transpiled import Transpiled, TranspileRefused
 
 SINGER = ("CREATE TABLE singer (Singer_ID INTEGER, Name VARCHAR, Country VARCHAR, Age INTEGER, is_male BOOLEAN, "
           "\"desc\" VARCHAR, user VARCHAR, Joined VARCHAR)")
+
+MUSEUM = ("CREATE TABLE museum (Museum_ID INTEGER, Name VARCHAR, Open_Year VARCHAR, Num_of_Staff INTEGER); "
+          "CREATE TABLE visit (Museum_ID VARCHAR, visitor_ID VARCHAR, Num_of_Ticket INTEGER)")
 
 # (model output, target, expected text)
 TABLE = [
@@ -80,6 +86,36 @@ TABLE = [
      "SELECT Country, COUNT_BIG(*) FROM singer GROUP BY Country HAVING COUNT_BIG(*) > 1"),
 ]
 
+# SQLite's own meanings, made explicit (against MUSEUM: Open_Year and visit.Museum_ID are text)
+SEMANTICS = [
+    # a number meets a TEXT column: SQLite compares text
+    ("SELECT Name FROM museum WHERE Open_Year < 2009", "postgres", "SELECT Name FROM museum WHERE Open_Year < '2009'"),
+    ("SELECT count(*) FROM museum WHERE Open_Year BETWEEN 2000 AND 2010", "duckdb",
+     "SELECT COUNT(*) FROM museum WHERE Open_Year BETWEEN '2000' AND '2010'"),
+    ("SELECT Name FROM museum WHERE Open_Year IN (2000, -1)", "mysql",
+     "SELECT Name FROM museum WHERE Open_Year IN ('2000', '-1')"),
+    # a TEXT column meets an INTEGER one: SQLite reads the text as a number
+    ("SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = T2.Museum_ID", "postgres",
+     "SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = CAST(T2.Museum_ID AS INT)"),
+    ("SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = T2.Museum_ID", "duckdb",
+     "SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = TRY_CAST(T2.Museum_ID AS INT)"),
+    ("SELECT Name FROM museum WHERE Museum_ID IN (SELECT Museum_ID FROM visit)", "postgres",
+     "SELECT Name FROM museum WHERE Museum_ID IN (SELECT CAST(Museum_ID AS INT) FROM visit)"),
+    # bare columns: a value of some row of the group
+    ("SELECT T1.Name, count(*) FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = T2.Museum_ID "
+     "GROUP BY T1.Museum_ID", "postgres",
+     "SELECT MIN(T1.Name) AS Name, COUNT(*) FROM museum AS T1 JOIN visit AS T2 "
+     "ON T1.Museum_ID = CAST(T2.Museum_ID AS INT) GROUP BY T1.Museum_ID"),
+    ("SELECT Name, count(*) FROM museum", "mysql", "SELECT ANY_VALUE(Name) AS Name, COUNT(*) FROM museum"),
+    ("SELECT Name, count(*) FROM museum GROUP BY Open_Year", "tsql",
+     "SELECT MIN(Name) AS Name, COUNT_BIG(*) FROM museum GROUP BY Open_Year"),
+    # DISTINCT ordered by a column it does not select
+    ("SELECT DISTINCT Name FROM museum ORDER BY Num_of_Staff", "postgres",
+     "SELECT Name FROM museum GROUP BY Name ORDER BY MIN(Num_of_Staff) NULLS FIRST"),
+    ("SELECT DISTINCT Name FROM museum ORDER BY Name", "postgres",
+     "SELECT DISTINCT Name FROM museum ORDER BY Name NULLS FIRST"),
+]
+
 
 def _offered(target: str) -> None:
     if target not in SUPPORTED_DIALECTS:
@@ -94,6 +130,20 @@ def test_model_output_is_written_in_the_target_dialect(sql: str, target: str, ex
     assert len(sqlglot.parse(result.text, read=target)) == 1
     check = check_sql(result.text, schema=SINGER, dialect=target)
     assert check.valid, check.problems
+
+
+@pytest.mark.parametrize(("sql", "target", "expected"), SEMANTICS)
+def test_sqlite_meaning_is_kept_in_the_target_dialect(sql: str, target: str, expected: str) -> None:
+    result = transpile_sql(sql, target=target, schema=MUSEUM)
+    assert result.text == expected
+    assert len(sqlglot.parse(result.text, read=target)) == 1
+    assert check_sql(result.text, schema=MUSEUM, dialect=target).valid
+
+
+def test_bare_column_next_to_one_min_or_max_is_refused() -> None:
+    # SQLite takes Name from the row holding the maximum; ANY_VALUE/MIN would answer something else.
+    with pytest.raises(TranspileRefused, match="row holding the minimum or maximum"):
+        transpile_sql("SELECT Name, max(Num_of_Staff) FROM museum", target="postgres", schema=MUSEUM)
 
 
 @pytest.mark.parametrize("text", ["SELECT  name FROM singer  limit 5 -- top five\n", 'select "Name" from singer;'])
@@ -141,3 +191,26 @@ def test_untranslatable_sql_is_refused_with_a_reason(sql: str, target: str, reas
 def test_unknown_source_dialect_is_refused() -> None:
     with pytest.raises(TranspileRefused, match="not offered"):
         transpile_sql("SELECT 1", source="cobol", target="postgres")
+
+
+BENIGN = Path(__file__).parent / "corpus" / "benign.jsonl"
+
+
+@pytest.mark.parametrize("target", ["postgres", "mysql", "tsql", "duckdb"])
+def test_benign_sqlite_corpus_transpiles_to_sql_the_guard_accepts_there(target: str) -> None:
+    # What the pipeline promises: a refusal with a reason, or text that passes the guard in the target.
+    rows = [json.loads(line) for line in BENIGN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if row["dialect"] == "sqlite"]
+    refused, rejected_by_guard = [], []
+    for row in rows:
+        try:
+            text = transpile_sql(row["sql"], target=target, schema=row.get("schema")).text
+        except TranspileRefused as refusal:
+            refused.append((row["sql"], refusal.reason))
+            continue
+        if not check_sql(text, schema=row.get("schema"), dialect=target).valid:
+            rejected_by_guard.append((row["sql"], text))
+    assert rejected_by_guard == []
+    # julianday(), date(x, '-1 year') and GLOB have no faithful equivalent; nothing else is refused.
+    assert len(refused) <= 3, refused
+    assert len(rows) >= 90

@@ -266,3 +266,30 @@ def test_up_status_down_with_real_vllm_and_gateway(tmp_path: Path) -> None:
     assert stack(run_dir, "status").returncode == 3
     assert stack(run_dir, "down").stdout.strip() == "nothing to stop"
 
+
+
+def test_a_bad_business_hours_setting_refuses_before_starting_anything(tmp_path: Path, model_dir: Path) -> None:
+    done, record, run_dir = up_with_fake(tmp_path, model_dir, SERVES, SQLGATE_BUSINESS_HOURS="mon-fri 8-18")
+    assert done.returncode == 1
+    assert "business-hours settings" in done.stderr and "SQLGATE_BUSINESS_HOURS 'mon-fri 8-18'" in done.stderr
+    assert not (record / "leader.pid").exists()
+    assert not (run_dir / "stack.json").exists()
+
+
+def test_business_hours_add_a_scheduler_that_status_shows_and_down_stops(tmp_path: Path, model_dir: Path) -> None:
+    done, record, run_dir = up_with_fake(tmp_path, model_dir, SERVES, SQLGATE_BUSINESS_HOURS="mon-sun 00:00-24:00",
+                                         SQLGATE_AUTH_ENABLED="false")
+    state = json.loads((run_dir / "stack.json").read_text()) if (run_dir / "stack.json").exists() else {}
+    try:
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert set(state["parts"]) == {"vllm", "gateway", "scheduler"}
+        assert state["parts"]["scheduler"]["command"][1:4] == ["-m", "launch.scheduler", "run"]
+        assert int((run_dir / "scheduler.pid").read_text()) == state["parts"]["scheduler"]["pid"]
+        status = stack(run_dir, "status")
+        assert f"scheduler running  pid {state['parts']['scheduler']['pid']}" in status.stdout, status.stdout
+    finally:
+        down = stack(run_dir, "down")
+    assert down.returncode == 0, down.stderr
+    assert all(gone(part["pid"]) for part in state.get("parts", {}).values())
+    assert not list(run_dir.glob("*.pid"))
+    assert_nothing_left(record, run_dir)

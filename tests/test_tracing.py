@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 from gateway.answer import SqlAnswer
 from gateway.observability.tracing import (
@@ -42,6 +41,9 @@ PARAMETERS = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "stop": ["<|i
 def receiver() -> Iterator[OtlpReceiver]:
     with otlp_receiver() as running:
         yield running
+
+
+SQL_WITH_THE_QUESTIONS_VALUE = "SELECT * FROM orders WHERE customer = 'John Smith'"
 
 
 def tracer_for(receiver: OtlpReceiver, *, redact: bool = False, **options: Any) -> LangfuseTracer:
@@ -131,12 +133,16 @@ def test_rejected_sql_makes_the_guardrail_a_warning(receiver: OtlpReceiver) -> N
 
 
 def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpReceiver) -> None:
+    # The question's value travels inside the SQL too: the generation's output, the check's input and output.
     tracer = tracer_for(receiver, redact=True)
-    traced_request(tracer, new_record(), answer_for("SELECT * FROM orders"))
+    traced_request(tracer, new_record(), answer_for(SQL_WITH_THE_QUESTIONS_VALUE))
     tracer.shutdown()
 
     assert receiver.bodies
     assert not any(b"John Smith" in body for body in receiver.bodies)
+    guardrail = one(receiver.by_type("guardrail"))
+    assert guardrail.json_attribute("langfuse.observation.input") == {
+        "sql": "SELECT * FROM orders WHERE customer = '?'"}
     generation = one(receiver.by_type("generation"))
     assert generation.json_attribute("langfuse.observation.input") == {"question": REDACTED, "schema": SCHEMA}
 
@@ -144,7 +150,7 @@ def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpRece
 def test_unredacted_question_is_exported(receiver: OtlpReceiver) -> None:
     """The counterpart of the redaction test: the same question does reach Langfuse when redaction is off."""
     tracer = tracer_for(receiver, redact=False)
-    traced_request(tracer, new_record(), answer_for("SELECT * FROM orders"))
+    traced_request(tracer, new_record(), answer_for(SQL_WITH_THE_QUESTIONS_VALUE))
     tracer.shutdown()
     assert any(b"John Smith" in body for body in receiver.bodies)
 
@@ -293,49 +299,62 @@ def test_two_tracers_with_one_public_key_each_export_to_their_own_server() -> No
     assert request_ids(second) == {"req-b"}
 
 
-def time_requests(tracer: RequestTracer, count: int) -> list[float]:
-    durations = []
+@pytest.fixture
+def export_threads(monkeypatch: pytest.MonkeyPatch) -> list[threading.Thread]:
+    """The threads every OTLP export ran on (a spy around the real exporter, which still sends)."""
+    threads: list[threading.Thread] = []
+    real_export = OTLPSpanExporter.export
+
+    def spy(self: OTLPSpanExporter, spans: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real_export(self, spans)
+
+    monkeypatch.setattr(OTLPSpanExporter, "export", spy)
+    return threads
+
+
+def run_requests(tracer: RequestTracer, count: int) -> None:
     for index in range(count):
-        started = time.perf_counter()
         traced_request(tracer, new_record(f"req-{index}"), answer_for(GOOD_SQL))
-        durations.append(time.perf_counter() - started)
-    return durations
 
 
-def test_a_stuck_langfuse_slows_neither_requests_nor_shutdown() -> None:
-    with otlp_receiver(mode="slow", delay_s=5.0) as receiver:
+# Tests never time the machine: "costs requests nothing" is asserted as what the tracer decides (requests only
+# queue spans; exports run on the exporter's own thread; shutdown gives up on a held export instead of waiting).
+def test_a_stuck_langfuse_slows_neither_requests_nor_shutdown(export_threads: list[threading.Thread]) -> None:
+    with otlp_receiver(mode="slow", delay_s=60.0) as receiver:
         tracer = tracer_for(receiver, flush_interval_s=0.01, shutdown_timeout_s=0.2)
         traced_request(tracer, new_record("req-first"), answer_for(GOOD_SQL))
         receiver.wait_until(lambda r: r.requests_started >= 1)  # the exporter now waits on the held answer
-        durations = time_requests(tracer, 20)
-        assert statistics.median(durations) < 0.05
-        assert max(durations) < receiver.delay_s / 10
-        started = time.perf_counter()
+        run_requests(tracer, 20)
+        # Twenty requests finished while the one export is still held: none of them waited for it.
+        assert receiver.spans == [] and not receiver.release.is_set()
         tracer.shutdown()
-        assert time.perf_counter() - started < receiver.delay_s / 5
+        # Shutdown returned with that export still held: it gave up at its bound rather than waiting 60 s.
+        assert receiver.spans == [] and not receiver.release.is_set()
+    assert export_threads and threading.main_thread() not in export_threads
 
 
-def assert_cheap_requests_and_bounded_shutdown(tracer: RequestTracer) -> None:
-    durations = time_requests(tracer, 20)
-    assert statistics.median(durations) < 0.05
-    started = time.perf_counter()
+def assert_cheap_requests_and_bounded_shutdown(tracer: RequestTracer, export_threads: list[threading.Thread]
+                                               ) -> None:
+    run_requests(tracer, 20)
     tracer.shutdown()
-    assert time.perf_counter() - started < 1.5
+    assert threading.current_thread() not in export_threads
 
 
-def test_a_failing_langfuse_costs_requests_nothing() -> None:
+def test_a_failing_langfuse_costs_requests_nothing(export_threads: list[threading.Thread]) -> None:
     with otlp_receiver(mode="fail") as receiver:
         tracer = tracer_for(receiver, flush_interval_s=0.01, shutdown_timeout_s=0.5)
         traced_request(tracer, new_record("req-first"), answer_for(GOOD_SQL))
         receiver.wait_until(lambda r: r.requests_started >= 1)  # exports are being answered with 500
-        assert_cheap_requests_and_bounded_shutdown(tracer)
+        assert_cheap_requests_and_bounded_shutdown(tracer, export_threads)
         assert not receiver.spans
+    assert export_threads  # the exporter did try, on its own thread
 
 
-def test_an_unreachable_langfuse_costs_requests_nothing() -> None:
+def test_an_unreachable_langfuse_costs_requests_nothing(export_threads: list[threading.Thread]) -> None:
     with otlp_receiver() as receiver:
         closed_url = receiver.base_url
     tracer = build_tracer("pk-lf-test", "sk-lf-test", closed_url, False, flush_interval_s=0.01,
                           shutdown_timeout_s=0.5)
     assert isinstance(tracer, LangfuseTracer)
-    assert_cheap_requests_and_bounded_shutdown(tracer)
+    assert_cheap_requests_and_bounded_shutdown(tracer, export_threads)

@@ -18,9 +18,11 @@ import pytest
 
 from gateway.prompt import render_prompt
 from launch.hardware import core_list, cpu_dtype, cpu_flags, usable_cpu_cores
+from launch.speculative import SpeculativeError, ngram, parse_speculative, suffix
 from launch.tiny_model import TAUGHT_EXAMPLES, TaughtExample, training_prompt
 from launch.vllm_server import (
     CPU_ENTRYPOINT,
+    DEFAULT_GPU_SPECULATIVE,
     REPO_ROOT,
     LaunchError,
     LaunchOptions,
@@ -83,7 +85,8 @@ def test_gpu_command_serves_the_merged_folder_greedily_on_loopback_with_prefix_c
     assert flags["--generation-config"] == "vllm"
     assert "--enable-prefix-caching" in flags and flags["--enable-prefix-caching"] is None
     assert flags["--gpu-memory-utilization"] == "0.5"
-    cpu_or_optional = {"--enforce-eager", "--kv-cache-memory-bytes", "--max-num-seqs", "--enable-lora"}
+    cpu_or_optional = {"--enforce-eager", "--kv-cache-memory-bytes", "--max-num-seqs", "--enable-lora",
+                       "--speculative-config"}
     assert not cpu_or_optional & flags.keys()
 
 
@@ -143,6 +146,73 @@ def test_unmerged_lora_is_served_under_the_served_model_name(target: str) -> Non
     assert flags["--lora-modules"] == "sql=/adapters/sql"
     assert flags["--max-lora-rank"] == "32"
     assert flags["--served-model-name"] != "sql"  # the base model must not shadow the adapter's name
+
+
+# --------------------------------------------------------------------------------- speculative decoding
+
+
+def test_gpu_command_passes_the_speculative_setting_as_vllm_json() -> None:
+    options = LaunchOptions(model="/m", target="gpu", speculative=ngram(tokens=4, lookup_min=2, lookup_max=5))
+    config = flag_values(build_command(options))["--speculative-config"]
+    assert config is not None
+    assert json.loads(config) == {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 2,
+                                  "prompt_lookup_max": 5}
+
+
+def test_speculative_decoding_is_off_by_default_until_measured(model_dir: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_speculative(DEFAULT_GPU_SPECULATIVE) is None
+    assert main(["--model", str(model_dir), "--target", "gpu", "--print-command"]) == 0
+    assert "--speculative-config" not in capsys.readouterr().out
+
+
+def test_speculative_decoding_is_refused_on_cpu_with_a_clear_message(model_dir: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(LaunchError, match="GPU only") as refused:
+        build_command(LaunchOptions(model="/m", target="cpu", speculative=ngram()))
+    assert refused.value.reason == "unsupported"
+    argv = ["--model", str(model_dir), "--target", "cpu", "--python", "/envs/v/bin/python", "--speculative",
+            "ngram", "--print-command"]  # fmt: skip
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "GPU only" in captured.err and "speculative" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ngram", {"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_min": 2, "prompt_lookup_max": 4}),
+    ("ngram:k=3,max=6", {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_min": 2,
+                         "prompt_lookup_max": 6}),
+    ("suffix", {"method": "suffix"}),
+    ("suffix:factor=1.5,prob=0.2,depth=16", {"method": "suffix", "suffix_decoding_max_tree_depth": 16,
+                                             "suffix_decoding_max_spec_factor": 1.5,
+                                             "suffix_decoding_min_token_prob": 0.2}),
+    ('{"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3}',
+     {"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3}),
+])
+def test_speculative_spellings_become_the_vllm_config(text: str, expected: dict[str, object]) -> None:
+    parsed = parse_speculative(text)
+    assert parsed is not None
+    assert json.loads(parsed.as_json()) == expected
+
+
+@pytest.mark.parametrize("text", ["eagle", "ngram:k=0", "ngram:min=5,max=2", "ngram:depth=3", "ngram:k=two",
+                                  "suffix:prob=1.5", "suffix:factor=-1", '{"method": "ngram"}', "{not json",
+                                  '{"method": "suffix", "model": "x"}'])
+def test_speculative_values_vllm_would_refuse_are_refused_before_start(text: str) -> None:
+    with pytest.raises(SpeculativeError):
+        parse_speculative(text)
+
+
+def test_cli_names_the_bad_speculative_value(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--model", str(model_dir), "--target", "gpu", "--speculative", "ngram:k=0", "--print-command"]
+    assert main(argv) == 2
+    assert "num_speculative_tokens must be at least 1" in capsys.readouterr().err
+
+
+def test_speculative_labels_name_each_setting() -> None:
+    assert ngram(tokens=5, lookup_min=2, lookup_max=4).label == "ngram_k5_min2_max4"
+    assert suffix(suffix_decoding_max_spec_factor=1.5).label == "suffix_factor1.5"
 
 
 def test_extra_arguments_come_last_and_unchanged() -> None:
@@ -410,7 +480,7 @@ def test_cli_help_names_every_documented_option(capsys: pytest.CaptureFixture[st
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     for option in ("--model", "--target", "--port", "--served-model-name", "--max-model-len", "--lora",
-                   "--cpu-dtype", "--print-command", "--wait-ready"):  # fmt: skip
+                   "--cpu-dtype", "--print-command", "--wait-ready", "--speculative"):  # fmt: skip
         assert option in help_text
 
 
@@ -422,7 +492,7 @@ def test_launch_modules_import_neither_torch_nor_vllm() -> None:
     vllm_python = REPO_ROOT / ".venv-vllm" / "bin" / "python"
     python = str(vllm_python) if os.access(vllm_python, os.X_OK) else sys.executable
     probe = (
-        "import sys, launch.vllm_server, launch.tiny_model, launch.hardware\n"
+        "import sys, launch.vllm_server, launch.tiny_model, launch.hardware, launch.speculative\n"
         "print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
     )
     result = subprocess.run([python, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,

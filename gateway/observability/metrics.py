@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
+
+from gateway.replicas import ReplicaSnapshot
 
 # Seconds. 0.5 and 0.8 resolve the p50 target and alert, 2 and 3 the p99 target and alert (docs/contract.md).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
@@ -25,7 +27,7 @@ SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncat
                 "untranslatable_sql")
 # What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
 REPAIR_OUTCOMES = ("won", "lost")
-REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation")
+REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
 
 
@@ -59,6 +61,43 @@ class _TokenTotals(Collector):
         yield CounterMetricFamily("sqlgate_prompt_tokens", "Prompt tokens sent to the model.", value=prompt)
         yield CounterMetricFamily("sqlgate_completion_tokens", "Completion tokens the model generated.",
                                   value=completion)
+
+
+class _ReplicaSeries(Collector):
+    """`sqlgate_upstream_replica_*{replica="r0"}`: read from the replica set at scrape time, never copied.
+
+    The label is the replica's position in SQLGATE_UPSTREAM_URL (bounded by the setting, and no URL leaks)."""
+
+    def __init__(self, snapshot: Callable[[], Sequence[ReplicaSnapshot]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        replicas = self._snapshot()
+        in_flight = GaugeMetricFamily("sqlgate_upstream_replica_in_flight",
+                                      "Upstream attempts in flight on each vLLM replica.", labels=["replica"])
+        up = GaugeMetricFamily("sqlgate_upstream_replica_up",
+                               "1 while a replica is routed to, 0 while it is marked down after a failure.",
+                               labels=["replica"])
+        ready = GaugeMetricFamily("sqlgate_upstream_replica_ready",
+                                  "1 when the replica's last probe generated, 0 when not, NaN before the first.",
+                                  labels=["replica"])
+        attempts = CounterMetricFamily("sqlgate_upstream_replica_attempts",
+                                       "Upstream attempts sent to each replica (retries included).",
+                                       labels=["replica"])
+        failures = CounterMetricFamily("sqlgate_upstream_replica_failures",
+                                       "Times a replica was marked down (refused or lost a connection, failed a "
+                                       "probe).", labels=["replica"])
+        for replica in replicas:
+            label = [replica.name]
+            in_flight.add_metric(label, replica.in_flight)
+            up.add_metric(label, 1 if replica.up else 0)
+            ready.add_metric(label, math.nan if replica.ready is None else float(replica.ready))
+            attempts.add_metric(label, replica.attempts)
+            failures.add_metric(label, replica.failures)
+        yield from (in_flight, up, ready, attempts, failures)
 
 
 class Metrics:
@@ -106,6 +145,14 @@ class Metrics:
                             registry=r)
         # NaN, not 0, before any probe: "unknown" must not page as "upstream not ready" at start-up.
         self._ready.set(math.nan)
+        # Read at scrape time from the business-hours gate, so they are true whenever Prometheus looks.
+        self._in_hours = Gauge("sqlgate_schedule_open",
+                               "1 inside SQLGATE_BUSINESS_HOURS (or when none are set), 0 outside.", registry=r)
+        self._asleep = Gauge("sqlgate_model_asleep",
+                             "1 when outside business hours with vLLM not generating (requests get 503 model_asleep).",
+                             registry=r)
+        self._in_hours.set(1)
+        self._asleep.set(0)
         # Series that exist from the start, so rate() and the alert ratios see zeros instead of nothing.
         for outcome in UPSTREAM_OUTCOMES:
             self._upstream.labels(outcome)
@@ -119,6 +166,14 @@ class Metrics:
             self._repairs.labels(repair)
         for code in SQL_OUTCOMES[1:]:
             self._refusals.labels(code)
+        self._replica_series: _ReplicaSeries | None = None
+
+    def watch_replicas(self, snapshot: Callable[[], Sequence[ReplicaSnapshot]]) -> None:
+        """Expose the upstream's replicas (called by each lifespan start; a restart replaces the last set)."""
+        if self._replica_series is not None:
+            self.registry.unregister(self._replica_series)
+        self._replica_series = _ReplicaSeries(snapshot)
+        self.registry.register(self._replica_series)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """One finished request: its count by status and its duration."""
@@ -160,6 +215,11 @@ class Metrics:
 
     def set_ready(self, ready: bool) -> None:
         self._ready.set(1 if ready else 0)
+
+    def watch_schedule(self, in_hours: Callable[[], bool], asleep: Callable[[], bool]) -> None:
+        """Make the business-hours gauges report the gate's verdicts at each scrape."""
+        self._in_hours.set_function(lambda: float(in_hours()))
+        self._asleep.set_function(lambda: float(asleep()))
 
     def in_flight_inc(self) -> None:
         self._in_flight.inc()

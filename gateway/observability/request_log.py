@@ -36,6 +36,8 @@ def request_fields(record: RequestRecord, elapsed_s: float) -> dict[str, Any]:
         "cache": record.cache or "none",
         "sql_outcome": record.sql_outcome,
         "error_code": record.error_code,
+        # The candidate step, when the greedy answer failed: asked, passing, votes, won, timed_out, latency_ms.
+        "repair": answer.repair.as_dict() if answer is not None and answer.repair is not None else None,
     }
 
 

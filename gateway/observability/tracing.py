@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol
 
+from gateway.observability.redact import redact_check, redact_sql
+from gateway.request_record import RequestRecord
+
 if TYPE_CHECKING:
     from langfuse import Langfuse
     from langfuse._client.span import LangfuseGeneration, LangfuseSpan
     from opentelemetry.sdk.trace import TracerProvider
-
-    from gateway.request_record import RequestRecord
 
 logger = logging.getLogger("sqlgate.tracing")
 
@@ -194,6 +195,7 @@ class LangfuseTrace:
         self._trace_name = record.route
         self._request_id = record.request_id
         self._input = {"question": REDACTED if redact_question else question, "schema": schema}
+        self._redact = redact_question  # then the question's values inside the SQL go too
         self._lock = threading.Lock()  # finish() may race end_generation() from a body generator's finally
         self._generation: LangfuseGeneration | None = None
         self._generation_started_ns = 0
@@ -270,6 +272,9 @@ class LangfuseTrace:
             end_ns = min(self._generation_started_ns + int(latency_s * 1e9), time.time_ns())
         generation.end(end_time=end_ns)
 
+    def _sql(self, query: str) -> str:
+        return redact_sql(query) if self._redact else query
+
     @_never_raises
     def sql_check(self, *, query: str, check: Mapping[str, Any]) -> None:
         with self._lock:
@@ -282,7 +287,8 @@ class LangfuseTrace:
         rejected = _check_rejected(check)
         with self._propagated():
             guardrail = self._root.start_observation(
-                name=GUARDRAIL_NAME, as_type="guardrail", input={"sql": query}, output=dict(check),
+                name=GUARDRAIL_NAME, as_type="guardrail", input={"sql": self._sql(query)},
+                output=redact_check(check) if self._redact else dict(check),
                 metadata={"cached": cached}, level="WARNING" if rejected else None, status_message=rejected,
             )
         guardrail.end()
@@ -296,7 +302,7 @@ class LangfuseTrace:
             status = record.stream_error_status or record.status
             if answer is not None and not answer.cached:
                 self._end_generation(
-                    output=answer.query, prompt_tokens=answer.prompt_tokens,
+                    output=self._sql(answer.query), prompt_tokens=answer.prompt_tokens,
                     completion_tokens=answer.completion_tokens, finish_reason=answer.finish_reason,
                     error=None, latency_s=answer.upstream_latency_s, ttft_s=answer.ttft_s,
                 )
@@ -308,9 +314,10 @@ class LangfuseTrace:
             self._finished = True
             level: Level | None = "ERROR" if status >= 500 or status == 0 else "WARNING" if status >= 400 else None
             self._root.update(
-                output=answer.query if answer is not None else None,
+                output=self._sql(answer.query) if answer is not None else None,
                 metadata={"status": status, "latency_ms": round(elapsed_s * 1000, 1), "cache": record.cache,
-                          "sql_outcome": record.sql_outcome, "error_code": record.error_code},
+                          "sql_outcome": record.sql_outcome, "error_code": record.error_code,
+                          "repair": answer.repair.as_dict() if answer is not None and answer.repair else None},
                 level=level, status_message=record.error_code,
             )
             self._root.end()

@@ -55,17 +55,19 @@ def judge_query(query: str, finish_reason: str | None, *, schema: str, dialect: 
 
 def _judge(query: str, truncated: bool, schema: str, dialect: str, options: CheckOptions) -> Verdict:
     check = check_sql(query, schema=schema, dialect=MODEL_DIALECT, policy=options.policy,
-                      **_grounding_kwargs(options))
+                      grounding=options.grounding)
     result: dict[str, Any] = {**check.as_dict(), "query": query, "source_dialect": MODEL_DIALECT,
                               "dialect": MODEL_DIALECT}
     if truncated:
         # A length stop cuts the statement wherever the token budget ran out; a prefix can parse and even
         # compile (`... WHERE a = 1` of `... WHERE a = 1 AND b = 2`), so it is never an answer.
-        return Verdict(query, query, _refused(result, "truncated_sql", "truncated",
-                                               "The model ran out of tokens before finishing the query."))
+        refusal = _refused(result, code="truncated_sql", problem="truncated",
+                           message="The model ran out of tokens before finishing the query.")
+        return Verdict(query, query, refusal)
     if result["error_code"] == "invalid_sql" and not looks_like_sql(query):
-        return Verdict(query, query, _refused(result, "unanswerable_sql", "no_sql",
-                                               "The model answered without a SQL query."))
+        refusal = _refused(result, code="unanswerable_sql", problem="no_sql",
+                           message="The model answered without a SQL query.")
+        return Verdict(query, query, refusal)
     if result["error_code"] is not None or dialect == MODEL_DIALECT:
         return Verdict(query, query, result)
     return _in_target_dialect(query, schema, dialect, options, result)
@@ -76,8 +78,9 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
     try:
         text = transpile_sql(query, source=MODEL_DIALECT, target=dialect, schema=schema).text
     except TranspileRefused as refused:
-        return Verdict(query, query, _refused(source, "untranslatable_sql", "untranslatable", str(refused)))
-    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, **_grounding_kwargs(options))
+        refusal = _refused(source, code="untranslatable_sql", problem="untranslatable", message=str(refused))
+        return Verdict(query, query, refusal)
+    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, grounding=options.grounding)
     result = {**again.as_dict(), "query": text, "source_dialect": MODEL_DIALECT, "dialect": dialect}
     if again.error_code is None:
         # The compile step is authoritative in the model's dialect; what the target engine would say is
@@ -86,19 +89,7 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
     return Verdict(text, query, result)
 
 
-def _refused(result: dict[str, Any], code: str, problem: str, message: str) -> dict[str, Any]:
+def _refused(result: dict[str, Any], *, code: str, problem: str, message: str) -> dict[str, Any]:
     problems = [{"code": problem, "message": message}, *result.get("problems", [])]
     return {**result, "valid": False, "error_code": code, "problems": problems}
 
-
-def _grounding_kwargs(options: CheckOptions) -> dict[str, Any]:
-    return {"grounding": options.grounding} if _CHECK_TAKES_GROUNDING else {}
-
-
-def _takes_grounding() -> bool:
-    import inspect
-
-    return "grounding" in inspect.signature(check_sql).parameters
-
-
-_CHECK_TAKES_GROUNDING = _takes_grounding()

@@ -19,9 +19,15 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "The upstream does not generate"}})
 async def ready(state: State) -> JSONResponse:
-    """200 when vLLM generated a token within the readiness budget (result cached for a few seconds)."""
+    """200 when vLLM (any replica) generated a token within the readiness budget (result cached for a few
+    seconds); the body says which replicas did, by position in SQLGATE_UPSTREAM_URL, never by URL. Outside
+    business hours with vLLM stopped, 503 `model_asleep` with Retry-After."""
     if await state.readiness.check():
-        return JSONResponse({"status": "ready", "model": state.settings.model_id})
+        replicas = [{"replica": r.name, "ready": r.ready, "routed": r.up, "in_flight": r.in_flight}
+                    for r in state.upstream.replicas.snapshot()]
+        return JSONResponse({"status": "ready", "model": state.settings.model_id, "replicas": replicas})
+    if not state.gate.in_hours():
+        return error_response(state.gate.asleep_error())
     return error_response(UpstreamUnavailable("The model server is not generating yet.",
                                               code="upstream_not_ready"))
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from gateway.deps import Record, State
+from gateway.deps import Awake, Record, State
 from gateway.disconnect import until_disconnect
 from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, NotFound
 from gateway.pipeline import AnswerPipeline
@@ -89,7 +89,8 @@ async def _respond(
                          "choices": [choice], "usage": answer.usage, "sql": answer.check})
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=GENERATION_RESPONSES)
+@router.post("/completions", response_model=CompletionResponse, responses=GENERATION_RESPONSES,
+             dependencies=[Awake])
 async def completions(body: CompletionRequest, request: Request, state: State, record: Record
                       ) -> JSONResponse | StreamingResponse:
     """Text to SQL: `prompt` is the question, `schema` (or `context`) the CREATE TABLE statements."""
@@ -124,7 +125,8 @@ def remove_create_tables(text: str) -> str:
     return " ".join(text.split())
 
 
-@router.post("/chat/completions", response_model=ChatResponse, responses=GENERATION_RESPONSES)
+@router.post("/chat/completions", response_model=ChatResponse, responses=GENERATION_RESPONSES,
+             dependencies=[Awake])
 async def chat_completions(body: ChatRequest, request: Request, state: State, record: Record
                            ) -> JSONResponse | StreamingResponse:
     """Text to SQL through the chat protocol; same guarantees as /v1/completions."""

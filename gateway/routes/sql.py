@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Request
 
 from gateway.answer import SqlAnswer, SqlRequest
-from gateway.deps import Record, State
+from gateway.deps import Awake, Record, State
 from gateway.disconnect import until_disconnect
 from gateway.errors import ERROR_RESPONSES
 from gateway.pipeline import AnswerPipeline
@@ -24,7 +24,8 @@ from gateway.routes.protocol import (
 router = APIRouter(tags=["sql"])
 
 
-@router.post("/v1/sql", response_model=SqlResponseBody, responses=ERROR_RESPONSES)
+@router.post("/v1/sql", response_model=SqlResponseBody, responses=ERROR_RESPONSES,
+             dependencies=[Awake])
 async def generate_sql(body: SqlRequestBody, request: Request, state: State, record: Record) -> SqlResponseBody:
     """Question + CREATE TABLE statements in; one checked SQL query out."""
     started = time.perf_counter()
@@ -42,7 +43,8 @@ async def generate_sql(body: SqlRequestBody, request: Request, state: State, rec
     )
 
 
-@router.post("/generate", response_model=GenerateResponseBody, responses=ERROR_RESPONSES)
+@router.post("/generate", response_model=GenerateResponseBody, responses=ERROR_RESPONSES,
+             dependencies=[Awake])
 async def generate(body: GenerateRequestBody, request: Request, state: State, record: Record
                    ) -> GenerateResponseBody:
     """The seed deployment's route, kept for its callers: {question, context} -> {sql}."""

@@ -7,6 +7,7 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     result.py     the vocabulary (policy, problems, result, limits) - a leaf
     parsing.py    tokenize and parse with limits
     guard.py      the allow-list walk
+    catalogs.py   per-dialect deny-lists: system catalogs, file-like table names, reserved words as aliases
     grounding.py  tables and columns against the schema
     schema.py     CREATE TABLE text: tables, statements in free text, canonical form
     extract.py    model output -> bare SQL
@@ -16,10 +17,13 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     transpile.py  transpile_sql: the checked SQLite query in the analyst's dialect, or a refusal
     transpiled.py its vocabulary (Transpiled, TranspileRefused, MODEL_DIALECT) - a leaf
     reserved_words.py  words each target reserves (quoted when transpiling) - a leaf
+    sqlite_meaning.py  SQLite's meanings made explicit before transpiling
+    dialect_names.py   how each dialect is named to a person, in menu order - a leaf
 """
 
 from gateway.sql_check.check import check_sql
 from gateway.sql_check.compile import CompileResult, compile_sql
+from gateway.sql_check.dialect_names import dialect_label, in_menu_order
 from gateway.sql_check.extract import extract_sql
 from gateway.sql_check.result import (
     ADVISORY_CODES,
@@ -29,6 +33,7 @@ from gateway.sql_check.result import (
     SUPPORTED_DIALECTS,
     Problem,
     SqlCheck,
+    SqlGrounding,
     SqlPolicy,
 )
 from gateway.sql_check.schema import canonical_schema, create_table_statements, find_create_tables, parse_schema
@@ -45,6 +50,7 @@ __all__ = [
     "CompileResult",
     "Problem",
     "SqlCheck",
+    "SqlGrounding",
     "SqlPolicy",
     "TranspileRefused",
     "Transpiled",
@@ -52,8 +58,10 @@ __all__ = [
     "check_sql",
     "compile_sql",
     "create_table_statements",
+    "dialect_label",
     "extract_sql",
     "find_create_tables",
+    "in_menu_order",
     "parse_schema",
     "transpile_sql",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlglot.expressions as exp
 
-from gateway.sql_check.compile import compile_sql
+from gateway.sql_check.compile import CompileResult, compile_sql
 from gateway.sql_check.grounding import ground
 from gateway.sql_check.guard import (
     BACKSLASH_QUOTE,
@@ -23,18 +23,25 @@ from gateway.sql_check.result import (
     Problem,
     Rejected,
     SqlCheck,
+    SqlGrounding,
     SqlPolicy,
     too_deep,
 )
+from gateway.sql_check.schema import schema_qualifiers
 
 
 def check_sql(
-    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY
+    sql: str, *, schema: str | None, dialect: str = "sqlite", policy: SqlPolicy = SqlPolicy.READ_ONLY,
+    grounding: SqlGrounding | str = SqlGrounding.STRICT,
 ) -> SqlCheck:
-    """Check one generated statement against the policy and the schema; never raises."""
+    """Check one generated statement against the policy and the schema; never raises on any SQL text.
+
+    `grounding="strict"` (the default) refuses tables and columns the schema lacks (`ungrounded_sql`);
+    `"advisory"` only reports them. Without a readable schema there is nothing to ground against."""
     dialect_name = str(dialect).strip().lower()
+    strict = SqlGrounding(grounding) is SqlGrounding.STRICT  # a wrong mode is the caller's bug: ValueError
     try:
-        return _check(sql, schema, dialect_name, SqlPolicy(policy))
+        return _check(sql, schema, dialect_name, SqlPolicy(policy), strict)
     except Rejected as rejected:
         return _refused(dialect_name, rejected.problem, rejected.statement_type)
     except RecursionError:
@@ -53,7 +60,7 @@ def _refused(dialect: str, problem: Problem, statement_type: str | None = None) 
 
 
 
-def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -> SqlCheck:
+def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy, strict: bool) -> SqlCheck:
     if not isinstance(sql, str):
         raise Rejected(Problem("parse_error", "The SQL is not text."))
     if len(sql) > MAX_SQL_CHARS:
@@ -73,8 +80,9 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
                                 "MySQL-family servers act on its contents."))
     if dialect_name in MODE_DEPENDENT_ESCAPES and BACKSLASH_QUOTE.search(sql):
         raise Rejected(Problem("forbidden_expression",
-                                "A backslash before a quote ends the string or not depending on the server's "
-                                "sql_mode (NO_BACKSLASH_ESCAPES); write a quote inside a string as ''."))
+                                "A backslash before a quote ends the string or not depending on server settings "
+                                "(MySQL's NO_BACKSLASH_ESCAPES, PostgreSQL's standard_conforming_strings); "
+                                "write a quote inside a string as ''."))
     tokenizer, parser = PER_THREAD.for_dialect(dialect_name)
     tokens = tokenize(tokenizer, sql)
     check_tokens(tokens)
@@ -86,7 +94,8 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
         raise Rejected(Problem("multiple_statements",
                                 f"Only one statement is allowed; found {len(statements)} ({kinds})."))
     root = statements[0]
-    walk = walk_tree(root, policy)
+    declared = schema_qualifiers(schema) if schema else frozenset()
+    walk = walk_tree(root, policy, dialect_name, declared)
     if walk.blocking:
         return SqlCheck(valid=False, statement_type=root.key, read_only=False, tables=walk.table_names(),
                         columns=(), unknown_tables=(), unknown_columns=(), problems=tuple(walk.blocking),
@@ -95,11 +104,19 @@ def _check(sql: str, schema: str | None, dialect_name: str, policy: SqlPolicy) -
     grounding = ground(walk, schema, dialect_name)
     problems = [*grounding.problems, *walk.warnings]
     compiled = compile_sql(sql, schema=schema, dialect=dialect_name)
+    if compiled.compiled is False and grounding.problems and not strict:
+        # Advisory grounding is for partial schemas: an engine that lacks the tables can't judge the query.
+        compiled = CompileResult(compiled=None, engine=compiled.engine, path=compiled.path,
+                                 message="not decided: the query uses tables or columns the given schema lacks "
+                                         "(advisory grounding)")
     if compiled.compiled is False:
-        problems.insert(0, Problem("does_not_compile", f"The SQL does not compile against the schema "
-                                                       f"({compiled.engine}: {compiled.message})."))
+        # After the grounding problems, which name the cause when there is one ("no such column" is the engine's
+        # word for an unknown column); first otherwise.
+        failed = Problem("does_not_compile",
+                         f"The SQL does not compile against the schema ({compiled.engine}: {compiled.message}).")
+        problems.insert(len(grounding.problems), failed)
     return SqlCheck(
-        valid=compiled.compiled is not False,
+        valid=compiled.compiled is not False and not (strict and grounding.problems),
         statement_type=root.key,
         read_only=isinstance(root, exp.Query),
         tables=walk.table_names(),

@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import ErrorLevel
+from sqlglot.tokenizer_core import TokenType
 
+from gateway.sql_check.grounding import DEFAULT_SCHEMAS
+from gateway.sql_check.parsing import get_dialect
+from gateway.sql_check.schema import schema_qualifiers
 from gateway.sql_check.schema_db import duckdb_ddl, schema_tables, sqlite_image
 
 if TYPE_CHECKING:  # only for the annotation: DuckDB is imported when a query first needs it
@@ -69,6 +73,7 @@ def _compile(sql: str, schema: str | None, dialect: str) -> CompileResult:
         return CompileResult(None, "", "There is no schema to compile against.", "none")
     if not schema_tables(schema, dialect).tables:
         return CompileResult(None, "", "The schema has no CREATE TABLE statement that could be read.", "none")
+    sql = _without_known_qualifiers(sql, schema, dialect)
     if dialect == "sqlite":
         return _sqlite(sql, schema, dialect, path="sqlite", authoritative=True)
     reasons: list[str] = []
@@ -92,6 +97,28 @@ def _compile(sql: str, schema: str | None, dialect: str) -> CompileResult:
         reasons.append(f"DuckDB says: {result.message}")
     return CompileResult(None, "", f"Not compiled in {dialect}: {'; '.join(reasons)}. Only the schema grounding "
                                    "applies.", "none")
+
+
+def _without_known_qualifiers(sql: str, schema: str, dialect: str) -> str:
+    """`public.t` (PostgreSQL), `dbo.t` (T-SQL), `sales.t` (declared as such in the schema) as `t`: grounding
+    accepted those qualifiers, and the engines here hold every table of the schema in their default schema.
+
+    Cut from the text itself, by token positions: re-rendering the query through sqlglot would also repair what
+    the engine must see broken (`SELECT a, FROM t` comes back as `SELECT a FROM t`)."""
+    qualifiers = DEFAULT_SCHEMAS.get(dialect, frozenset()) | schema_qualifiers(schema)
+    if not qualifiers or not any(q in sql.lower() for q in qualifiers):
+        return sql
+    tokens = get_dialect(dialect).tokenize(sql)
+    cuts: list[tuple[int, int]] = []
+    for index in range(len(tokens) - 2):
+        name, dot, following = tokens[index], tokens[index + 1], tokens[index + 2]
+        after_dot = index > 0 and tokens[index - 1].token_type == TokenType.DOT
+        if (not after_dot and dot.token_type == TokenType.DOT and name.text.lower() in qualifiers
+                and following.token_type in (TokenType.VAR, TokenType.IDENTIFIER)):
+            cuts.append((name.start, dot.end + 1))
+    for start, end in reversed(cuts):
+        sql = sql[:start] + sql[end:]
+    return sql
 
 
 def _transpile(sql: str, read: str, write: str) -> str:

@@ -11,7 +11,7 @@ import sqlglot.expressions as exp
 from gateway.sql_check.guard import Walk
 from gateway.sql_check.names import Columns, lower_set, query_columns, unique
 from gateway.sql_check.result import Problem
-from gateway.sql_check.schema import parse_schema_cached
+from gateway.sql_check.schema import parse_schema_cached, schema_qualifiers
 
 # ------------------------------------------------------------------------------------------------------------
 # grounding: which tables and columns does the SQL use that the schema lacks?
@@ -55,8 +55,30 @@ def ground(walk: Walk, schema: str | None, dialect: str) -> Grounding:
         unknown_tables = tuple(name for name in walk.table_names() if name.lower() not in known)
         problems[:0] = [Problem("unknown_table", f"Table '{name}' is not in the schema.")
                         for name in unknown_tables]
+        problems[:0] = _qualifier_problems(walk, schema or "", dialect)
     return Grounding(columns=unique(columns), unknown_tables=unknown_tables,
                       unknown_columns=unique(unknown_columns), problems=tuple(_unique_problems(problems)))
+
+
+# The schema a bare name means anyway, so `main.t` / `public.t` / `dbo.t` name the schema's table `t`.
+DEFAULT_SCHEMAS: dict[str, frozenset[str]] = {
+    "sqlite": frozenset({"main"}), "postgres": frozenset({"public"}), "duckdb": frozenset({"main"}),
+    "tsql": frozenset({"dbo"}), "mysql": frozenset(),
+}
+
+
+def _qualifier_problems(walk: Walk, schema: str, dialect: str) -> list[Problem]:
+    """A qualified name reads another schema or database (`other_db.users`), unless the schema text declared
+    that qualifier or it is the dialect's default schema."""
+    allowed = DEFAULT_SCHEMAS.get(dialect, frozenset()) | schema_qualifiers(schema)
+    problems = []
+    for table in walk.tables:
+        qualifiers = [part for part in (table.catalog, table.db) if part]
+        outside = [q for q in qualifiers if q.lower() not in allowed]
+        if outside and isinstance(table.this, exp.Identifier):
+            problems.append(Problem("unknown_table", f"Table '{'.'.join([*qualifiers, table.name])}' is not in "
+                                                     f"the schema: '{outside[0]}' is not a schema it declares."))
+    return problems
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import sqlglot.expressions as exp
 
+from gateway.sql_check.catalogs import alias_problem, table_problem
 from gateway.sql_check.names import unique
 from gateway.sql_check.result import MAX_TREE_DEPTH, Problem, Rejected, SqlPolicy, too_deep
 
@@ -22,6 +23,8 @@ _READ_NODES: frozenset[type[exp.Expr]] = frozenset({
     exp.Distinct, exp.Table, exp.TableAlias, exp.Alias, exp.Column, exp.Identifier, exp.Star, exp.Values,
     exp.Tuple, exp.Window, exp.WindowSpec, exp.Filter, exp.WithinGroup, exp.IgnoreNulls, exp.RespectNulls,
     exp.Cube, exp.Rollup, exp.GroupingSets, exp.Unnest, exp.Placeholder,
+    # LATERAL / CROSS APPLY / OUTER APPLY: what they join is walked like any other source
+    exp.Lateral,
     # literals and types
     exp.Literal, exp.Null, exp.Boolean, exp.Var, exp.DataType, exp.DataTypeParam, exp.Interval, exp.RawString,
     exp.ByteString, exp.HexString, exp.BitString, exp.National, exp.UnicodeString, exp.Array, exp.Bracket,
@@ -76,6 +79,8 @@ _READ_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset({
     exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar, exp.JSONObject,
     exp.JSONArray, exp.JSONArrayAgg, exp.JSONObjectAgg, exp.ParseJSON, exp.JSONType, exp.ArraySize,
     exp.ArrayContains, exp.ArrayToString,
+    # set-returning, reads nothing (the PostgreSQL / DuckDB date spine)
+    exp.GenerateSeries, exp.ExplodingGenerateSeries,
 })
 
 # Functions sqlglot does not model (they parse as exp.Anonymous) that are plain reads in the dialects we
@@ -91,6 +96,10 @@ _READ_ANONYMOUS_FUNCTIONS: frozenset[str] = frozenset({
     "strftime", "now", "sysdate", "curtime", "getdate", "current_date",
 })
 
+# T-SQL table hints that only relax locking for a read (`FROM t WITH (NOLOCK)`); UPDLOCK, XLOCK, HOLDLOCK,
+# TABLOCK... take locks and are refused.
+_READ_TABLE_HINTS = frozenset({"NOLOCK", "READUNCOMMITTED", "READCOMMITTED", "NOWAIT"})
+
 # Under ALLOW_WRITES these may appear below a root INSERT / UPDATE / DELETE.
 _WRITE_ROOTS: tuple[type[exp.Expr], ...] = (exp.Insert, exp.Update, exp.Delete)
 _WRITE_NODES: frozenset[type[exp.Expr]] = frozenset({exp.Schema, exp.Returning, exp.OnConflict})
@@ -104,16 +113,6 @@ _WRITE_OR_DDL: tuple[type[exp.Expr], ...] = (
     exp.Undrop, exp.AlterSession, exp.StoredProcedure, exp.Put, exp.Get, exp.MultitableInserts,
 )
 
-# Catalogs that hold credentials, settings or the whole schema: never what an analyst's question needs.
-_SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "mysql", "performance_schema", "sys",
-                             "sqlite_temp", "master", "msdb", "tempdb", "snowflake", "account_usage"})
-_SYSTEM_TABLES = frozenset({
-    "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema", "sqlite_sequence",
-    "sqlite_stat1", "pg_shadow", "pg_authid", "pg_user", "pg_roles", "pg_settings", "pg_file_settings",
-    "pg_hba_file_rules", "pg_stat_activity", "pg_largeobject", "pg_user_mappings", "pg_tables", "pg_proc",
-    "pg_class", "pg_namespace", "pg_database", "pg_stat_statements", "sysobjects", "syscolumns", "sysusers",
-})
-
 # MySQL / MariaDB run the text of /*! ... */ and /*M! ... */ as SQL and read /*+ ... */ as hints (SET_VAR),
 # while sqlglot keeps all three as plain comments. Searched in the raw text, so no tokenizer subtlety can hide
 # one; the price is refusing the same characters inside a string literal.
@@ -122,7 +121,8 @@ EXECUTABLE_COMMENT = re.compile(r"/\*(?:M?!|\+)")
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
 # MySQL reads \' inside a string as an escaped quote, unless sql_mode has NO_BACKSLASH_ESCAPES: then the string
 # ends there and `'a\'; DROP TABLE t; -- '` is two statements. The guard cannot know the mode, so it refuses both.
-MODE_DEPENDENT_ESCAPES = frozenset({"mysql"})
+# PostgreSQL does the same with standard_conforming_strings = off, and both it and DuckDB inside E'...'.
+MODE_DEPENDENT_ESCAPES = frozenset({"mysql", "postgres", "duckdb"})
 BACKSLASH_QUOTE = re.compile(r"\\['\"]")
 
 # ------------------------------------------------------------------------------------------------------------
@@ -143,7 +143,8 @@ class Walk:
         return unique(table.name for table in self.tables if table.name.lower() not in self.ctes)
 
 
-def walk_tree(root: exp.Expr, policy: SqlPolicy) -> Walk:
+def walk_tree(root: exp.Expr, policy: SqlPolicy, dialect: str,
+              declared_qualifiers: frozenset[str] = frozenset()) -> Walk:
     walk = Walk(root)
     allow_writes = policy is SqlPolicy.ALLOW_WRITES and isinstance(root, _WRITE_ROOTS)
     if not isinstance(root, exp.Query) and not allow_writes:
@@ -164,12 +165,11 @@ def walk_tree(root: exp.Expr, policy: SqlPolicy) -> Walk:
             if problem not in walk.blocking:
                 walk.blocking.append(problem)
             continue
+        problem = _reference_problem(node, dialect, declared_qualifiers)
+        if problem is not None and problem not in walk.blocking:
+            walk.blocking.append(problem)
         if isinstance(node, exp.Table):
             walk.tables.append(node)
-            system = _system_table(node)
-            if system:
-                walk.blocking.append(Problem("forbidden_expression",
-                                             f"The SQL reads the system catalog '{system}'."))
         elif isinstance(node, exp.Column):
             walk.columns.append(node)
         elif isinstance(node, exp.CTE):
@@ -192,6 +192,8 @@ def _root_problem(root: exp.Expr, policy: SqlPolicy) -> Problem:
 
 def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem | None:
     node_type = type(node)
+    if isinstance(node, (exp.GenerateSeries, exp.ExplodingGenerateSeries)):
+        return _series_problem(node)
     if node_type in _READ_NODES or node_type in _READ_FUNCTIONS:
         return None
     if allow_writes and (node is root or node_type in _WRITE_NODES):
@@ -201,6 +203,8 @@ def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem
         if name.lower() in _READ_ANONYMOUS_FUNCTIONS and isinstance(node.this, str):
             return None
         return Problem("forbidden_function", f"The function {name[:60]}() is not an allowed read function.")
+    if isinstance(node, exp.WithTableHint):
+        return _hint_problem(node)
     if isinstance(node, exp.Into):
         return Problem("select_into", "SELECT ... INTO writes a table or file; only plain SELECT is allowed.")
     if isinstance(node, exp.Lock):
@@ -221,12 +225,65 @@ def _node_problem(node: exp.Expr, root: exp.Expr, allow_writes: bool) -> Problem
                                            "constructs allowed in a read query.")
 
 
-def _system_table(table: exp.Table) -> str | None:
-    name = table.name.lower()
-    qualifiers = {part.lower() for part in (table.db, table.catalog) if part}
-    if name in _SYSTEM_TABLES:
-        return name
-    if qualifiers & _SYSTEM_SCHEMAS:
-        return f"{table.db or table.catalog}.{table.name}"
+def _reference_problem(node: exp.Expr, dialect: str, declared_qualifiers: frozenset[str]) -> Problem | None:
+    """The per-dialect deny-lists: catalog and file-like table names, reserved words posing as aliases."""
+    if isinstance(node, exp.Table):
+        return table_problem(node, dialect, declared_qualifiers)
+    if isinstance(node, (exp.Alias, exp.TableAlias)):
+        alias = node.args.get("alias") if isinstance(node, exp.Alias) else node.this
+        if isinstance(alias, exp.Identifier):
+            return alias_problem(alias, dialect)
     return None
 
+
+def _series_problem(series: exp.Expr) -> Problem | None:
+    """generate_series is allowed for date spines and small ranges: numeric bounds must be literals at most
+    _MAX_SERIES apart (generate_series(1, 1e10) is a denial of service); other bounds must be dates (strings,
+    casts, date functions) or columns, which the data bounds."""
+    start, end = series.args.get("start"), series.args.get("end")
+    numbers = [_number(bound) for bound in (start, end)]
+    if all(number is not None for number in numbers):
+        low, high = numbers
+        if low is not None and high is not None and abs(high - low) <= _MAX_SERIES:
+            return None
+    elif all(_date_like(bound) for bound in (start, end)):
+        return None
+    return Problem("forbidden_function", "generate_series() is allowed only over dates or columns, or between "
+                                         f"number literals at most {_MAX_SERIES:,} apart.")
+
+
+_MAX_SERIES = 1_000_000
+_DATES = (exp.Column, exp.CurrentDate, exp.CurrentTimestamp, exp.DateAdd, exp.DateSub, exp.Date,
+          exp.Timestamp, exp.DateTrunc, exp.TimestampTrunc)
+
+
+def _date_like(bound: exp.Expr | None) -> bool:
+    """A string, a cast, a column or a date function, optionally plus or minus something (`current_date - 6`)."""
+    if isinstance(bound, exp.Paren):
+        return _date_like(bound.this)
+    if isinstance(bound, (exp.Add, exp.Sub)):
+        return _date_like(bound.this)
+    if isinstance(bound, (exp.Cast, exp.TryCast)):
+        return bound.to.is_type(*exp.DataType.TEMPORAL_TYPES)
+    return (isinstance(bound, exp.Literal) and bound.is_string) or isinstance(bound, _DATES)
+
+
+def _number(bound: exp.Expr | None) -> float | None:
+    if isinstance(bound, exp.Neg):
+        inner = _number(bound.this)
+        return None if inner is None else -inner
+    if isinstance(bound, exp.Literal) and not bound.is_string:
+        try:
+            return float(bound.this)
+        except ValueError:
+            return None
+    return None
+
+
+def _hint_problem(hint: exp.WithTableHint) -> Problem | None:
+    names = [e.name.upper() if isinstance(e, exp.Var) else "?" for e in hint.expressions]
+    locking = [name for name in names if name not in _READ_TABLE_HINTS]
+    if locking:
+        return Problem("locking_clause", f"The table hint {locking[0][:30]} takes or changes locks; only "
+                                         f"{', '.join(sorted(_READ_TABLE_HINTS))} are allowed.")
+    return None

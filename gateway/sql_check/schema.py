@@ -48,6 +48,18 @@ def parse_schema_cached(schema: str, dialect: str) -> Mapping[str, frozenset[str
     return {name: frozenset(columns) for name, columns in tables.items()}
 
 
+@functools.lru_cache(maxsize=256)
+def schema_qualifiers(schema: str) -> frozenset[str]:
+    """The schema / database qualifiers the CREATE TABLE text itself uses (`CREATE TABLE sales.orders`)."""
+    if len(schema) > MAX_SCHEMA_CHARS:
+        return frozenset()
+    qualifiers: set[str] = set()
+    for head in _CREATE_TABLE_HEAD.finditer(schema):
+        parts = re.split(r"\s*\.\s*", head.group("name"))
+        qualifiers.update(_unquote(part).lower() for part in parts[:-1])
+    return frozenset(qualifiers)
+
+
 def _create_table_statements(text: str) -> list[str]:
     """Split at each CREATE TABLE, so `CREATE TABLE a (...) CREATE TABLE b (...)` without `;` works too."""
     starts = [match.start() for match in _CREATE_TABLE.finditer(text)]

@@ -6,12 +6,10 @@ the gaps that change an answer, and refuses what it can't write faithfully:
 
 - sqlglot's own "unsupported" warnings become refusals (unsupported_level=RAISE);
 - functions sqlglot does not know (parsed as anonymous calls) and SQLite-only operators are refused;
-- SQLite reads a "double-quoted" name that names no column as a string literal: with the schema, such names
-  become strings;
-- SQLite's LIKE ignores ASCII case: ILIKE or LOWER() where the target's LIKE does not;
+- SQLite's own meanings (double-quoted strings, text comparisons, LIKE without case, bare columns, dates) are
+  made explicit first: sqlite_meaning.py;
 - names the target reserves are quoted (in its case folding); names quoted only out of habit are unquoted, since
   SQLite compares even quoted names without case;
-- `date('now')` / `datetime('now')` become CURRENT_DATE / CURRENT_TIMESTAMP, `date(x)` a CAST;
 - SQL Server has no boolean values: a comparison in a SELECT list becomes CASE WHEN ... THEN 1 ... END.
 
 The result is parsed back in the target dialect before it is returned. Pure: no I/O, no state."""
@@ -24,17 +22,14 @@ import sqlglot.expressions as exp
 from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
-from gateway.sql_check.names import query_columns
+from gateway.sql_check.dialect_names import dialect_label
 from gateway.sql_check.parsing import PER_THREAD, check_tokens, get_dialect, parse, tokenize
 from gateway.sql_check.reserved_words import reserved_in
 from gateway.sql_check.result import MAX_SQL_CHARS, SUPPORTED_DIALECTS, Rejected
-from gateway.sql_check.schema import parse_schema_cached
+from gateway.sql_check.sqlite_meaning import column_types, make_explicit
 from gateway.sql_check.transpiled import MODEL_DIALECT, Transpiled, TranspileRefused
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Default collations compare ASCII letters without case, as SQLite's LIKE does.
-_LIKE_IGNORES_CASE = frozenset({"sqlite", "mysql", "tsql"})
-_HAS_ILIKE = frozenset({"postgres", "redshift", "duckdb", "snowflake", "clickhouse", "spark", "databricks"})
 # Operators sqlglot writes unchanged although only these targets have them.
 _ONLY_IN: dict[type[exp.Expr], frozenset[str]] = {
     exp.Glob: frozenset({"sqlite", "duckdb"}),
@@ -56,9 +51,9 @@ def transpile_sql(
     try:
         tree = _parse_one(sql, source_name)
         if source_name == "sqlite":
-            _strings_in_double_quotes(tree, schema)
-            _sqlite_dates(tree, target_name)
-            _case_insensitive_like(tree, target_name)
+            _without_main_schema(tree)
+            _having_aliases_spelled_out(tree, schema)
+            make_explicit(tree, target_name, schema)
         _refuse_untranslatable(tree, target_name)
         if target_name == "tsql":
             _booleans_as_numbers(tree)
@@ -69,12 +64,36 @@ def transpile_sql(
         raise
     except UnsupportedError as error:
         detail = " ".join(str(error).split())[:200]
-        raise TranspileRefused(f"The query can't be written faithfully in {_label(target_name)}: {detail}") from None
+        raise TranspileRefused(
+            f"The query can't be written faithfully in {dialect_label(target_name)}: {detail}") from None
     except RecursionError:
         raise TranspileRefused("The query is nested too deeply to translate.") from None
     except Exception:  # fail closed: a half-translated query must never leave
-        raise TranspileRefused(f"The query could not be translated to {_label(target_name)}.") from None
+        raise TranspileRefused(f"The query could not be translated to {dialect_label(target_name)}.") from None
     return Transpiled(text=text, source_dialect=source_name, dialect=target_name)
+
+
+def _without_main_schema(tree: exp.Expr) -> None:
+    """SQLite's `main.t` is the schema's table `t`; in another database `main` would name some other schema."""
+    for table in tree.find_all(exp.Table):
+        if table.db.lower() == "main" and not table.catalog:
+            table.set("db", None)
+
+
+def _having_aliases_spelled_out(tree: exp.Expr, schema: str | None) -> None:
+    """SQLite lets HAVING name a select-list alias (`HAVING total > 100`); PostgreSQL, SQL Server and others don't,
+    so the alias becomes the expression it names. A real column of that name keeps its meaning."""
+    columns = {column.lower() for table in column_types(schema or "").values() for column in table}
+    for select in list(tree.find_all(exp.Select)):
+        having = select.args.get("having")
+        if having is None:
+            continue
+        aliases = {item.alias.lower(): item.this for item in select.expressions
+                   if isinstance(item, exp.Alias) and item.alias}
+        for column in list(having.find_all(exp.Column)):
+            name = column.name.lower()
+            if not column.table and name in aliases and name not in columns:
+                column.replace(exp.Paren(this=aliases[name].copy()))
 
 
 def _offered(name: str) -> str:
@@ -82,11 +101,6 @@ def _offered(name: str) -> str:
     if dialect not in SUPPORTED_DIALECTS:
         raise TranspileRefused(f"The SQL dialect '{dialect[:40]}' is not offered.")
     return dialect
-
-
-def _label(dialect: str) -> str:
-    return {"tsql": "SQL Server (T-SQL)", "postgres": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB",
-            "sqlite": "SQLite", "bigquery": "BigQuery", "snowflake": "Snowflake"}.get(dialect, dialect)
 
 
 def _parse_one(sql: str, dialect: str) -> exp.Expr:
@@ -104,72 +118,15 @@ def _parse_one(sql: str, dialect: str) -> exp.Expr:
     return statements[0]
 
 
-def _strings_in_double_quotes(tree: exp.Expr, schema: str | None) -> None:
-    """SQLite reads `WHERE name = "Alice"` as a string when no column is called Alice; so must the target.
-
-    Only with a readable schema that knows every table the query reads; otherwise the name stays a name (the
-    target then refuses an unknown column, rather than answering something else)."""
-    known = parse_schema_cached(schema, "sqlite") if schema and schema.strip() else {}
-    if not known:
-        return
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    names: set[str] = set()
-    for table in tree.find_all(exp.Table):
-        columns = known.get(table.name.lower())
-        if columns is None and table.name.lower() not in ctes:
-            return
-        names |= columns or frozenset()
-    for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE, exp.Subquery):
-        if node.alias:
-            names.add(node.alias.lower())
-        alias = node.args.get("alias")
-        if isinstance(alias, exp.TableAlias):
-            names |= {column.name.lower() for column in alias.columns}
-        if isinstance(node, exp.CTE | exp.Subquery):
-            names |= query_columns(node.this) or frozenset()
-    for column in list(tree.find_all(exp.Column)):
-        identifier = column.this
-        if (not column.table and isinstance(identifier, exp.Identifier) and identifier.quoted
-                and identifier.name.lower() not in names):
-            column.replace(exp.Literal.string(identifier.name))
-
-
-def _sqlite_dates(tree: exp.Expr, target: str) -> None:
-    for node in list(tree.find_all(exp.Date, exp.Anonymous)):
-        arguments = [node.this] if isinstance(node, exp.Date) else node.expressions
-        if isinstance(node, exp.Anonymous) and node.name.lower() != "datetime":
-            continue
-        if len(arguments) != 1 or (isinstance(node, exp.Date) and (node.args.get("zone") or node.expressions)):
-            continue
-        argument = arguments[0]
-        is_now = isinstance(argument, exp.Literal) and argument.is_string and argument.name.lower() == "now"
-        if isinstance(node, exp.Date):
-            # sqlglot writes CURRENT_DATE as GETDATE() for SQL Server, which carries the time of day too.
-            today = exp.cast(exp.CurrentTimestamp(), exp.DataType.Type.DATE) if target == "tsql" else exp.CurrentDate()
-            node.replace(today if is_now else exp.cast(argument, exp.DataType.Type.DATE))
-        elif is_now:
-            node.replace(exp.CurrentTimestamp())
-
-
-def _case_insensitive_like(tree: exp.Expr, target: str) -> None:
-    if target in _LIKE_IGNORES_CASE:
-        return
-    for like in list(tree.find_all(exp.Like)):
-        if target in _HAS_ILIKE:
-            like.replace(exp.ILike(**like.args))
-        else:
-            like.set("this", exp.Lower(this=like.this))
-            like.set("expression", exp.Lower(this=like.expression))
-
-
 def _refuse_untranslatable(tree: exp.Expr, target: str) -> None:
     for call in tree.find_all(exp.Anonymous):
-        raise TranspileRefused(f"The function {call.name.upper()}() has no known equivalent in {_label(target)}.")
+        raise TranspileRefused(
+            f"The function {call.name.upper()}() has no known equivalent in {dialect_label(target)}.")
     for kind, dialects in _ONLY_IN.items():
         node = tree.find(kind)
         if node is not None and target not in dialects:
             word = kind.__name__.upper()
-            raise TranspileRefused(f"{word} has no equivalent in {_label(target)}.")
+            raise TranspileRefused(f"{word} has no equivalent in {dialect_label(target)}.")
 
 
 def _booleans_as_numbers(tree: exp.Expr) -> None:
@@ -205,6 +162,10 @@ def _quote_names(tree: exp.Expr, target: str) -> None:
 
 
 def _parse_back(text: str, target: str) -> None:
-    statements = [s for s in get_dialect(target).parse(text) if s is not None]
+    tokenizer, parser = PER_THREAD.for_dialect(target)
+    try:
+        statements = parse(parser, tokenize(tokenizer, text), text)
+    except Rejected:
+        statements = []
     if len(statements) != 1:
-        raise TranspileRefused(f"The translated query does not read back as one {_label(target)} statement.")
+        raise TranspileRefused(f"The translated query does not read back as one {dialect_label(target)} statement.")

@@ -136,6 +136,11 @@
     return `${formatCount(n)} ${n === 1 ? one : many}`;
   }
 
+  /** Valid means valid: the check said so in as many words, and did not say the SQL fails to compile. */
+  function passedCheck(check) {
+    return Boolean(check) && check.valid === true && check.compiled !== false;
+  }
+
   // ---- error descriptions --------------------------------------------------------------------------------
 
   // Which form field an error's `param` points at.
@@ -172,6 +177,26 @@
     return reasons;
   }
 
+  // 422 refusals of the model's SQL (docs/contract.md): a title and what to do; the reasons come from the check.
+  const REFUSALS = {
+    unsafe_sql: ["SQL blocked: it would change data",
+      "The model wrote SQL that is not read-only, so the gateway refused it. Rephrase the question as " +
+      "something to look up."],
+    invalid_sql: ["The model's SQL did not pass the check",
+      "It is not one SQL statement that runs against your schema. Try rephrasing the question, or check " +
+      "that the schema is complete."],
+    ungrounded_sql: ["The SQL uses tables or columns your schema does not have",
+      "The model named tables or columns that are not in the schema you pasted. Check that the schema is " +
+      "complete, or rephrase the question with the names it has."],
+    unanswerable_sql: ["This question can't be answered from this schema",
+      "The model found nothing in the schema that answers it. Check that you pasted the right tables."],
+    truncated_sql: ["The model's answer was cut off",
+      "It stopped before the SQL was complete. Try a shorter question, or keep only the tables it needs."],
+    untranslatable_sql: ["The SQL can't be written for your database",
+      "The model's SQL uses something your database has no faithful equivalent for. Rephrase the question, " +
+      "or pick another database to see the SQL there."],
+  };
+
   /**
    * Turn a failed reply into what the page shows: a title, a detail line, maybe a field to point at,
    * reasons to list and the SQL that was refused.
@@ -207,18 +232,10 @@
       out.retryAfter = seconds;
       return out;
     }
-    if (code === "unsafe_sql" || code === "invalid_sql") {
+    if (code in REFUSALS) {
       out.check = error.check && typeof error.check === "object" ? error.check : null;
       out.reasons = checkReasons(out.check, serverMessage);
-      if (code === "unsafe_sql") {
-        out.title = "SQL blocked: it would change data";
-        out.detail = "The model wrote SQL that is not read-only, so the gateway refused it. Rephrase the " +
-          "question as something to look up.";
-      } else {
-        out.title = "The model's SQL did not pass the check";
-        out.detail = "It could not be parsed as one SQL statement. Try rephrasing the question, or check " +
-          "that the schema is complete.";
-      }
+      [out.title, out.detail] = REFUSALS[code];
       return out;
     }
 
@@ -289,6 +306,7 @@
     const badges = byId("badges");
     const notes = byId("notes");
     const meta = byId("meta");
+    const showFailing = byId("show-failing");
 
     const fields = {
       "api-key": { input: keyInput, error: byId("api-key-error") },
@@ -403,6 +421,17 @@
       for (const name of Object.keys(fields)) clearFieldError(name);
       errorBox.hidden = true;
       errorBox.removeAttribute("data-code");
+      showFailing.hidden = true;
+    }
+
+    showFailing.addEventListener("click", () => {
+      setFailingShown(showFailing.getAttribute("aria-expanded") !== "true");
+    });
+
+    /** The picker's own name for a dialect (the server fills the picker from SUPPORTED_DIALECTS). */
+    function dialectLabel(dialect) {
+      const option = [...dialectSelect.options].find((item) => item.value === dialect);
+      return option ? option.textContent : dialect;
     }
 
     // -- status, errors, result --
@@ -461,7 +490,15 @@
       const unknownTables = listOrNone(check.unknown_tables);
       const unknownColumns = listOrNone(check.unknown_columns);
       const problems = Array.isArray(check.problems) ? check.problems : [];
-      items.push(check.valid ? badge("ok", "Passed check", "valid") : badge("bad", "Failed check", "valid"));
+      // "Passed check" only for an answer the gateway called valid; a missing or odd field is not a pass.
+      items.push(passedCheck(check)
+        ? badge("ok", "Passed check", "valid")
+        : badge("bad", "Failed check", "valid"));
+      if ("compiled" in check) {
+        items.push(check.compiled === true ? badge("ok", "Compiles", "compiled")
+          : check.compiled === false ? badge("bad", "Does not compile", "compiled")
+            : badge("neutral", "Not compiled", "compiled"));
+      }
       items.push(check.read_only
         ? badge("ok", "Read-only", "read-only")
         : badge("bad", "Writes data", "read-only"));
@@ -478,7 +515,7 @@
         items.push(badge("neutral", check.statement_type.toUpperCase(), "statement-type"));
       }
       if (typeof check.dialect === "string" && check.dialect) {
-        items.push(badge("neutral", check.dialect, "dialect"));
+        items.push(badge("neutral", dialectLabel(check.dialect), "dialect"));
       }
       badges.replaceChildren(...items);
 
@@ -502,11 +539,23 @@
       return wrapper;
     }
 
+    /** "SQL for PostgreSQL, translated from SQLite": which database the text is written for. */
+    function dialectCaption(check) {
+      const dialect = check && typeof check.dialect === "string" ? check.dialect : "";
+      const source = check && typeof check.source_dialect === "string" ? check.source_dialect : "";
+      if (!dialect) return "Generated SQL";
+      const translated = source && source !== dialect ? `, translated from ${dialectLabel(source)}` : "";
+      return `SQL for ${dialectLabel(dialect)}${translated}`;
+    }
+
     function showSql(sql, check, { rejected }) {
       renderSql(sqlCode, sql);
       sqlPanel.hidden = false;
       sqlPanel.classList.toggle("is-rejected", rejected);
-      sqlCaption.textContent = rejected ? "Rejected SQL: do not run" : "Generated SQL";
+      sqlCaption.textContent = rejected ? "Rejected SQL: do not run" : dialectCaption(check);
+      sqlCaption.dataset.dialect = check && typeof check.dialect === "string" ? check.dialect : "";
+      sqlCaption.dataset.sourceDialect = check && typeof check.source_dialect === "string"
+        ? check.source_dialect : "";
       emptyState.hidden = true;
       if (check) {
         renderCheck(check);
@@ -518,6 +567,21 @@
       }
       copyableSql = rejected ? "" : sql;
       copyButton.disabled = rejected;
+    }
+
+    /** A refused answer: its SQL stays out of sight until the analyst asks for it, and is never copyable. */
+    function offerFailingQuery(sql, check) {
+      showSql(sql, check, { rejected: true });
+      meta.replaceChildren();
+      sqlPanel.hidden = true;
+      showFailing.hidden = false;
+      setFailingShown(false);
+    }
+
+    function setFailingShown(shown) {
+      sqlPanel.hidden = !shown;
+      showFailing.setAttribute("aria-expanded", String(shown));
+      showFailing.textContent = shown ? "Hide the failing query" : "Show the failing query";
     }
 
     function showResult(result) {
@@ -633,8 +697,7 @@
           : describeFailure(response.status, body, response.headers);
         const code = body && body.error && typeof body.error.code === "string" ? body.error.code : "";
         if (failure.check && typeof failure.check.query === "string" && failure.check.query) {
-          showSql(failure.check.query, failure.check, { rejected: true });
-          meta.replaceChildren();
+          offerFailingQuery(failure.check.query, failure.check);
         }
         showError(failure, code || `http_${response.status}`);
       } finally {
@@ -735,5 +798,5 @@
   });
 
   // Exposed so the browser tests can check the highlighter on hostile text directly.
-  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure });
+  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck });
 })();

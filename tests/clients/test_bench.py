@@ -15,6 +15,7 @@ from clients.bench import (
     DEFAULT_GENERATION,
     BenchConfig,
     _shares,
+    arrival_offsets,
     load_generation,
     load_prompts,
     request_body,
@@ -33,6 +34,23 @@ def test_processes_share_the_budget_and_the_concurrency(requests: int, concurren
     assert sum(share.requests or 0 for share in shares) == requests
     assert sum(share.concurrency for share in shares) == concurrency
     assert max(s.concurrency for s in shares) - min(s.concurrency for s in shares) <= 1
+
+
+def test_open_loop_schedule_interleaves_the_processes() -> None:
+    """What the open loop decides, not when the OS ran it: 8 per second over two processes is one start every
+    125 ms, alternating between them."""
+    config = BenchConfig(requests=4, rate=8.0, processes=2)
+    schedules = [list(arrival_offsets(config, share)) for share in _shares(config)]
+    assert schedules == [[0.0, 0.25], [0.125, 0.375]]
+
+
+def test_open_loop_schedule_stops_at_the_duration_and_poisson_keeps_the_mean_rate() -> None:
+    bounded = BenchConfig(requests=None, duration_s=0.5, rate=20.0)
+    assert len(list(arrival_offsets(bounded, _shares(bounded)[0]))) == 10
+    poisson = BenchConfig(requests=2000, rate=10.0, arrivals="poisson", seed=7)
+    offsets = list(arrival_offsets(poisson, _shares(poisson)[0]))
+    assert offsets == sorted(offsets) and offsets[0] == 0.0
+    assert 2000 / offsets[-1] == pytest.approx(10.0, rel=0.1)  # seeded: the same draws every run
 
 
 def test_open_loop_rate_is_split_across_processes() -> None:

@@ -83,7 +83,8 @@ def cpu_options(model_dir: Path, port: int, scratch_dir: Path, served_model_name
 
 @contextmanager
 def vllm_cpu_server(
-    model_dir: Path, log_dir: Path, served_model_name: str = DEFAULT_SERVED_MODEL_NAME
+    model_dir: Path, log_dir: Path, served_model_name: str = DEFAULT_SERVED_MODEL_NAME,
+    startup_deadline_s: float = STARTUP_DEADLINE_S,
 ) -> Iterator[RunningVllm]:
     """Start real vLLM on CPU, wait until it generates, yield it, stop it with its whole process group."""
     with ExitStack() as stack:
@@ -95,7 +96,7 @@ def vllm_cpu_server(
             log_path = log_dir / f"vllm-{attempt}.log"
             options = cpu_options(model_dir, free_port(), scratch, served_model_name)
             try:
-                server = stack.enter_context(running_vllm(options, log_path, STARTUP_DEADLINE_S))
+                server = stack.enter_context(running_vllm(options, log_path, startup_deadline_s))
                 break
             except LaunchError as error:
                 if error.reason == "port_in_use" and attempt < PORT_ATTEMPTS:

@@ -101,7 +101,7 @@ def _validate(case: Any, response: Any) -> str | None:
 def fuzz(base_url: str, *, max_examples: int, upstream: str, derandomize: bool = False) -> ContractResult:
     """Every operation of /openapi.json, valid and invalid input, `max_examples` each, plus the fixed valid bodies
     (plain and streamed), all with the auth header. `derandomize`: the same examples every run (CI)."""
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", headers=AUTH)
     result = ContractResult(upstream=upstream)
     for loaded in schema.get_all_operations():
         if not isinstance(loaded, Ok):
@@ -149,7 +149,7 @@ class AuthSweep:
 def auth_sweep(base_url: str) -> AuthSweep:
     """Every protected operation, with no key, a wrong Bearer key, a wrong X-API-Key and a malformed header: 401
     with `missing_api_key` or `invalid_api_key`, whatever the body."""
-    spec = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
+    spec = httpx.get(f"{base_url}/openapi.json", headers=AUTH, timeout=10).json()
     sweep = AuthSweep()
     probes = [
         ({}, "missing_api_key"),

@@ -88,7 +88,8 @@ def gateway_process(launcher: Launcher = "uvicorn", **settings: str) -> Iterator
     env = gateway_env(port, **settings)
     if launcher == "uvicorn":
         command = [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--host", "127.0.0.1",
-                   "--port", str(port), "--no-access-log", "--log-level", "warning"]
+                   "--port", str(port), "--no-access-log", "--log-level", "warning",
+                   "--http", "gateway.http_server:LimitedHttpToolsProtocol"]  # the documented way keeps the limits
     else:
         command = [sys.executable, "-m", "gateway"]
     with tempfile.TemporaryDirectory(prefix="sqlgate-gateway-") as folder:

@@ -13,4 +13,7 @@ def test_the_report_refuses_every_adversarial_query_and_accepts_the_benign_ones(
     assert figures.acceptance_rate >= 0.99, figures.benign_refused_samples
     assert [run.examples for run in figures.generated] == [30] * len(figures.generated)
     assert all(run.failure is None for run in figures.generated), [run.failure for run in figures.generated]
+    assert figures.without_schema["refused"] == figures.without_schema["total"] > 0
+    assert set(figures.by_dialect) == {"sqlite", "postgres", "mysql", "duckdb", "tsql"}
+    assert all(row["refused"] == row["total"] for row in figures.by_category.values()), figures.by_category
     assert figures.passed
