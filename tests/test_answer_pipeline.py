@@ -182,6 +182,31 @@ def test_identical_concurrent_misses_make_one_upstream_call(stream: bool) -> Non
     assert texts == [GOOD] * 5
 
 
+def test_a_request_waiting_on_a_failed_flight_answers_itself() -> None:
+    # The leader's upstream call fails (its replica died, say); the identical request waiting on it must not
+    # inherit that failure: it asks the upstream itself.
+    release = asyncio.Event()
+    with fake_upstream(faults.held(release, faults.status(500)), faults.ok(GOOD)) as upstream:
+        app = create_app(make_settings(upstream_url=upstream.base_url))
+        state = app.state.sqlgate
+
+        async def two(base_url: str) -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as client:
+                return await asyncio.gather(*[client.post("/v1/completions", json=completion_body())
+                                              for _ in range(2)])
+
+        with serve_in_thread(app) as gateway:
+            results: list[httpx.Response] = []
+            runner = threading.Thread(target=lambda: results.extend(asyncio.run(two(gateway.base_url))))
+            runner.start()
+            wait_for(lambda: len(upstream.requests) == 1 and state.pipeline.flights.waiting == 1,
+                     "one upstream call and one request waiting on it")
+            upstream.call_soon(release.set)
+            runner.join(timeout=30)
+    assert sorted(r.status_code for r in results) == [200, 502]
+    assert len(upstream.requests) == 2
+
+
 @pytest.mark.redis
 async def test_a_cached_answer_the_check_now_refuses_is_never_served(redis_server: Any) -> None:
     # An entry that an older, weaker check passed: the stored SQL now reads a table outside the schema and a

@@ -9,7 +9,8 @@ from gateway.answer import SqlAnswer
 
 
 class FlightAbandoned(Exception):
-    """The request leading a flight went away (client gone, shutdown) before it had an answer."""
+    """The request leading a flight ended without an answer (client gone, shutdown, an upstream failure on its
+    replica): the requests waiting on it answer themselves."""
 
 
 class Flights:
@@ -33,9 +34,8 @@ class Flights:
         self._landing[key] = future
         return future
 
-    def land(self, key: str, future: asyncio.Future[SqlAnswer], answer: SqlAnswer | None,
-             error: BaseException | None = None) -> None:
-        """Hand the outcome to everyone waiting; exactly once per `lead`."""
+    def land(self, key: str, future: asyncio.Future[SqlAnswer], answer: SqlAnswer | None) -> None:
+        """Hand the answer to everyone waiting, or (None) tell them the leader gave up; once per `lead`."""
         if self._landing.get(key) is future:
             del self._landing[key]
         if future.done():
@@ -43,7 +43,7 @@ class Flights:
         if answer is not None:
             future.set_result(answer)
             return
-        future.set_exception(error if error is not None else FlightAbandoned())
+        future.set_exception(FlightAbandoned())
         future.exception()  # mark it retrieved: with nobody waiting, asyncio would log it as never retrieved
 
     def __len__(self) -> int:

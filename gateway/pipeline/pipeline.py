@@ -135,8 +135,8 @@ class AnswerPipeline:
             return PendingAnswer(self, request, record, key, landing=landing)
         try:
             upstream, started = await self._open_upstream_stream(request, record)
-        except BaseException as exc:
-            self._flights.land(key, landing, None, exc if isinstance(exc, Exception) else None)
+        except BaseException:
+            self._flights.land(key, landing, None)
             raise
         return PendingAnswer(self, request, record, key, landing=landing, upstream=upstream, started=started)
 
@@ -396,10 +396,9 @@ class PendingAnswer:
                 generation = await pipeline.generate(self._request, self._record)
             answer = await pipeline.finish(self._request, generation, self._record)
             await pipeline.remember(self._key, answer)
-        except Exception as exc:
-            pipeline.flights.land(self._key, landing, None, exc)
-            raise
         except BaseException:
+            # Whatever stopped this request (an upstream failure on its replica, its client leaving) need not
+            # stop the ones waiting on it: they answer themselves.
             pipeline.flights.land(self._key, landing, None)
             raise
         pipeline.flights.land(self._key, landing, answer)
