@@ -8,10 +8,8 @@ huggingface_hub are imported only when needed, so an up-to-date folder is confir
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime
-import fcntl
 import hashlib
 import importlib
 import json
@@ -19,10 +17,11 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from launch.folders import exclusive_lock, replace_folder
 from launch.tiny_model import SINGER_EXAMPLE, training_prompt
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -274,32 +273,11 @@ def merge_into(base: Source, adapter: Source, work_dir: Path) -> Any:
     return _save_tokenizer(adapter, base, work_dir)
 
 
-@contextlib.contextmanager
-def _exclusive_lock(out_dir: Path) -> Iterator[None]:
-    """One merge into a folder at a time (make up and a test may start together)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with (out_dir.parent / f".{out_dir.name}.lock").open("w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def _replace_folder(work_dir: Path, out_dir: Path) -> None:
-    """Swap the finished folder in, so a reader never sees a half-written one."""
-    retired = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(retired)
-    work_dir.rename(out_dir)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def merge(request: MergeRequest) -> dict[str, Any]:
     """Merge (or confirm an up-to-date merge) and return the marker written to the folder."""
     total = 5
     out_dir = request.out_dir.resolve()
-    with _exclusive_lock(out_dir):
+    with exclusive_lock(out_dir):
         step(1, total, f"adapter {request.adapter}")
         adapter = fetch(request.adapter, request.adapter_revision, list(_ADAPTER_FILES) + list(_TOKENIZER_FILES),
                         "adapter")
@@ -342,7 +320,7 @@ def merge(request: MergeRequest) -> dict[str, Any]:
                 "verification_output": sample[:500],
             }
             (work_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
-            _replace_folder(work_dir, out_dir)
+            replace_folder(work_dir, out_dir)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         step(5, total, f"merged model saved: {out_dir}")

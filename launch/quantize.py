@@ -10,10 +10,8 @@ Idempotent: a folder whose marker matches the source's fingerprint and the schem
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime
-import fcntl
 import hashlib
 import importlib
 import json
@@ -21,12 +19,13 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
-QuantWeights = Literal["int8", "int4"]
+from launch.folders import exclusive_lock, replace_folder
 
+QuantWeights = Literal["int8", "int4"]
 MARKER_FILE: Final = "sqlgate-quant.json"
 # Bump when the quantization changes in a way that changes the folder it writes.
 CODE_VERSION: Final = 2
@@ -228,27 +227,6 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.glob("*.safetensors"))
 
 
-@contextlib.contextmanager
-def _exclusive_lock(out_dir: Path) -> Iterator[None]:
-    """One quantization into a folder at a time (make up and a benchmark may start together)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with (out_dir.parent / f".{out_dir.name}.lock").open("w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def _replace_folder(work_dir: Path, out_dir: Path) -> None:
-    """Swap the finished folder in, so a reader never sees a half-written one."""
-    retired = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(retired)
-    work_dir.rename(out_dir)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def quantize(request: QuantRequest) -> dict[str, Any]:
     """Quantize (or confirm an up-to-date variant) and return the marker written to the folder."""
     total = 4
@@ -258,7 +236,7 @@ def quantize(request: QuantRequest) -> dict[str, Any]:
     if read_marker(source) is not None:
         raise QuantizeError(f"{source} is already a quantized variant; quantize the unquantized folder")
     out_dir = request.out_dir.resolve()
-    with _exclusive_lock(out_dir):
+    with exclusive_lock(out_dir):
         step(1, total, f"{request.weights} ({SCHEMES[request.weights]}) of {source}")
         expected = expected_marker(request)
         if not request.force and reusable(out_dir, expected):
@@ -285,7 +263,7 @@ def quantize(request: QuantRequest) -> dict[str, Any]:
                 "source_weight_bytes": folder_bytes(source),
             }
             (work_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
-            _replace_folder(work_dir, out_dir)
+            replace_folder(work_dir, out_dir)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         step(4, total, f"quantized model saved: {out_dir}")
