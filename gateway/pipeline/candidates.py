@@ -4,15 +4,22 @@ budget; temperature, seed and k come from the deployment's config, never from a 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import sqlglot
 from sqlglot.errors import SqlglotError
 
+from gateway.answer import Repair
 from gateway.pipeline.verdict import Verdict
 from gateway.sql_check import MODEL_DIALECT
+
+logger = logging.getLogger("sqlgate.pipeline")
 
 # Failures another sample can fix. An unsafe answer is not one: it says what the question asked for (a write, a
 # catalog read), and sampling until something slips through would defeat the guard's purpose.
@@ -45,3 +52,44 @@ def vote(verdicts: Sequence[Verdict]) -> Ballot:
     best = max(counts.values())
     winner = next(verdict for verdict, form in zip(passing, forms, strict=True) if counts[form] == best)
     return Ballot(winner=winner, passing=len(passing), votes=best)
+
+
+class Completer(Protocol):
+    async def complete(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    verdict: Verdict
+    finish_reason: str | None
+    raw_text: str
+
+
+async def sample_candidates(upstream: Completer, payload: dict[str, Any], *, k: int, budget_s: float,
+                            judged: Callable[[str, str | None], Verdict], reason: str
+                            ) -> tuple[Candidate | None, Repair, dict[str, int]]:
+    """k samples in one call, each judged, then voted; bounded by `budget_s`. Never raises for the upstream: a
+    candidate call that fails or runs out of time leaves the greedy refusal standing."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(budget_s):
+            body = await upstream.complete(payload)
+    except TimeoutError:
+        return None, Repair(asked=k, passing=0, votes=0, won=False, reason=reason,
+                            latency_s=time.perf_counter() - started, timed_out=True), {}
+    except Exception as exc:
+        logger.warning("candidate call failed; the greedy answer's refusal stands: %s", type(exc).__name__)
+        return None, Repair(asked=k, passing=0, votes=0, won=False, reason=reason,
+                            latency_s=time.perf_counter() - started), {}
+    candidates = [Candidate(judged(choice["text"], choice.get("finish_reason")), choice.get("finish_reason"),
+                            choice["text"])
+                  for choice in body.get("choices") or () if isinstance(choice, dict)
+                  and isinstance(choice.get("text"), str)]
+    ballot = vote([candidate.verdict for candidate in candidates])
+    usage = body.get("usage") or {}
+    extra = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
+             "completion_tokens": int(usage.get("completion_tokens") or 0)}
+    repair = Repair(asked=k, passing=ballot.passing, votes=ballot.votes, won=ballot.winner is not None,
+                    reason=reason, latency_s=time.perf_counter() - started)
+    winner = next((candidate for candidate in candidates if candidate.verdict is ballot.winner), None)
+    return winner, repair, extra

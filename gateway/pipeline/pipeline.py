@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +23,7 @@ from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
 from gateway.limits import InputCaps
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import RequestTracer
-from gateway.pipeline.candidates import REPAIRABLE, vote
+from gateway.pipeline.candidates import REPAIRABLE, Candidate, sample_candidates
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import FlightAbandoned, Flights
 from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
@@ -33,8 +32,6 @@ from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS
 from gateway.upstream import UpstreamClient, UpstreamStream
-
-logger = logging.getLogger("sqlgate.pipeline")
 
 
 @dataclass(frozen=True)
@@ -273,9 +270,9 @@ class AnswerPipeline:
         raw_text = generation.raw_text
         code = verdict.error_code
         if code in REPAIRABLE and self._candidates.enabled:
-            winner, repair, extra_tokens = await self._repair(request, record, code)
+            winner, repair, extra_tokens = await self._repair(request, code)
             if winner is not None:
-                verdict, finish_reason, raw_text = winner
+                verdict, finish_reason, raw_text = winner.verdict, winner.finish_reason, winner.raw_text
         return SqlAnswer(
             query=verdict.query, source_query=verdict.source_query, raw_text=raw_text,
             finish_reason=finish_reason, prompt_tokens=generation.prompt_tokens,
@@ -284,41 +281,14 @@ class AnswerPipeline:
             extra_tokens=extra_tokens,
         )
 
-    async def _repair(self, request: SqlRequest, record: RequestRecord, reason: str
-                      ) -> tuple[tuple[Verdict, str | None, str] | None, Repair, dict[str, int]]:
-        """k samples in one call, judged and voted; bounded by the time budget. Never raises for the upstream:
-        a candidate call that fails leaves the greedy refusal standing."""
-        k = self._candidates.k
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._candidates.budget_s):
-                body = await self._upstream.complete(self._payload(request, self._candidate_fields))
-        except TimeoutError:
-            repair = Repair(asked=k, passing=0, votes=0, won=False, reason=reason,
-                            latency_s=time.perf_counter() - started, timed_out=True)
-            self._metrics.repair(False, repair.latency_s)
-            return None, repair, {}
-        except Exception as exc:
-            logger.warning("candidate call failed; the greedy answer's refusal stands: %s", type(exc).__name__)
-            repair = Repair(asked=k, passing=0, votes=0, won=False, reason=reason,
-                            latency_s=time.perf_counter() - started)
-            self._metrics.repair(False, repair.latency_s)
-            return None, repair, {}
-        judged: list[tuple[Verdict, str | None, str]] = []
-        for choice in body.get("choices") or ():
-            text = choice.get("text") if isinstance(choice, dict) else None
-            if isinstance(text, str):
-                finish = choice.get("finish_reason")
-                judged.append((judge(text, finish, schema=request.schema, dialect=request.dialect,
-                                     options=self._check), finish, text))
-        ballot = vote([verdict for verdict, _, _ in judged])
-        usage = body.get("usage") or {}
-        extra = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                 "completion_tokens": int(usage.get("completion_tokens") or 0)}
-        repair = Repair(asked=k, passing=ballot.passing, votes=ballot.votes, won=ballot.winner is not None,
-                        reason=reason, latency_s=time.perf_counter() - started)
+    async def _repair(self, request: SqlRequest, reason: str) -> tuple[Candidate | None, Repair, dict[str, int]]:
+        def judged(text: str, finish_reason: str | None) -> Verdict:
+            return judge(text, finish_reason, schema=request.schema, dialect=request.dialect, options=self._check)
+
+        winner, repair, extra = await sample_candidates(
+            self._upstream, self._payload(request, self._candidate_fields), k=self._candidates.k,
+            budget_s=self._candidates.budget_s, judged=judged, reason=reason)
         self._metrics.repair(repair.won, repair.latency_s)
-        winner = next((entry for entry in judged if entry[0] is ballot.winner), None)
         return winner, repair, extra
 
     @staticmethod
