@@ -93,6 +93,13 @@ def run_kill(victim: RunningVllm, survivor: RunningVllm, *, requests: int = 40, 
         with httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {API_KEY}"},
                           timeout=REQUEST_TIMEOUT_S) as http:
             while True:
+                # Past `kill_after` answers, new requests wait for the death to be confirmed: what was in flight then
+                # meets the kill, and what starts afterwards must all go to the survivor (on a quiet machine the
+                # rest of the jobs would otherwise finish before the kill has been confirmed).
+                with lock:
+                    reached = len(outcomes) >= kill_after
+                if reached:
+                    dead.wait(timeout=600.0)
                 try:
                     index = jobs.get_nowait()
                 except queue.Empty:
