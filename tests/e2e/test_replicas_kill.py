@@ -28,4 +28,6 @@ def test_killing_one_replica_fails_only_its_requests_in_flight(tiny_sql_model: P
     # Everything else is a correct answer, and everything started after the death went to the survivor.
     assert result.succeeded == 40 - result.failed
     assert result.started_after_death > 0 and result.started_after_death_failed == 0
-    assert result.attempts_by_replica_after_death["r1"] >= result.started_after_death
+    # Identical concurrent requests share one upstream call (single flight), so the survivor sees at most as many
+    # calls as requests; the dead replica only ever refuses connections (each retried on the survivor at once).
+    assert 0 < result.attempts_by_replica_after_death["r1"] <= result.started_after_death
