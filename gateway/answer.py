@@ -16,7 +16,6 @@ class SqlRequest:
     schema: str
     dialect: str  # what the answer must be written in (the analyst's database)
     prompt: str  # the exact training prompt vLLM sees
-    cache_key: str  # "" when the cache is off
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,10 @@ logger = logging.getLogger("sqlgate.cache")
 CachedValue = dict[str, Any]
 
 
-def cache_key(*, model: str, template_version: str, generation: str, policy: str, dialect: str, question: str,
-              canonical_schema: str) -> str:
-    """Everything that can change the answer is in the key; whitespace and table order of the schema are not."""
-    material = orjson.dumps(
-        [model, template_version, generation, policy, dialect, " ".join(question.split()), canonical_schema]
-    )
-    return hashlib.sha256(material).hexdigest()
+def cache_key(*, model: str, settings: str, dialect: str, prompt: str) -> str:
+    """Exactly what decides the answer: the model (its fingerprint), the settings that generate and judge it, the
+    requested dialect and the rendered prompt the model sees (so a changed comment in the schema is another key)."""
+    return hashlib.sha256(orjson.dumps([model, settings, dialect, prompt])).hexdigest()
 
 
 class ResponseCache(Protocol):

@@ -12,17 +12,18 @@ class Clock:
         return self.now
 
 
-def key(question: str = "How many?", schema: str = "t(a)", **overrides: str) -> str:
-    parts = {"model": "m", "template_version": "v1", "generation": "g", "policy": "read_only", "dialect": "sqlite"}
+def key(**overrides: str) -> str:
+    parts = {"model": "folder:abc", "settings": "[v1, greedy, read_only]", "dialect": "sqlite",
+             "prompt": "<|im_start|>user\nCREATE TABLE t (a int -- cents\n)\nHow many?<|im_end|>"}
     parts.update(overrides)
-    return cache_key(question=question, canonical_schema=schema, **parts)
+    return cache_key(**parts)
 
 
-def test_key_ignores_question_whitespace_but_not_anything_that_changes_the_answer() -> None:
-    assert key("How  many?\n") == key("How many?")
-    assert key() != key("How many singers?")
-    assert key() != key(schema="t(b)")
-    for field in ("model", "template_version", "generation", "policy", "dialect"):
+def test_key_is_the_same_for_the_same_answer_and_changes_with_anything_that_decides_it() -> None:
+    assert key() == key()
+    # A schema comment reaches the model, so it is another key (issue 11).
+    assert key() != key(prompt="<|im_start|>user\nCREATE TABLE t (a int -- dollars\n)\nHow many?<|im_end|>")
+    for field in ("model", "settings", "dialect", "prompt"):
         assert key() != key(**{field: "other"})
 
 

@@ -10,7 +10,6 @@ that failed the check ever leaves the gateway.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.answer import Generation, Repair, SqlAnswer, SqlRequest
-from gateway.cache import ResponseCache
+from gateway.cache import ResponseCache, cache_key
 from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
 from gateway.limits import InputCaps
 from gateway.observability.metrics import Metrics
@@ -74,9 +73,9 @@ class AnswerPipeline:
         self._tracer = tracer
         self._fingerprint = fingerprint
         self._flights = Flights()
-        # Everything but the prompt and the model that decides the answer; the key hashes it with both.
-        self._key_material = orjson.dumps([TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
-                                           check.policy.value, check.grounding, candidates.k])
+        # The settings that generate and judge an answer: part of every cache key, with the prompt and the model.
+        self._key_settings = orjson.dumps([TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
+                                           check.policy.value, check.grounding, candidates.k]).decode()
 
     @property
     def generation(self) -> GenerationParams:
@@ -101,10 +100,7 @@ class AnswerPipeline:
             )
         prompt = render_prompt(question, schema)
         self._caps.check_prompt(prompt, param=schema_param, schema=schema.strip())
-        # The key covers exactly what the model sees (the rendered prompt, comments and quoting included) and
-        # what judges it; the model's fingerprint joins it at look-up time, once the upstream has named it.
-        key = hashlib.sha256(self._key_material + b"\0" + dialect.encode() + b"\0" + prompt.encode()).hexdigest()
-        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt, cache_key=key)
+        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt)
 
     # ---- the whole answer ---------------------------------------------------------------------------------
 
@@ -120,7 +116,7 @@ class AnswerPipeline:
         """Everything up to the first upstream byte: a failure here is a plain HTTP error. With `stream`, vLLM's
         stream is opened now and read by `PendingAnswer.result()`."""
         self._tracer.start(record, question=request.question, schema=request.schema)
-        key = self._full_key(request)
+        key = self._key(request)
         cached = await self.lookup(request, key, record)
         if cached is not None:
             return PendingAnswer(self, request, record, key, ready=cached)
@@ -139,8 +135,10 @@ class AnswerPipeline:
 
     # ---- look up ------------------------------------------------------------------------------------------
 
-    def _full_key(self, request: SqlRequest) -> str:
-        return hashlib.sha256(f"{self._fingerprint.current}\0{request.cache_key}".encode()).hexdigest()
+    def _key(self, request: SqlRequest) -> str:
+        # The fingerprint is read per request: the readiness watcher names the served folder once vLLM is up.
+        return cache_key(model=self._fingerprint.current, settings=self._key_settings, dialect=request.dialect,
+                         prompt=request.prompt)
 
     async def lookup(self, request: SqlRequest, key: str, record: RequestRecord) -> SqlAnswer | None:
         """A stored answer, re-checked now: an entry the current check no longer passes is dropped."""
@@ -156,13 +154,13 @@ class AnswerPipeline:
         try:
             verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
                                   dialect=request.dialect, options=self._check)
-            repair = stored.get("repair")
+            stored_repair = stored.get("repair")
+            repair = Repair(**stored_repair) if isinstance(stored_repair, dict) else None
             answer = SqlAnswer(
                 query=verdict.query, source_query=verdict.source_query, raw_text=str(stored["raw_text"]),
                 finish_reason=stored["finish_reason"], prompt_tokens=int(stored["prompt_tokens"]),
                 completion_tokens=int(stored["completion_tokens"]),
-                check=self._check_object(verdict, Repair(**repair) if isinstance(repair, dict) else None),
-                repair=Repair(**repair) if isinstance(repair, dict) else None, cached=True,
+                check=self._check_object(verdict, repair), repair=repair, cached=True,
                 extra_tokens={k: int(v) for k, v in dict(stored.get("extra_tokens") or {}).items()},
             )
         except (KeyError, TypeError, ValueError):
