@@ -56,7 +56,7 @@ def schema_qualifiers(schema: str) -> frozenset[str]:
     qualifiers: set[str] = set()
     for head in _CREATE_TABLE_HEAD.finditer(schema):
         parts = re.split(r"\s*\.\s*", head.group("name"))
-        qualifiers.update(_unquote(part).lower() for part in parts[:-1])
+        qualifiers.update(unquote(part).lower() for part in parts[:-1])
     return frozenset(qualifiers)
 
 
@@ -95,18 +95,19 @@ def _parse_create_table_by_hand(statement: str) -> tuple[str, set[str]] | None:
     body = _balanced_parens(statement, head.end())
     if body is None:
         body = statement[head.end() + 1:]
-    name = _unquote(re.split(r"\s*\.\s*", head.group("name"))[-1]).lower()
+    name = unquote(re.split(r"\s*\.\s*", head.group("name"))[-1]).lower()
     columns = set()
-    for item in _split_top_level(body):
+    for item in top_level_items(body):
         words = item.split()
         if words and words[0].lower() not in _CONSTRAINT_WORDS:
-            columns.add(_unquote(words[0]).lower())
+            columns.add(unquote(words[0]).lower())
     return name, columns
 
 
-def _unquote(name: str) -> str:
+def unquote(name: str) -> str:
+    """A quoted identifier's name (a doubled double quote inside stands for one); anything else as it is."""
     if len(name) >= 2 and name[0] + name[-1] in ('""', "``", "[]"):
-        return name[1:-1]
+        return name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
     return name
 
 
@@ -116,17 +117,19 @@ def _balanced_parens(text: str, open_at: int) -> str | None:
     return None if end is None else text[open_at + 1:end]
 
 
+_QUOTE_CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
+
+
 def _closing_paren(text: str, open_at: int) -> int | None:
     depth = 0
     quote: str | None = None
-    closers = {"'": "'", '"': '"', "`": "`", "[": "]"}
     for index in range(open_at, len(text)):
         char = text[index]
         if quote is not None:
             if char == quote:
                 quote = None
-        elif char in closers:
-            quote = closers[char]
+        elif char in _QUOTE_CLOSERS:
+            quote = _QUOTE_CLOSERS[char]
         elif char == "(":
             depth += 1
         elif char == ")":
@@ -136,21 +139,26 @@ def _closing_paren(text: str, open_at: int) -> int | None:
     return None
 
 
-def _split_top_level(body: str) -> list[str]:
+def top_level_items(body: str) -> list[str]:
+    """The comma-separated items of a parenthesis body, skipping commas nested in parentheses or quoted."""
     items: list[str] = []
-    current: list[str] = []
     depth = 0
-    for char in body:
-        if char == "(":
+    quote: str | None = None
+    start = 0
+    for index, char in enumerate(body):
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in _QUOTE_CLOSERS:
+            quote = _QUOTE_CLOSERS[char]
+        elif char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
-        if char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current))
+        elif char == "," and depth == 0:
+            items.append(body[start:index])
+            start = index + 1
+    items.append(body[start:])
     return [item.strip() for item in items if item.strip()]
 
 

@@ -17,7 +17,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from gateway.sql_check.parsing import get_dialect
 from gateway.sql_check.result import MAX_SCHEMA_CHARS, SUPPORTED_DIALECTS
-from gateway.sql_check.schema import create_table_statements
+from gateway.sql_check.schema import create_table_statements, top_level_items, unquote
 
 
 @dataclass(frozen=True)
@@ -97,48 +97,19 @@ def _read_table_by_hand(statement: str) -> TableDef | None:
     head = _HEAD.match(statement)
     if head is None:
         return None
-    name = _unquote(_split_dotted(head.group("name"))[-1])
+    name = unquote(_split_dotted(head.group("name"))[-1])
     body = statement[head.end():]
     body = body[: body.rfind(")")] if ")" in body else body
     columns: list[ColumnDef] = []
-    for item in _top_level_items(body):
+    for item in top_level_items(body):
         word = _WORD.match(item)
         if word is not None and word.group(1).lower() not in _CONSTRAINT_WORDS:
-            columns.append(ColumnDef(_unquote(word.group(1)), word.group(2).split(" ")[0] if word.group(2) else ""))
+            columns.append(ColumnDef(unquote(word.group(1)), word.group(2).split(" ")[0] if word.group(2) else ""))
     return TableDef(name, _unique_columns(columns)) if name else None
 
 
 def _split_dotted(name: str) -> list[str]:
     return re.findall(r'"[^"]+"|`[^`]+`|\[[^\]]+\]|[^.\s]+', name) or [name]
-
-
-def _unquote(name: str) -> str:
-    if len(name) >= 2 and name[0] + name[-1] in ('""', "``", "[]"):
-        return name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
-    return name
-
-
-def _top_level_items(body: str) -> list[str]:
-    items: list[str] = []
-    depth = 0
-    quote: str | None = None
-    start = 0
-    closers = {"'": "'", '"': '"', "`": "`", "[": "]"}
-    for index, char in enumerate(body):
-        if quote is not None:
-            if char == quote:
-                quote = None
-        elif char in closers:
-            quote = closers[char]
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            items.append(body[start:index])
-            start = index + 1
-    items.append(body[start:])
-    return [item.strip() for item in items if item.strip()]
 
 
 def _unique_columns(columns: list[ColumnDef]) -> tuple[ColumnDef, ...]:
