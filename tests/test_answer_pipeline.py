@@ -211,15 +211,16 @@ def test_a_request_waiting_on_a_failed_flight_answers_itself() -> None:
 async def test_a_cached_answer_the_check_now_refuses_is_never_served(redis_server: Any) -> None:
     # An entry that an older, weaker check passed: the stored SQL now reads a table outside the schema and a
     # second statement. The gateway re-checks every hit, drops it and answers afresh.
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_server.url)
+    await redis.flushdb()  # the session's Redis: other tests' entries must not count below
     with fake_upstream(faults.ok(GOOD)) as upstream:
         settings = make_settings(upstream_url=upstream.base_url, redis_url=redis_server.url)
         app = create_app(settings)
         async with asgi_client(app) as client:
             first = await client.post("/v1/sql", json={"question": QUESTION, "schema": SCHEMA})
             assert first.json()["cached"] is False
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(redis_server.url)
             try:
                 keys = [key async for key in redis.scan_iter("sqlgate:cache:*")]
                 assert len(keys) == 1
