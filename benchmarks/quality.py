@@ -33,7 +33,7 @@ from benchmarks.processes import REPO_ROOT, child_server, free_port, log_tail
 from benchmarks.quality_scoring import compile_paths, gold_refusal_rate, read_rows, score_rows
 from benchmarks.results import host_facts, say, write_report
 from gateway.prompt import render_prompt
-from gateway.settings import DEFAULT_GENERATION_CONFIG, load_generation_params
+from gateway.settings import DEFAULT_GENERATION_CONFIG, Settings, load_generation_params
 from launch.vllm_server import LaunchOptions, build_command, running_vllm
 
 MODEL_DIR = REPO_ROOT / ".cache" / "coder-0.5b"
@@ -59,6 +59,14 @@ def load_input(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
             rows.append({"index": index, **{key: row.get(key) for key in ROW_FIELDS}})
     return rows
+
+
+def real_model_options(model: Path, scratch: Path, kv_cache: str) -> LaunchOptions:
+    """vLLM on CPU serving the real small model under the gateway's default upstream name."""
+    if not (model / "model.safetensors").exists():
+        raise SystemExit(f"no model at {model}: run shared/models/build_coder_0.5b.sh {model} {VLLM_PYTHON}")
+    return LaunchOptions(model=str(model), target="cpu", port=free_port(), python=str(VLLM_PYTHON),
+                         max_model_len=2048, kv_cache_memory=kv_cache, scratch_dir=str(scratch / "vllm-tmp"))
 
 
 class Runner:
@@ -110,13 +118,13 @@ class Runner:
         except (httpx.HTTPError, ValueError) as error:
             return {"gateway_status": None, "gateway_sql": None, "gateway_code": type(error).__name__,
                     "gateway_ms": None}
-        error = body.get("error") if isinstance(body, dict) else None
-        check = (error or {}).get("check") if error else body.get("check")
+        refusal = body.get("error") if isinstance(body, dict) else None
+        check = (refusal or {}).get("check") if refusal else body.get("check")
         check = check if isinstance(check, dict) else {}
         return {
             "gateway_status": response.status_code,
             "gateway_sql": body.get("sql") if response.status_code == 200 else None,
-            "gateway_code": error.get("code") if isinstance(error, dict) else None,
+            "gateway_code": refusal.get("code") if isinstance(refusal, dict) else None,
             "gateway_ms": round(elapsed_ms, 1),
             "gateway_checked_sql": check.get("query"),
             "gateway_compiled": check.get("compiled"),
@@ -124,9 +132,11 @@ class Runner:
         }
 
 
-def gateway_env(vllm_url: str, scratch: Path) -> dict[str, str]:
+def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
+                candidate_budget_s: float | None = None) -> dict[str, str]:
     """Production settings (this checkout's defaults: SQL check, candidate step, ...) except: one bench key, no
-    rate limit, no cache, no background readiness probes, a long upstream read timeout."""
+    rate limit, no cache, no background readiness probes, a long upstream read timeout; `candidates` and
+    `candidate_budget_s` override the candidate step's defaults (to measure other choices)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
     env.update({
         "SQLGATE_UPSTREAM_URL": vllm_url,
@@ -139,7 +149,20 @@ def gateway_env(vllm_url: str, scratch: Path) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "TMPDIR": str(scratch),
     })
+    if candidates is not None:
+        env["SQLGATE_SQL_CANDIDATES"] = str(candidates)
+    if candidate_budget_s is not None:
+        env["SQLGATE_SQL_CANDIDATE_BUDGET_S"] = str(candidate_budget_s)
     return env
+
+
+def candidate_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The candidate step this run measured: the flags where given, else the gateway's defaults."""
+    defaults = Settings.model_fields
+    return {"k": args.candidates if args.candidates is not None else defaults["sql_candidates"].default,
+            "budget_s": (args.candidate_budget_s if args.candidate_budget_s is not None
+                         else defaults["sql_candidate_budget_s"].default),
+            "sampling": load_generation_params(DEFAULT_GENERATION_CONFIG).candidates.model_dump()}
 
 
 def run_rows(pending: list[dict[str, Any]], runner: Runner, concurrency: int, deadline: float) -> int:
@@ -231,20 +254,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     startup: dict[str, Any] = {}
     options = None
     if pending and not args.report_only:
-        if not (args.model / "model.safetensors").exists():
-            raise SystemExit(f"no model at {args.model}: run shared/models/build_coder_0.5b.sh {args.model} "
-                             f"{VLLM_PYTHON}")
         with tempfile.TemporaryDirectory(prefix="sqlgate-quality-") as scratch_name:
             scratch = Path(scratch_name)
-            options = LaunchOptions(model=str(args.model), target="cpu", port=free_port(), python=str(VLLM_PYTHON),
-                                    max_model_len=2048, kv_cache_memory=args.kv_cache,
-                                    scratch_dir=str(scratch / "vllm-tmp"))
+            options = real_model_options(args.model, scratch, args.kv_cache)
             say("quality: starting vLLM (CPU) with the real model")
             with running_vllm(options, scratch / "vllm.log", deadline_s=600) as vllm:
                 startup["vllm_s"] = round(vllm.startup_seconds, 1)
                 port = free_port()
                 with child_server("gateway", [sys.executable, "-m", "gateway", "--port", str(port)], port=port,
-                                  log_dir=scratch, env=gateway_env(vllm.base_url, scratch)) as gateway:
+                                  log_dir=scratch,
+                                  env=gateway_env(vllm.base_url, scratch, args.candidates,
+                                                  args.candidate_budget_s)) as gateway:
                     startup["gateway_s"] = gateway.startup_s
                     runner = Runner(vllm.base_url, gateway.base_url, rows_path, timeout_s=600)
                     try:
@@ -269,6 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "generation parameters) and through the gateway's /v1/sql, in one run; half the rows "
                             "direct first",
                    "concurrency": args.concurrency, "gateway_cache": "off",
+                   "candidate_step": candidate_settings(args),
                    "exact_match": "publication's: strip, lower-case, collapse whitespace, drop trailing ';'",
                    "direct_fences_stripped": "first ```(?:sql)? fenced block if any, else the whole text",
                    "gateway_exact_match": "what the gateway returns (200); refusals count as misses"},
@@ -295,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="rows in flight (vLLM batches them)")
     parser.add_argument("--deadline-min", type=float, default=25.0, help="no row starts after this many minutes")
     parser.add_argument("--kv-cache", default="1G")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="the gateway's SQLGATE_SQL_CANDIDATES for this run (default: the gateway's default)")
+    parser.add_argument("--candidate-budget-s", type=float, default=None,
+                        help="the gateway's SQLGATE_SQL_CANDIDATE_BUDGET_S for this run (default: its default)")
     parser.add_argument("--fresh", action="store_true", help="forget the rows file and start over")
     parser.add_argument("--report-only", action="store_true", help="score the rows file as it is; run nothing")
     args = parser.parse_args(argv)

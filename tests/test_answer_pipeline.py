@@ -271,6 +271,19 @@ async def test_when_greedy_fails_the_most_voted_passing_candidate_wins() -> None
     assert greedy["temperature"] == 0.0 and "n" not in greedy
 
 
+async def test_the_grammar_strategy_constrains_only_the_candidate_call_to_the_request_schema() -> None:
+    response, sent = await run_with([faults.ok(BROKEN), faults.candidates(["SELECT count(*) FROM singer"] * 2)],
+                                    sql_candidates=2, sql_candidate_strategy="grammar")
+    assert response.status_code == 200, response.text
+    greedy, sampled = (orjson.loads(request) for request in sent)
+    assert "structured_outputs" not in greedy  # the greedy answer is the model's own
+    grammar = sampled["structured_outputs"]["grammar"]  # the field vLLM >= 0.12 reads (tests/e2e proves it)
+    assert grammar.startswith("root ::=") and '"Singer_ID"' in grammar and '"Country"' in grammar
+    _, free = await run_with([faults.ok(BROKEN), faults.candidates(["SELECT count(*) FROM singer"] * 2)],
+                             sql_candidates=2)
+    assert "structured_outputs" not in orjson.loads(free[1])
+
+
 async def test_when_no_candidate_passes_the_refusal_carries_the_failing_query() -> None:
     response, sent = await run_with([faults.ok(BROKEN), faults.candidates([BROKEN, "SELECT FROM"])],
                                     sql_candidates=2)

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import sqlglot
 from sqlglot.errors import SqlglotError
@@ -18,12 +18,25 @@ from sqlglot.errors import SqlglotError
 from gateway.answer import Repair
 from gateway.pipeline.verdict import Verdict
 from gateway.sql_check import MODEL_DIALECT
+from gateway.sql_check.grammar import schema_grammar
 
 logger = logging.getLogger("sqlgate.pipeline")
 
 # Failures another sample can fix. An unsafe answer is not one: it says what the question asked for (a write, a
 # catalog read), and sampling until something slips through would defeat the guard's purpose.
 REPAIRABLE = frozenset({"invalid_sql", "ungrounded_sql", "truncated_sql", "unanswerable_sql", "untranslatable_sql"})
+
+
+# sample: k free samples. grammar: k samples constrained by vLLM's structured outputs to SQL over the request's
+# schema (gateway/sql_check/grammar.py); docs/eval.md has the measurement that chose the default.
+CandidateStrategy = Literal["sample", "grammar"]
+
+
+def candidate_fields(fields: dict[str, Any], strategy: CandidateStrategy, schema: str) -> dict[str, Any]:
+    """The candidate call's decoding fields for one request. vLLM >= 0.12 reads `structured_outputs`; an older
+    field name would be ignored silently (FACTS.md), which tests/test_candidate_grammar.py guards against."""
+    grammar = schema_grammar(schema) if strategy == "grammar" else None
+    return fields if grammar is None else {**fields, "structured_outputs": {"grammar": grammar}}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,13 @@ from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
 from gateway.limits import InputCaps
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import RequestTracer
-from gateway.pipeline.candidates import REPAIRABLE, Candidate, sample_candidates
+from gateway.pipeline.candidates import (
+    REPAIRABLE,
+    Candidate,
+    CandidateStrategy,
+    candidate_fields,
+    sample_candidates,
+)
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import FlightAbandoned, Flights
 from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
@@ -37,6 +43,7 @@ from gateway.upstream import UpstreamClient, UpstreamStream
 class CandidateBudget:
     k: int  # samples in the one call; below 2 the step is off
     budget_s: float
+    strategy: CandidateStrategy = "sample"
 
     @property
     def enabled(self) -> bool:
@@ -75,7 +82,8 @@ class AnswerPipeline:
         self._flights = Flights()
         # The settings that generate and judge an answer: part of every cache key, with the prompt and the model.
         self._key_settings = orjson.dumps([TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
-                                           check.policy.value, check.grounding, candidates.k]).decode()
+                                           check.policy.value, check.grounding, candidates.k,
+                                           candidates.strategy]).decode()
 
     @property
     def generation(self) -> GenerationParams:
@@ -284,7 +292,9 @@ class AnswerPipeline:
             return judge(text, finish_reason, schema=request.schema, dialect=request.dialect, options=self._check)
 
         winner, repair, extra = await sample_candidates(
-            self._upstream, self._payload(request, self._candidate_fields), k=self._candidates.k,
+            self._upstream,
+            self._payload(request, candidate_fields(self._candidate_fields, self._candidates.strategy, request.schema)),
+            k=self._candidates.k,
             budget_s=self._candidates.budget_s, judged=judged, reason=reason)
         self._metrics.repair(repair.won, repair.latency_s)
         return winner, repair, extra
