@@ -150,8 +150,8 @@ class Settings(BaseSettings):
     # advisory: tables and columns outside the request's schema are reported, not refused (partial schemas).
     sql_grounding: Literal["strict", "advisory"] = "strict"
     # The candidate step: k samples in one call when the greedy answer fails the check; 0 turns it off.
-    sql_candidates: int = Field(4, ge=0, le=16)
-    sql_candidate_budget_s: float = Field(20.0, gt=0)
+    sql_candidates: int = Field(8, ge=0, le=16)
+    sql_candidate_budget_s: float = Field(60.0, gt=0)
     # sample: free samples; grammar: samples constrained to SQL over the request's schema (structured outputs).
     sql_candidate_strategy: Literal["sample", "grammar"] = "sample"
 
