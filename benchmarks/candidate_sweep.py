@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from benchmarks.processes import exit_cleanly_on_sigterm, log_tail
 from benchmarks.quality import MODEL_DIR, SERVED_NAME, real_model_options
 from benchmarks.quality_scoring import read_rows
 from benchmarks.results import host_facts, latency_ms, say, write_report
@@ -63,6 +64,9 @@ def draw(client: httpx.Client, row: dict[str, Any], strategy: CandidateStrategy,
         response = client.post("/v1/completions", json=payload)
         response.raise_for_status()
         choices = response.json()["choices"]
+    except httpx.HTTPStatusError as error:
+        return {"error": f"{error.response.status_code}: {error.response.text[:300]}", "texts": [],
+                "seconds": time.perf_counter() - started}
     except (httpx.HTTPError, KeyError, ValueError) as error:
         return {"error": type(error).__name__, "texts": [], "seconds": time.perf_counter() - started}
     return {"texts": [choice.get("text") or "" for choice in choices],
@@ -81,8 +85,10 @@ def replay(row: dict[str, Any], drawn: dict[str, Any], ks: list[int]) -> dict[st
         by_k[str(k)] = {"won": won,
                         "exact": won and ballot.winner is not None and exact_match(ballot.winner.query, row["answer"]),
                         "passing": ballot.passing}
-    return {"by_k": by_k, "seconds": drawn["seconds"], "error": drawn.get("error"),
-            "passing_all": sum(verdict.error_code is None for verdict in verdicts)}
+    winner = vote(verdicts).winner
+    return {"index": row.get("index"), "by_k": by_k, "seconds": round(drawn["seconds"], 2),
+            "error": drawn.get("error"), "passing_all": sum(verdict.error_code is None for verdict in verdicts),
+            "winner_at_k_max": winner.query if winner is not None else None}
 
 
 def summarise_strategy(results: list[dict[str, Any]], ks: list[int], file_rows: int) -> dict[str, Any]:
@@ -94,13 +100,16 @@ def summarise_strategy(results: list[dict[str, Any]], ks: list[int], file_rows: 
         by_k[str(k)] = {"won": won, "won_rate": round(won / tried, 4) if tried else None,
                         "exact_match_gained_rows": exact,
                         "exact_match_gain_pp_of_file": round(100 * exact / file_rows, 2) if file_rows else None}
-    return {"rows": tried, "errors": sum(result["error"] is not None for result in results),
+    errors = [result["error"] for result in results if result["error"] is not None]
+    return {"rows": tried, "errors": len(errors), "error_examples": sorted(set(errors))[:5],
             "by_k": by_k, "call_latency_at_k_max": latency_ms([result["seconds"] for result in results])}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     rows, file_rows = failing_rows(args.rows)
+    vllm_log: str | None = None
+    rows = rows[args.offset:]
     rows = rows[: args.limit] if args.limit else rows
     if not rows:
         raise SystemExit(f"no refused rows in {args.rows}: run `make quality` first")
@@ -122,6 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for row, strategy, job in jobs:
                 results[strategy].append(replay(row, job.result(), ks))
                 bar.update(1)
+            errors = any(result["error"] for outcome in results.values() for result in outcome)
+            vllm_log = log_tail(vllm.log_path, 40) if errors else None
     return {
         "benchmark": "candidate_sweep",
         "rows_in_file": file_rows,
@@ -129,6 +140,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "k_max": args.k_max,
         "ks": ks,
         "strategies": {strategy: summarise_strategy(results[strategy], ks, file_rows) for strategy in STRATEGIES},
+        "vllm_log_tail_on_errors": vllm_log,
+        "per_row": results,
         "sampling": load_generation_params(DEFAULT_GENERATION_CONFIG).candidates.model_dump(),
         "design": {"rows": f"the rows of {args.rows} whose greedy answer the gateway refused (gateway_repair set)",
                    "k": "the first k of one n=k_max call per row and strategy, voted by the gateway's vote",
@@ -148,10 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports/candidate_sweep.json"))
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
     parser.add_argument("--k-max", type=int, default=8, help="samples per call; k = 2, 4, ... up to this")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N refused rows")
     parser.add_argument("--limit", type=int, default=0, help="only the first N refused rows (0: all)")
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight")
     parser.add_argument("--kv-cache", default="1G")
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     if args.k_max < 2:
         parser.error("--k-max must be at least 2")
     report = run(args)

@@ -88,3 +88,12 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """`kill PID` of a benchmark runs its `finally` blocks, which stop the vLLM and gateway children it started:
+    Python's default SIGTERM ends the process at once and leaves them running."""
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)

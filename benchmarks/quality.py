@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from benchmarks.processes import REPO_ROOT, child_server, free_port, log_tail
+from benchmarks.processes import REPO_ROOT, child_server, exit_cleanly_on_sigterm, free_port, log_tail
 from benchmarks.quality_scoring import compile_paths, gold_refusal_rate, read_rows, score_rows
 from benchmarks.results import host_facts, say, write_report
 from gateway.prompt import render_prompt
@@ -133,7 +133,7 @@ class Runner:
 
 
 def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
-                candidate_budget_s: float | None = None) -> dict[str, str]:
+                candidate_budget_s: float | None = None, candidate_strategy: str | None = None) -> dict[str, str]:
     """Production settings (this checkout's defaults: SQL check, candidate step, ...) except: one bench key, no
     rate limit, no cache, no background readiness probes, a long upstream read timeout; `candidates` and
     `candidate_budget_s` override the candidate step's defaults (to measure other choices)."""
@@ -153,6 +153,8 @@ def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
         env["SQLGATE_SQL_CANDIDATES"] = str(candidates)
     if candidate_budget_s is not None:
         env["SQLGATE_SQL_CANDIDATE_BUDGET_S"] = str(candidate_budget_s)
+    if candidate_strategy is not None:
+        env["SQLGATE_SQL_CANDIDATE_STRATEGY"] = candidate_strategy
     return env
 
 
@@ -162,6 +164,7 @@ def candidate_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"k": args.candidates if args.candidates is not None else defaults["sql_candidates"].default,
             "budget_s": (args.candidate_budget_s if args.candidate_budget_s is not None
                          else defaults["sql_candidate_budget_s"].default),
+            "strategy": args.candidate_strategy or defaults["sql_candidate_strategy"].default,
             "sampling": load_generation_params(DEFAULT_GENERATION_CONFIG).candidates.model_dump()}
 
 
@@ -264,7 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 with child_server("gateway", [sys.executable, "-m", "gateway", "--port", str(port)], port=port,
                                   log_dir=scratch,
                                   env=gateway_env(vllm.base_url, scratch, args.candidates,
-                                                  args.candidate_budget_s)) as gateway:
+                                                  args.candidate_budget_s, args.candidate_strategy)) as gateway:
                     startup["gateway_s"] = gateway.startup_s
                     runner = Runner(vllm.base_url, gateway.base_url, rows_path, timeout_s=600)
                     try:
@@ -320,9 +323,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the gateway's SQLGATE_SQL_CANDIDATES for this run (default: the gateway's default)")
     parser.add_argument("--candidate-budget-s", type=float, default=None,
                         help="the gateway's SQLGATE_SQL_CANDIDATE_BUDGET_S for this run (default: its default)")
+    parser.add_argument("--candidate-strategy", choices=("sample", "grammar"), default=None,
+                        help="the gateway's SQLGATE_SQL_CANDIDATE_STRATEGY for this run (default: its default)")
     parser.add_argument("--fresh", action="store_true", help="forget the rows file and start over")
     parser.add_argument("--report-only", action="store_true", help="score the rows file as it is; run nothing")
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     report = run(args)
     report["chart"] = str(chart(report, args.chart)) if report["rows"] else None
     write_report(report, args.out)

@@ -54,9 +54,13 @@ def schema_grammar(schema: str) -> str | None:
                           for form in (name, name.lower()))
     keywords = dict.fromkeys(form for word in KEYWORDS for form in (word, word.lower()))
     return "\n".join((
-        'root ::= ws start (sep token)* ws',
+        # After a word (keyword, name, alias, number, string) another word needs whitespace first, or two names
+        # would glue into one the schema lacks ("orders" + "sum"); punctuation may touch anything.
+        "root ::= ws start after_word ws",
         'start ::= "SELECT" | "select" | "WITH" | "with"',
-        "token ::= keyword | name | alias | number | string | punct",
+        'after_word ::= "" | space word after_word | gap punct after_punct',
+        'after_punct ::= "" | gap word after_word | gap punct after_punct',
+        "word ::= keyword | name | alias | number | string",
         f"keyword ::= {_alternatives(list(keywords))}",
         f"name ::= {_alternatives(list(names))}",
         # T1, T2 ... as the model writes its table aliases. Nothing freer: any word allowed here would let prose
@@ -65,6 +69,7 @@ def schema_grammar(schema: str) -> str | None:
         'number ::= [0-9]{1,12} ("." [0-9]{1,8})?',
         "string ::= \"'\" [^'\\n]{0,80} \"'\"",
         f"punct ::= {_alternatives(list(PUNCTUATION))}",
-        'sep ::= [ \\n\\t]{0,4}',
+        'space ::= [ \\n\\t]{1,4}',
+        'gap ::= [ \\n\\t]{0,4}',
         'ws ::= [ \\n]{0,2}',
     ))

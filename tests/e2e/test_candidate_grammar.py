@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gateway.pipeline.candidates import candidate_fields
-from gateway.settings import load_generation_params
+from gateway.settings import DEFAULT_GENERATION_CONFIG, load_generation_params
 from gateway.sql_check.grammar import KEYWORDS
 from launch.tiny_model import SINGER_EXAMPLE, training_prompt
 
@@ -52,7 +52,7 @@ def sample(vllm_server: Any, fields: dict[str, Any]) -> list[str]:
 
 
 def test_vllm_applies_the_grammar_the_candidate_step_sends(vllm_server: Any) -> None:
-    generation = load_generation_params()
+    generation = load_generation_params(DEFAULT_GENERATION_CONFIG)
     base = {**generation.as_upstream_fields(), **generation.candidates.as_upstream_fields(4)}
     free = sample(vllm_server, candidate_fields(base, "sample", SCHEMA))
     constrained = sample(vllm_server, candidate_fields(base, "grammar", SCHEMA))
