@@ -61,14 +61,18 @@ def draw(client: httpx.Client, row: dict[str, Any], strategy: CandidateStrategy,
                **candidate_fields(base, strategy, row["context"])}
     started = time.perf_counter()
     try:
-        response = client.post("/v1/completions", json=payload)
+        try:
+            response = client.post("/v1/completions", json=payload)
+        except httpx.TransportError:  # a kept-alive connection the server closed meanwhile: one fresh try
+            response = client.post("/v1/completions", json=payload)
         response.raise_for_status()
         choices = response.json()["choices"]
     except httpx.HTTPStatusError as error:
         return {"error": f"{error.response.status_code}: {error.response.text[:300]}", "texts": [],
                 "seconds": time.perf_counter() - started}
     except (httpx.HTTPError, KeyError, ValueError) as error:
-        return {"error": type(error).__name__, "texts": [], "seconds": time.perf_counter() - started}
+        return {"error": f"{type(error).__name__}: {error}"[:300], "texts": [],
+                "seconds": time.perf_counter() - started}
     return {"texts": [choice.get("text") or "" for choice in choices],
             "finish_reasons": [choice.get("finish_reason") for choice in choices],
             "seconds": time.perf_counter() - started}

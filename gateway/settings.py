@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     sql_candidates: int = Field(8, ge=0, le=16)
     sql_candidate_budget_s: float = Field(60.0, gt=0)
     # sample: free samples; grammar: samples constrained to SQL over the request's schema (structured outputs).
-    sql_candidate_strategy: Literal["sample", "grammar"] = "sample"
+    sql_candidate_strategy: Literal["sample", "grammar"] = "grammar"
 
     # Cache.
     cache_enabled: bool = True
