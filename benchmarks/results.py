@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from clients.stats import percentile, summarise
+from gateway.observability.metrics import SQL_OUTCOMES
 
 # A gateway answer rejected by its SQL check (what random-weight models produce) still did all the work: the
 # model generated, the check ran. Serving benchmarks count these as completed requests.
-CHECK_REJECTIONS = frozenset({"invalid_sql", "unsafe_sql"})
+# Every verdict of the SQL check is a whole answer for a serving benchmark: random weights write garbage, and the
+# 32 forced tokens end in a length stop (truncated_sql), both after the full generation.
+CHECK_REJECTIONS = frozenset(SQL_OUTCOMES) - {"valid"}
 
 
 def latency_ms(values_s: Iterable[float]) -> dict[str, float | int | None]:

@@ -72,3 +72,13 @@ def test_without_quality_figures_only_the_unquantized_weights_qualify() -> None:
     assert best["weights"] == "fp32" and best["target_met"] is False
     evidence = launcher_evidence(done["summary"]["by_weights"], None, "fp32")["by_weights"]
     assert evidence["int8"]["quality_em_delta_vs_bf16"] is None and evidence["fp32"]["quality_em_delta_vs_bf16"] == 0
+
+
+def test_every_sql_check_verdict_counts_as_a_whole_answer() -> None:
+    # 32 forced tokens end in a length stop: the gateway answers 422 truncated_sql after the full generation.
+    # Counting it as a failure left the gateway cells of make bench empty (p50 None, 0 req/s).
+    from benchmarks.results import completed
+
+    assert completed([0.0, 100.0, "gateway", 422, "truncated_sql", 32])
+    assert completed([0.0, 100.0, "gateway", 422, "ungrounded_sql", 32])
+    assert not completed([0.0, 100.0, "gateway", 502, "upstream_error", None])
