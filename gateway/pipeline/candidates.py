@@ -34,7 +34,7 @@ CandidateStrategy = Literal["sample", "grammar"]
 
 def candidate_fields(fields: dict[str, Any], strategy: CandidateStrategy, schema: str) -> dict[str, Any]:
     """The candidate call's decoding fields for one request. vLLM >= 0.12 reads `structured_outputs`; an older
-    field name would be ignored silently (FACTS.md), which tests/test_candidate_grammar.py guards against."""
+    field name would be ignored silently (FACTS.md), which tests/e2e/test_candidate_grammar.py guards against."""
     grammar = schema_grammar(schema) if strategy == "grammar" else None
     return fields if grammar is None else {**fields, "structured_outputs": {"grammar": grammar}}
 

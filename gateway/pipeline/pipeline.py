@@ -43,7 +43,7 @@ from gateway.upstream import UpstreamClient, UpstreamStream
 class CandidateBudget:
     k: int  # samples in the one call; below 2 the step is off
     budget_s: float
-    strategy: CandidateStrategy = "sample"
+    strategy: CandidateStrategy = "grammar"
 
     @property
     def enabled(self) -> bool:
