@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from gateway.app import create_app
+from gateway.settings import Settings
 from tests import faults
 from tests.conftest import AUTH, asgi_client, make_settings
 from tests.servers import Fault, fake_upstream, serve_in_thread, wait_for
@@ -273,14 +274,15 @@ async def test_when_greedy_fails_the_most_voted_passing_candidate_wins() -> None
 
 async def test_the_grammar_strategy_constrains_only_the_candidate_call_to_the_request_schema() -> None:
     response, sent = await run_with([faults.ok(BROKEN), faults.candidates(["SELECT count(*) FROM singer"] * 2)],
-                                    sql_candidates=2, sql_candidate_strategy="grammar")
+                                    sql_candidates=2)  # the default strategy
+    assert Settings.model_fields["sql_candidate_strategy"].default == "grammar"
     assert response.status_code == 200, response.text
     greedy, sampled = (orjson.loads(request) for request in sent)
     assert "structured_outputs" not in greedy  # the greedy answer is the model's own
     grammar = sampled["structured_outputs"]["grammar"]  # the field vLLM >= 0.12 reads (tests/e2e proves it)
     assert grammar.startswith("root ::=") and '"Singer_ID"' in grammar and '"Country"' in grammar
     _, free = await run_with([faults.ok(BROKEN), faults.candidates(["SELECT count(*) FROM singer"] * 2)],
-                             sql_candidates=2)
+                             sql_candidates=2, sql_candidate_strategy="sample")
     assert "structured_outputs" not in orjson.loads(free[1])
 
 
