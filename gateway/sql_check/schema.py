@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import sqlglot.expressions as exp
 from sqlglot.errors import ParseError, TokenError
@@ -120,42 +120,34 @@ def _balanced_parens(text: str, open_at: int) -> str | None:
 _QUOTE_CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
 
-def _closing_paren(text: str, open_at: int) -> int | None:
+def _unquoted(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) for every character of `text` from `start` that is outside
+    quotes and brackets: the one scanner both readers below share."""
     depth = 0
     quote: str | None = None
-    for index in range(open_at, len(text)):
+    for index in range(start, len(text)):
         char = text[index]
         if quote is not None:
             if char == quote:
                 quote = None
-        elif char in _QUOTE_CLOSERS:
+            continue
+        if char in _QUOTE_CLOSERS:
             quote = _QUOTE_CLOSERS[char]
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
+            continue
+        depth += (char == "(") - (char == ")")
+        yield index, char, depth
+
+
+def _closing_paren(text: str, open_at: int) -> int | None:
+    return next((index for index, char, depth in _unquoted(text, open_at) if char == ")" and depth == 0), None)
 
 
 def top_level_items(body: str) -> list[str]:
     """The comma-separated items of a parenthesis body, skipping commas nested in parentheses or quoted."""
     items: list[str] = []
-    depth = 0
-    quote: str | None = None
     start = 0
-    for index, char in enumerate(body):
-        if quote is not None:
-            if char == quote:
-                quote = None
-        elif char in _QUOTE_CLOSERS:
-            quote = _QUOTE_CLOSERS[char]
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
+    for index, char, depth in _unquoted(body):
+        if char == "," and depth == 0:
             items.append(body[start:index])
             start = index + 1
     items.append(body[start:])
