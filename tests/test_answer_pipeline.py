@@ -155,27 +155,35 @@ async def test_schemas_that_differ_only_in_a_comment_do_not_share_an_answer() ->
     assert len(up.requests) == 2
 
 
+def identical_requests_held_on_one_flight(upstream: Any, release: asyncio.Event, count: int, *, stream: bool = False
+                                          ) -> list[httpx.Response]:
+    """`count` identical completions at once against a real gateway; the upstream's first answer is held until one
+    upstream call is in flight and the other `count - 1` requests are waiting on it, then released."""
+    app = create_app(make_settings(upstream_url=upstream.base_url))
+    state = app.state.sqlgate  # its pipeline exists once the lifespan has run
+
+    async def send(base_url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as client:
+            return await asyncio.gather(*[client.post("/v1/completions", json=completion_body(stream=stream))
+                                          for _ in range(count)])
+
+    results: list[httpx.Response] = []
+    with serve_in_thread(app) as gateway:
+        runner = threading.Thread(target=lambda: results.extend(asyncio.run(send(gateway.base_url))))
+        runner.start()
+        wait_for(lambda: len(upstream.requests) == 1 and state.pipeline.flights.waiting == count - 1,
+                 f"one upstream call and {count - 1} requests waiting on it")
+        upstream.call_soon(release.set)
+        runner.join(timeout=30)
+    return results
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
 def test_identical_concurrent_misses_make_one_upstream_call(stream: bool) -> None:
     release = asyncio.Event()
     answer = faults.stream_ok([GOOD[:7], GOOD[7:]]) if stream else faults.ok(GOOD)
     with fake_upstream(faults.held(release, answer)) as upstream:
-        app = create_app(make_settings(upstream_url=upstream.base_url))
-        state = app.state.sqlgate
-
-        async def five(base_url: str) -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as client:
-                requests = [client.post("/v1/completions", json=completion_body(stream=stream)) for _ in range(5)]
-                return await asyncio.gather(*requests)
-
-        with serve_in_thread(app) as gateway:
-            results: list[httpx.Response] = []
-            runner = threading.Thread(target=lambda: results.extend(asyncio.run(five(gateway.base_url))))
-            runner.start()
-            wait_for(lambda: len(upstream.requests) == 1 and state.pipeline.flights.waiting == 4,
-                     "one upstream call and four requests waiting on it")
-            upstream.call_soon(release.set)
-            runner.join(timeout=30)
+        results = identical_requests_held_on_one_flight(upstream, release, 5, stream=stream)
     assert len(upstream.requests) == 1
     assert len(results) == 5
     texts = [r.json()["choices"][0]["text"] if not r.headers["content-type"].startswith("text/event-stream")
@@ -188,22 +196,7 @@ def test_a_request_waiting_on_a_failed_flight_answers_itself() -> None:
     # inherit that failure: it asks the upstream itself.
     release = asyncio.Event()
     with fake_upstream(faults.held(release, faults.status(500)), faults.ok(GOOD)) as upstream:
-        app = create_app(make_settings(upstream_url=upstream.base_url))
-        state = app.state.sqlgate
-
-        async def two(base_url: str) -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as client:
-                return await asyncio.gather(*[client.post("/v1/completions", json=completion_body())
-                                              for _ in range(2)])
-
-        with serve_in_thread(app) as gateway:
-            results: list[httpx.Response] = []
-            runner = threading.Thread(target=lambda: results.extend(asyncio.run(two(gateway.base_url))))
-            runner.start()
-            wait_for(lambda: len(upstream.requests) == 1 and state.pipeline.flights.waiting == 1,
-                     "one upstream call and one request waiting on it")
-            upstream.call_soon(release.set)
-            runner.join(timeout=30)
+        results = identical_requests_held_on_one_flight(upstream, release, 2)
     assert sorted(r.status_code for r in results) == [200, 502]
     assert len(upstream.requests) == 2
 
