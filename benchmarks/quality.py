@@ -135,8 +135,8 @@ class Runner:
 def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
                 candidate_budget_s: float | None = None, candidate_strategy: str | None = None) -> dict[str, str]:
     """Production settings (this checkout's defaults: SQL check, candidate step, ...) except: one bench key, no
-    rate limit, no cache, no background readiness probes, a long upstream read timeout; `candidates` and
-    `candidate_budget_s` override the candidate step's defaults (to measure other choices)."""
+    rate limit, no cache, no background readiness probes, a long upstream read timeout; the `candidate*` arguments
+    override the candidate step's defaults (to measure other choices)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
     env.update({
         "SQLGATE_UPSTREAM_URL": vllm_url,
