@@ -28,8 +28,8 @@ from benchmarks.quality import MODEL_DIR, SERVED_NAME, real_model_options
 from benchmarks.quality_scoring import read_rows
 from benchmarks.results import host_facts, latency_ms, say, write_report
 from clients.sql_match import exact_match
-from gateway.pipeline.candidates import CandidateStrategy, candidate_fields, vote
-from gateway.pipeline.verdict import CheckOptions, Verdict, judge
+from gateway.pipeline.candidates import Candidate, CandidateStrategy, candidate_fields, vote
+from gateway.pipeline.verdict import CheckOptions, judge
 from gateway.prompt import render_prompt
 from gateway.settings import DEFAULT_GENERATION_CONFIG, load_generation_params
 from gateway.sql_check import SqlPolicy
@@ -80,19 +80,20 @@ def draw(client: httpx.Client, row: dict[str, Any], strategy: CandidateStrategy,
 
 def replay(row: dict[str, Any], drawn: dict[str, Any], ks: list[int]) -> dict[str, Any]:
     """What the gateway answers with the first k samples, for each k."""
-    verdicts: list[Verdict] = [judge(text, reason, schema=row["context"], dialect="sqlite", options=CHECK)
-                               for text, reason in zip(drawn["texts"], drawn.get("finish_reasons", []), strict=True)]
+    candidates = [Candidate(judge(text, reason, schema=row["context"], dialect="sqlite", options=CHECK), reason, text)
+                  for text, reason in zip(drawn["texts"], drawn.get("finish_reasons", []), strict=True)]
     by_k = {}
     for k in ks:
-        ballot = vote(verdicts[:k])
-        won = ballot.winner is not None
-        by_k[str(k)] = {"won": won,
-                        "exact": won and ballot.winner is not None and exact_match(ballot.winner.query, row["answer"]),
+        ballot = vote(candidates[:k])
+        winner = ballot.winner
+        by_k[str(k)] = {"won": winner is not None,
+                        "exact": winner is not None and exact_match(winner.verdict.query, row["answer"]),
                         "passing": ballot.passing}
-    winner = vote(verdicts).winner
+    best = vote(candidates).winner
     return {"index": row.get("index"), "by_k": by_k, "seconds": round(drawn["seconds"], 2),
-            "error": drawn.get("error"), "passing_all": sum(verdict.error_code is None for verdict in verdicts),
-            "winner_at_k_max": winner.query if winner is not None else None}
+            "error": drawn.get("error"),
+            "passing_all": sum(candidate.verdict.error_code is None for candidate in candidates),
+            "winner_at_k_max": best.verdict.query if best is not None else None}
 
 
 def summarise_strategy(results: list[dict[str, Any]], ks: list[int], file_rows: int) -> dict[str, Any]:

@@ -63,6 +63,8 @@ class SqlAnswer:
     upstream_latency_s: float = 0.0
     ttft_s: float | None = None
     extra_tokens: dict[str, int] = field(default_factory=dict)  # the candidate call's usage, when it ran
+    # {candidates, agreeing, ratio} of the vote that chose this answer; None when no vote ran (or it had no samples)
+    agreement: dict[str, Any] | None = None
 
     @property
     def error_code(self) -> str | None:

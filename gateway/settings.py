@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     sql_candidate_budget_s: float = Field(60.0, gt=0)
     # sample: free samples; grammar: samples constrained to SQL over the request's schema (structured outputs).
     sql_candidate_strategy: Literal["sample", "grammar"] = "grammar"
+    # on_failure: sample only when the greedy answer fails the check; always: sample next to every greedy call and
+    # vote (agreement = confidence). The launcher picks each target's measured default (launch/target_defaults.py).
+    sql_candidates_policy: Literal["on_failure", "always"] = "on_failure"
+    # An answer fewer than this share of candidates agree with is refused as low_confidence (unset: never).
+    sql_min_agreement: float | None = Field(None, gt=0.0, le=1.0)
 
     # Cache.
     cache_enabled: bool = True

@@ -169,3 +169,13 @@ def held(release: asyncio.Event, then: Fault) -> Fault:
         await release.wait()
         return await then(reader, writer)
     return fault
+
+
+def sampled_or_greedy(requests: list[bytes], *, sampled: Fault, greedy: Fault) -> Fault:
+    """`sampled` for the candidate step's call (it asks for `n` samples), `greedy` for any other: with the `always`
+    policy both calls are in flight at once, so which comes first is not fixed. `requests` is the fake's own list,
+    whose last entry is the request being answered when the fault starts."""
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        chosen = sampled if b'"n":' in requests[-1] else greedy
+        return await chosen(reader, writer)
+    return fault

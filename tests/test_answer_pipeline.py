@@ -364,3 +364,56 @@ async def test_sql_that_cannot_be_written_faithfully_in_the_dialect_is_refused_n
     error = response.json()["error"]
     assert error["code"] == "untranslatable_sql"
     assert error["check"]["query"] == julian  # the model's SQLite, for debugging; never as the answer
+
+
+# ---- the `always` policy: every answer is voted on, agreement is its confidence ---------------------------------
+
+async def run_always(greedy: str, samples: list[str], **settings: Any) -> tuple[httpx.Response, list[bytes]]:
+    with fake_upstream(faults.ok(greedy)) as upstream:
+        upstream.faults = [faults.sampled_or_greedy(upstream.requests, sampled=faults.candidates(samples),
+                                                    greedy=faults.ok(greedy))]
+        app = create_app(make_settings(upstream_url=upstream.base_url, cache_enabled=False,
+                                       sql_candidates=len(samples), sql_candidates_policy="always", **settings))
+        async with asgi_client(app) as client:
+            response = await client.post("/v1/sql", json=sql_request())
+        return response, list(upstream.requests)
+
+
+async def test_with_the_always_policy_a_passing_greedy_answer_is_voted_on_and_carries_its_agreement() -> None:
+    count = "SELECT count(*) FROM singer"
+    response, sent = await run_always(count, [count, "select COUNT(*) from singer", "SELECT count(Name) FROM singer",
+                                              BROKEN])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["sql"] == count
+    assert body["check"]["agreement"] == {"candidates": 5, "agreeing": 3, "ratio": 0.6}
+    assert body["check"]["repair"] is None  # the greedy answer stood
+    assert sorted("n" in orjson.loads(request) for request in sent) == [False, True]
+
+
+async def test_with_the_always_policy_samples_that_agree_outvote_the_greedy_answer() -> None:
+    count = "SELECT count(*) FROM singer"
+    response, _ = await run_always("SELECT count(Name) FROM singer", [count, count, "SELECT Name FROM singer"])
+    body = response.json()
+    assert body["sql"] == count
+    assert body["check"]["agreement"] == {"candidates": 4, "agreeing": 2, "ratio": 0.5}
+    assert body["check"]["repair"]["reason"] == "outvoted" and body["check"]["repair"]["won"] is True
+
+
+async def test_below_the_minimum_agreement_the_answer_is_refused_with_the_competing_queries() -> None:
+    count = "SELECT count(*) FROM singer"
+    response, _ = await run_always(count, [count, "SELECT count(Name) FROM singer", "SELECT Name FROM singer"],
+                                   sql_min_agreement=0.75)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "low_confidence"
+    assert "2 of 4 candidate queries agree" in error["message"]
+    assert [entry["votes"] for entry in error["check"]["competing"]] == [2, 1, 1]
+    assert error["check"]["competing"][0]["query"] == count
+
+
+async def test_the_on_failure_policy_leaves_a_passing_greedy_answer_alone() -> None:
+    response, sent = await run_with([faults.ok("SELECT count(*) FROM singer")], sql_candidates=4)
+    assert response.status_code == 200
+    assert response.json()["check"]["agreement"] is None
+    assert len(sent) == 1

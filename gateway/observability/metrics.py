@@ -24,7 +24,9 @@ COMPLETION_TOKEN_BUCKETS = (8, 16, 32, 64, 128, 200, 256, 384, 512)
 UPSTREAM_OUTCOMES = ("ok", "error")
 CACHE_RESULTS = ("hit", "miss")
 SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncated_sql", "unanswerable_sql",
-                "untranslatable_sql")
+                "untranslatable_sql", "low_confidence")
+# Share of the candidate queries that agree with the answer; 0.75 is the "confident" line docs/eval.md reports.
+AGREEMENT_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 # What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
 REPAIR_OUTCOMES = ("won", "lost")
 REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
@@ -133,6 +135,9 @@ class Metrics:
         self._repair_duration = Histogram("sqlgate_sql_repair_duration_seconds",
                                           "Time the candidate step took (its one sampling call and the checks).",
                                           buckets=LATENCY_BUCKETS, registry=r)
+        self._agreement = Histogram("sqlgate_sql_agreement_ratio",
+                                    "Share of the candidate queries that agree with the answer, per vote.",
+                                    buckets=AGREEMENT_BUCKETS, registry=r)
         self._refusals = Counter("sqlgate_sql_refusals", "Answers refused after the model ran, by error code.",
                                  ["code"], registry=r)
         self._rejected = Counter("sqlgate_rejected_requests", "Requests refused before the model, by reason.",
@@ -203,6 +208,9 @@ class Metrics:
     def repair(self, won: bool, seconds: float) -> None:
         self._repairs.labels("won" if won else "lost").inc()
         self._repair_duration.observe(seconds)
+
+    def agreement(self, ratio: float) -> None:
+        self._agreement.observe(ratio)
 
     def refusal(self, code: str) -> None:
         self._refusals.labels(_bounded(code, SQL_OUTCOMES)).inc()

@@ -24,14 +24,18 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import RequestTracer
 from gateway.pipeline.candidates import (
     REPAIRABLE,
+    Ballot,
     Candidate,
+    CandidatePolicy,
     CandidateStrategy,
+    Draw,
     candidate_fields,
-    sample_candidates,
+    draw_candidates,
+    vote,
 )
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import FlightAbandoned, Flights
-from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
+from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query, refuse
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
@@ -44,10 +48,17 @@ class CandidateBudget:
     k: int  # samples in the one call; below 2 the step is off
     budget_s: float
     strategy: CandidateStrategy = "grammar"
+    policy: CandidatePolicy = "on_failure"
+    # Below this share of agreeing candidates an answer is refused as low_confidence; None: never.
+    min_agreement: float | None = None
 
     @property
     def enabled(self) -> bool:
         return self.k >= 2
+
+    @property
+    def always(self) -> bool:
+        return self.enabled and self.policy == "always"
 
 
 class AnswerPipeline:
@@ -83,7 +94,8 @@ class AnswerPipeline:
         # The settings that generate and judge an answer: part of every cache key, with the prompt and the model.
         self._key_settings = orjson.dumps([TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
                                            check.policy.value, check.grounding, candidates.k,
-                                           candidates.strategy]).decode()
+                                           candidates.strategy, candidates.policy,
+                                           candidates.min_agreement]).decode()
 
     @property
     def generation(self) -> GenerationParams:
@@ -164,12 +176,15 @@ class AnswerPipeline:
                                   dialect=request.dialect, options=self._check)
             stored_repair = stored.get("repair")
             repair = Repair(**stored_repair) if isinstance(stored_repair, dict) else None
+            stored_agreement = stored.get("agreement")
+            agreement = dict(stored_agreement) if isinstance(stored_agreement, dict) else None
             answer = SqlAnswer(
                 query=verdict.query, source_query=verdict.source_query, raw_text=str(stored["raw_text"]),
                 finish_reason=stored["finish_reason"], prompt_tokens=int(stored["prompt_tokens"]),
                 completion_tokens=int(stored["completion_tokens"]),
-                check=self._check_object(verdict, repair), repair=repair, cached=True,
+                check=self._check_object(verdict, repair, agreement), repair=repair, cached=True,
                 extra_tokens={k: int(v) for k, v in dict(stored.get("extra_tokens") or {}).items()},
+                agreement=agreement,
             )
         except (KeyError, TypeError, ValueError):
             return None  # written by an older version: answer afresh
@@ -178,7 +193,8 @@ class AnswerPipeline:
         return answer
 
     async def remember(self, key: str, answer: SqlAnswer) -> None:
-        if self._cache.enabled:
+        # A low-confidence refusal depends on the samples of this one vote: the next request votes again.
+        if self._cache.enabled and answer.error_code != "low_confidence":
             await self._cache.set(key, {**answer.for_cache(), "valid": answer.valid})
 
     # ---- generate -----------------------------------------------------------------------------------------
@@ -264,44 +280,75 @@ class AnswerPipeline:
 
     # ---- finish -------------------------------------------------------------------------------------------
 
-    async def finish(self, request: SqlRequest, generation: Generation, record: RequestRecord) -> SqlAnswer:
-        """Judge the greedy answer; when it fails for a reason sampling can fix, run the candidate step."""
+    def start_draw(self, request: SqlRequest) -> asyncio.Task[Draw] | None:
+        """With the `always` policy, the sampling call, started now so that it runs next to the greedy call."""
+        return asyncio.create_task(self._draw(request)) if self._candidates.always else None
+
+    async def finish(self, request: SqlRequest, generation: Generation, record: RequestRecord,
+                     drawing: asyncio.Task[Draw] | None = None) -> SqlAnswer:
+        """Judge the greedy answer; vote it against the samples when the policy says so or it fails for a reason
+        sampling can fix. `drawing` is the sampling call `start_draw` began (else it is made here if needed)."""
         verdict = judge(generation.raw_text, generation.finish_reason, schema=request.schema,
                         dialect=request.dialect, options=self._check)
         if verdict.check.get("compiled") is False:
             self._metrics.compile_failure()
-        finish_reason = generation.finish_reason
-        repair: Repair | None = None
-        extra_tokens: dict[str, int] = {}
-        raw_text = generation.raw_text
+        greedy = Candidate(verdict, generation.finish_reason, generation.raw_text)
         code = verdict.error_code
-        if code in REPAIRABLE and self._candidates.enabled:
-            winner, repair, extra_tokens = await self._repair(request, code)
-            if winner is not None:
-                verdict, finish_reason, raw_text = winner.verdict, winner.finish_reason, winner.raw_text
+        wanted = self._candidates.enabled and (code in REPAIRABLE or (code is None and self._candidates.always))
+        chosen, repair, agreement, extra_tokens = greedy, None, None, {}
+        if wanted:
+            draw = await drawing if drawing is not None else await self._draw(request)
+            chosen, repair, agreement = self._decide(greedy, draw)
+            extra_tokens = draw.extra_tokens
+        elif drawing is not None:
+            drawing.cancel()  # an unsafe greedy answer is refused as it is: no sample may replace it
+        check = self._check_object(chosen.verdict, repair, agreement)
         return SqlAnswer(
-            query=verdict.query, source_query=verdict.source_query, raw_text=raw_text,
-            finish_reason=finish_reason, prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens, check=self._check_object(verdict, repair),
-            repair=repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
-            extra_tokens=extra_tokens,
+            query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
+            finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens, check=check, repair=repair,
+            upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s, extra_tokens=extra_tokens,
+            agreement=agreement,
         )
 
-    async def _repair(self, request: SqlRequest, reason: str) -> tuple[Candidate | None, Repair, dict[str, int]]:
+    async def _draw(self, request: SqlRequest) -> Draw:
         def judged(text: str, finish_reason: str | None) -> Verdict:
             return judge(text, finish_reason, schema=request.schema, dialect=request.dialect, options=self._check)
 
-        winner, repair, extra = await sample_candidates(
-            self._upstream,
-            self._payload(request, candidate_fields(self._candidate_fields, self._candidates.strategy, request.schema)),
-            k=self._candidates.k,
-            budget_s=self._candidates.budget_s, judged=judged, reason=reason)
-        self._metrics.repair(repair.won, repair.latency_s)
-        return winner, repair, extra
+        fields = candidate_fields(self._candidate_fields, self._candidates.strategy, request.schema)
+        return await draw_candidates(self._upstream, self._payload(request, fields), k=self._candidates.k,
+                                     budget_s=self._candidates.budget_s, judged=judged)
+
+    def _decide(self, greedy: Candidate, draw: Draw) -> tuple[Candidate, Repair | None, dict[str, Any] | None]:
+        """The vote's winner (the greedy answer unless the samples outvote it or it failed), what the step did, and
+        the agreement (None when the sampling call did not answer: no confidence can be claimed)."""
+        ballot = vote((greedy, *draw.candidates))
+        winner = ballot.winner
+        replaced = winner is not None and winner is not greedy
+        agreement = ballot.agreement() if draw.complete else None
+        if agreement is not None:
+            self._metrics.agreement(agreement["ratio"])
+        repair = None
+        if greedy.verdict.error_code is not None or replaced:
+            repair = Repair(asked=draw.asked, passing=sum(c.verdict.error_code is None for c in draw.candidates),
+                            votes=ballot.votes, won=replaced, reason=greedy.verdict.error_code or "outvoted",
+                            latency_s=draw.latency_s, timed_out=draw.timed_out)
+            self._metrics.repair(replaced, draw.latency_s)
+        chosen = winner if replaced and winner is not None else greedy
+        if chosen.verdict.error_code is None and self._too_unsure(agreement):
+            chosen = Candidate(_low_confidence(chosen.verdict, ballot, self._candidates.min_agreement or 0.0),
+                               chosen.finish_reason, chosen.raw_text)
+        return chosen, repair, agreement
+
+    def _too_unsure(self, agreement: dict[str, Any] | None) -> bool:
+        threshold = self._candidates.min_agreement
+        return threshold is not None and agreement is not None and agreement["ratio"] < threshold
 
     @staticmethod
-    def _check_object(verdict: Verdict, repair: Repair | None) -> dict[str, Any]:
-        return {**verdict.check, "repair": repair.as_dict() if repair is not None else None}
+    def _check_object(verdict: Verdict, repair: Repair | None, agreement: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+        return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
+                "agreement": agreement}
 
     def account(self, answer: SqlAnswer, record: RequestRecord) -> None:
         """Tokens, check outcome and trace facts for one answer, once per request."""
@@ -326,6 +373,16 @@ class AnswerPipeline:
                     if p.get("code") != "no_where_clause"]
         reason = "; ".join(dict.fromkeys(problems)) or "it did not pass the SQL check"
         return SqlRejected(f"The generated SQL was rejected: {reason}", code=code, extra={"check": answer.check})
+
+
+def _low_confidence(verdict: Verdict, ballot: Ballot, threshold: float) -> Verdict:
+    """A passing answer too few candidates agree with: refused, with the competing queries for the analyst."""
+    agreement = ballot.agreement()
+    competing = [{"query": group.best.verdict.query, "votes": len(group.members)} for group in ballot.groups[:4]]
+    return refuse(verdict, code="low_confidence", problem="low_agreement",
+                  message=(f"only {agreement['agreeing']} of {agreement['candidates']} candidate queries agree, "
+                           f"below the {threshold:g} this gateway requires"),
+                  competing=competing)
 
 
 class PendingAnswer:
@@ -367,14 +424,17 @@ class PendingAnswer:
     async def _lead(self) -> SqlAnswer:
         pipeline, landing = self._pipeline, self._landing
         assert landing is not None
+        drawing = pipeline.start_draw(self._request)
         try:
             if self._upstream is not None:
                 generation = await pipeline.collect(self._upstream, self._started, self._record)
             else:
                 generation = await pipeline.generate(self._request, self._record)
-            answer = await pipeline.finish(self._request, generation, self._record)
+            answer = await pipeline.finish(self._request, generation, self._record, drawing)
             await pipeline.remember(self._key, answer)
         except BaseException:
+            if drawing is not None:
+                drawing.cancel()
             # Whatever stopped this request (an upstream failure on its replica, its client leaving) need not
             # stop the ones waiting on it: they answer themselves.
             pipeline.flights.land(self._key, landing, None)

@@ -89,6 +89,12 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
     return Verdict(text, query, result)
 
 
+def refuse(verdict: Verdict, *, code: str, problem: str, message: str, **extra: Any) -> Verdict:
+    """The same answer refused with `code` (a step after the chain decided against it); `extra` joins the check."""
+    return Verdict(verdict.query, verdict.source_query,
+                   {**_refused(verdict.check, code=code, problem=problem, message=message), **extra})
+
+
 def _refused(result: dict[str, Any], *, code: str, problem: str, message: str) -> dict[str, Any]:
     problems = [{"code": problem, "message": message}, *result.get("problems", [])]
     return {**result, "valid": False, "error_code": code, "problems": problems}
