@@ -32,6 +32,7 @@ from launch.cpu_weights import QUANTIZED, WeightsChoice, choose_cpu_weights, cho
 from launch.hardware import Target, detect_target
 from launch.merge import ADAPTER_ENV, DEFAULT_ADAPTER, DEFAULT_MERGED_DIR, MERGED_DIR_ENV
 from launch.quantize import variant_dir
+from launch.target_defaults import with_target_defaults
 from launch.tiny_model import SINGER_EXAMPLE
 from launch.vllm_server import (
     DEFAULT_MAX_MODEL_LEN,
@@ -621,7 +622,7 @@ def up(run: RunFolder, options: UpOptions) -> int:
         key_env, new_key = gateway_key_env(run)
         schedule_env = schedule_env_for(run)
         gateway_env = {
-            **os.environ,
+            **with_target_defaults(vllm_options.target, os.environ),
             **key_env,
             **schedule_env,
             "SQLGATE_UPSTREAM_URL": vllm_options.base_url,
