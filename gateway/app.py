@@ -28,7 +28,9 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.request_log import logging_config
 from gateway.observability.tracing import build_tracer
 from gateway.pipeline import AnswerPipeline, CandidateBudget, CheckOptions
+from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
+from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
 from gateway.routes import health, openai, sql, web
 from gateway.settings import Settings
@@ -95,6 +97,19 @@ def create_app(
             sleep=retry_sleep,
             on_retry=metrics.retry,
         )
+        escalation_upstream = upstream_class(
+            settings.escalation_url,
+            UpstreamLimits(
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                read_timeout_s=settings.upstream_read_timeout_s,
+                pool_size=settings.upstream_pool_size,
+                retry_attempts=settings.upstream_retry_attempts,
+                retry_budget_s=settings.upstream_retry_budget_s,
+            ),
+            api_key=settings.escalation_api_key.get_secret_value() if settings.escalation_api_key else None,
+            sleep=retry_sleep,
+            on_retry=metrics.retry,
+        ) if settings.escalation_url else None
         state.tracer = build_tracer(
             public_key=settings.langfuse_public_key,
             secret_key=settings.langfuse_secret_key.get_secret_value() if settings.langfuse_secret_key else None,
@@ -139,6 +154,12 @@ def create_app(
                 metrics=metrics,
                 tracer=state.tracer,
                 fingerprint=fingerprint,
+                escalation=Escalation(
+                    escalation_upstream, str(settings.escalation_model),
+                    greedy_fields=generation.as_upstream_fields(),
+                    candidate_fields=candidate_call_fields(generation, settings.sql_candidates),
+                    k=settings.sql_candidates, budget_s=settings.sql_candidate_budget_s,
+                ) if escalation_upstream is not None else None,
             )
             freeze_startup_heap(settings.sql_dialect)
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
@@ -160,6 +181,8 @@ def create_app(
             gc.unfreeze()
             state.drain.close()
             await upstream.aclose()
+            if escalation_upstream is not None:
+                await escalation_upstream.aclose()
             await state.cache.aclose()
             await state.limiter.aclose()
             if redis is not None:

@@ -324,7 +324,9 @@ class LangfuseTrace:
                 output=self._sql(answer.query) if answer is not None else None,
                 metadata={"status": status, "latency_ms": round(elapsed_s * 1000, 1), "cache": record.cache,
                           "sql_outcome": record.sql_outcome, "error_code": record.error_code,
-                          "repair": answer.repair.as_dict() if answer is not None and answer.repair else None},
+                          "repair": answer.repair.as_dict() if answer is not None and answer.repair else None,
+                          "agreement": answer.agreement if answer is not None else None,
+                          "answered_by": answer.answered_by if answer is not None else None},
                 level=level, status_message=record.error_code,
             )
             self._root.end()

@@ -213,7 +213,8 @@ def _build(schema: str, key: tuple[object, ...], seed: int, sizes: tuple[int, ..
                     parents[table.name.lower()] = [cell for row in rows if (cell := row[index]) is not None]
                 if instance == 0:
                     built.append(table.name)
-            images.append(connection.serialize())
+            if built:  # SQLite cannot serialize a database that holds nothing (no table could be built)
+                images.append(connection.serialize())
         finally:
             connection.close()
     result = Instances(tuple(images), tuple(built))
