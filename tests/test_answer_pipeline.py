@@ -443,7 +443,8 @@ SPLIT = ["SELECT count(Name) FROM singer", "SELECT Name FROM singer", "SELECT Co
 
 
 async def test_too_little_agreement_asks_the_second_model_and_says_it_answered() -> None:
-    response, _, second = await run_escalated((COUNT_SQL, SPLIT), (COUNT_SQL, [COUNT_SQL, COUNT_SQL, "select count(*) from singer"]))
+    agreeing = [COUNT_SQL, COUNT_SQL, "select count(*) from singer"]
+    response, _, second = await run_escalated((COUNT_SQL, SPLIT), (COUNT_SQL, agreeing))
     assert response.status_code == 200, response.text
     check = response.json()["check"]
     assert response.json()["sql"] == COUNT_SQL
