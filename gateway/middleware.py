@@ -25,7 +25,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/v1/", "/generate")
+PROTECTED_PREFIXES = ("/v1/", "/generate", "/mcp")
 # FastAPI's API documentation; behind a key unless SQLGATE_DOCS_ACCESS=public.
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 ROUTE_LABELS = {
@@ -33,6 +33,8 @@ ROUTE_LABELS = {
     "/v1/chat/completions": "chat",
     "/v1/models": "models",
     "/v1/sql": "sql",
+    "/v1/responses": "responses",
+    "/mcp": "mcp",
     "/generate": "generate",
     "/health": "health",
     "/ready": "ready",
