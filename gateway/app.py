@@ -32,7 +32,7 @@ from gateway.observability.tracing import build_tracer
 from gateway.pipeline import AnswerPipeline, CandidateBudget, CheckOptions
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
-from gateway.routes import health, openai, sql, web
+from gateway.routes import health, openai, responses, sql, web
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -189,6 +189,7 @@ def create_app(
     app.state.sqlgate = state
     install_exception_handlers(app)
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(sql.router)
     app.include_router(health.router)
     app.include_router(web.router)
