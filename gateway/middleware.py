@@ -137,6 +137,8 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             # An error inside a 200 stream is an error for the error-rate alerts: count it with its own status.
             state.metrics.observe_request(label, record.stream_error_status or record.status or 500, elapsed)
+            if record.error_code is not None:
+                state.metrics.error(label, record.error_code)
             state.finish_request(record, elapsed, log=label not in UNLOGGED_ROUTES)
 
     async def _admit(self, state: AppState, scope: Scope, headers: dict[bytes, bytes], path: str,
