@@ -245,20 +245,33 @@ def host_port(url: str) -> str:
 
 
 @contextlib.contextmanager
-def scraped_stack(vllm_url: str | None = None) -> Iterator[tuple[Prometheus, Gateway, list[str]]]:
-    """The gateway (scripted upstream) after its traffic, and Prometheus having scraped it (and vLLM, if given)."""
+def scraped_stack(vllm_url: str | None = None, rounds: int = 1) -> Iterator[tuple[Prometheus, Gateway, list[str]]]:
+    """The gateway (scripted upstream) and Prometheus scraping it (and vLLM, if given) while `rounds` of traffic
+    go through it, each a few scrapes apart; yielded once Prometheus has it all."""
     with fake_upstream() as upstream:
         upstream.faults = [scripted(upstream)]
         with gateway_process(upstream.base_url) as gateway:
-            drive_traffic(gateway)
-            if vllm_url is not None:
-                _vllm_traffic(vllm_url)
             jobs = {"sqlgate": host_port(gateway.base_url)}
             if vllm_url is not None:
                 jobs["vllm"] = host_port(vllm_url)
             with prometheus(jobs) as server:
+                for round_ in range(rounds):
+                    if round_:
+                        wait_for_scrapes(server, 3)
+                    drive_traffic(gateway)
+                    if vllm_url is not None:
+                        _vllm_traffic(vllm_url)
                 wait_until_scraped(server, list(jobs), gateway_request_count(gateway))
                 yield server, gateway, list(jobs)
+
+
+def wait_for_scrapes(server: Prometheus, count: int) -> None:
+    """Until Prometheus has scraped the gateway `count` more times."""
+    def scrapes() -> float:
+        return server.scalar_or_empty('count_over_time(up{job="sqlgate"}[1h])') or 0.0
+
+    start = scrapes()
+    wait_for(lambda: scrapes() >= start + count, "more scrapes", STARTUP_DEADLINE_S)
 
 
 def _vllm_traffic(vllm_url: str) -> None:
@@ -269,38 +282,52 @@ def _vllm_traffic(vllm_url: str) -> None:
 
 # ---- the screenshot ----------------------------------------------------------------------------------------------
 
-SCREENSHOT_PANELS = ("Request rate by route", "Latency p50 / p99 by route", "Errors by code", "Refusals by code",
-                     "Cache hits", "vLLM tokens")
+SCREENSHOT_PANELS = ("Request rate by route", "Latency p50 / p99 by route", "Errors by code", "vLLM tokens")
+SCREENSHOT_ROUNDS = 12
 
 
 def graph_url(server: Prometheus) -> str:
-    """Prometheus' graph page with one graph per chosen panel (its first query), over the last 5 minutes."""
+    """Prometheus' graph page with one graph per chosen panel (its first query), over the last minute."""
     from urllib.parse import urlencode
 
     chosen = [query for query in panel_queries() if query.panel in SCREENSHOT_PANELS and query.ref_id == "A"]
     params: dict[str, str] = {}
     for index, query in enumerate(chosen):
-        params |= {f"g{index}.expr": query.promql, f"g{index}.tab": "0", f"g{index}.range_input": "5m",
+        params |= {f"g{index}.expr": query.promql, f"g{index}.tab": "0", f"g{index}.range_input": "1m",
                    f"g{index}.stacked": "0", f"g{index}.show_exemplars": "0"}
     return f"{server.url}/graph?{urlencode(params)}"
 
 
 def screenshot(server: Prometheus, out: Path) -> None:
     from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--window-size=1400,3000", "--hide-scrollbars"):
+                 "--window-size=1000,2950", "--hide-scrollbars"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
     try:
         driver.get(graph_url(server))
-        wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "canvas.flot-overlay")) >= len(SCREENSHOT_PANELS),
+        # Debian's Prometheus serves its classic UI: each graph is an SVG drawn once its query answered.
+        wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, ".graph_area svg")) >= len(SCREENSHOT_PANELS),
                  "the graphs", STARTUP_DEADLINE_S)
+        driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
         driver.find_element(By.TAG_NAME, "body").screenshot(str(out))
     finally:
         driver.quit()
+    _shrink(out)
+
+
+def _shrink(png: Path) -> None:
+    """A 64-colour palette: the page is flat colours and lines, and the README should not carry megabytes."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        small = image.convert("RGB").quantize(colors=64)
+    small.save(png, optimize=True)
 
 
 def main() -> int:
@@ -311,7 +338,7 @@ def main() -> int:
     from tests.e2e.vllm_fixture import build_tiny_model, vllm_cpu_server
 
     with tempfile.TemporaryDirectory() as logs, vllm_cpu_server(build_tiny_model(), Path(logs)) as vllm, \
-            scraped_stack(vllm.base_url) as (server, _, _):
+            scraped_stack(vllm.base_url, rounds=SCREENSHOT_ROUNDS) as (server, _, _):
         screenshot(server, args.screenshot)
     print(f"wrote {args.screenshot}")
     return 0
