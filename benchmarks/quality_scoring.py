@@ -44,7 +44,8 @@ def _share(hits: int, total: int) -> float | None:
 
 def _ms(values: Iterable[float]) -> dict[str, Any]:
     figures = summarise([value / 1000 for value in values], scale=1000.0)
-    return {"p50_ms": figures.get("p50"), "p95_ms": figures.get("p95"), "n": figures.get("count")}
+    return {"p50_ms": figures.get("p50"), "p95_ms": figures.get("p95"), "p99_ms": figures.get("p99"),
+            "n": figures.get("count")}
 
 
 def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
