@@ -26,6 +26,7 @@ from gateway.observability.request_log import FIELDS_ATTRIBUTE, REQUEST_LOGGER
 from gateway.sql_check import SUPPORTED_DIALECTS, in_menu_order
 from tests import faults
 from tests.conftest import API_KEY, make_settings
+from tests.otlp_receiver import otlp_receiver
 from tests.servers import FakeUpstream, RunningServer, fake_upstream, serve_in_thread
 from tests.test_routes_policy import metric_value
 
@@ -246,3 +247,20 @@ async def test_over_stdio_a_bad_key_stops_sqlgate_mcp_with_the_gateways_reason()
         assert upstream.requests == []
     assert [type(leaf) for leaf in leaves(refused.value)] == [MCPError]
     assert "Incorrect API key provided. (HTTP 401, authentication_error, invalid_api_key)" in stderr
+
+
+async def test_a_tool_call_is_traced_like_any_route() -> None:
+    with otlp_receiver() as receiver:
+        with gateway_with(faults.ok("SELECT count(*) FROM singer"), langfuse_public_key=receiver.public_key,
+                          langfuse_secret_key=receiver.secret_key, langfuse_base_url=receiver.base_url) as (_, server):
+            async with mcp_over_http(server) as client:
+                result = await client.call_tool("generate_sql", {"question": QUESTION, "schema": SCHEMA})
+        # The server's shutdown flushed the exporter.
+        roots = receiver.by_type("span")
+        generation = receiver.by_type("generation")
+        guardrail = receiver.by_type("guardrail")
+    assert result.is_error is False
+    assert [(root.name, root.attributes["user.id"]) for root in roots] == [("mcp", "tester")]
+    assert len(generation) == 1 and len(guardrail) == 1
+    assert generation[0].trace_id == roots[0].trace_id == guardrail[0].trace_id
+    assert generation[0].attributes["langfuse.observation.output"] == "SELECT count(*) FROM singer"
