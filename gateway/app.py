@@ -193,8 +193,9 @@ def create_app(
     app.include_router(sql.router)
     app.include_router(health.router)
     app.include_router(web.router)
-    # An ASGI route, not a mount: `POST /mcp` is answered as it is, without a redirect to `/mcp/`.
-    app.router.routes.append(Route(MCP_PATH, McpEndpoint(lambda: state), include_in_schema=False))
+    # An ASGI route, not a mount: `POST /mcp` is answered as it is, without a redirect to `/mcp/`. POST only: a
+    # stateless server has nothing to push on a GET stream (which would stay open forever), so GET is 405.
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(lambda: state), methods=["POST"], include_in_schema=False))
     app.mount("/web", StaticFiles(directory=web.WEB_DIR), name="static")
     app.add_middleware(GatewayMiddleware, state_getter=lambda: state)
     return app

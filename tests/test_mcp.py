@@ -264,3 +264,21 @@ async def test_a_tool_call_is_traced_like_any_route() -> None:
     assert len(generation) == 1 and len(guardrail) == 1
     assert generation[0].trace_id == roots[0].trace_id == guardrail[0].trace_id
     assert generation[0].attributes["langfuse.observation.output"] == "SELECT count(*) FROM singer"
+
+
+async def test_what_is_not_an_mcp_post_is_refused_with_a_4xx_never_hangs_or_fails() -> None:
+    headers = {"authorization": f"Bearer {API_KEY}", "accept": "application/json, text/event-stream"}
+    with gateway_with(faults.ok()) as (upstream, server):
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
+            # A stateless server has nothing to push: no GET stream that would stay open forever.
+            listen = await http.get("/mcp")
+            parse = await http.post("/mcp", content=b"{not json", headers={"content-type": "application/json"})
+            html = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                   headers={"accept": "text/html"})
+            unknown = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                                    "params": {"name": "drop_tables", "arguments": {}}})
+        assert upstream.requests == []
+    assert listen.status_code == 405 and listen.json()["error"]["code"] == "method_not_allowed"
+    assert parse.status_code == 400 and parse.json()["error"]["code"] == -32700  # JSON-RPC's parse error
+    assert html.status_code == 406
+    assert unknown.status_code == 200 and unknown.json()["result"]["isError"] is True
