@@ -1,16 +1,10 @@
-"""A real monitoring stack for the dashboard's tests and its screenshot: `python -m gateway` as a process in front of
-the fake upstream, traffic through it (every route, refusals, a repair, a cache hit, MCP), and a real Prometheus
-(Debian's binary) on 127.0.0.1 scraping it, and optionally a real vLLM, every second.
-
-    python -m tests.monitoring --screenshot docs/dashboard-prometheus.png
-
-renders the dashboard's queries in Prometheus' own graph page in headless Chromium (there is no Grafana to install
-here: Debian and PyPI ship none), with the real vLLM of the end-to-end tests scraped too.
-"""
+"""A real monitoring stack for the dashboard's tests and its screenshot (tests/dashboard_screenshot.py):
+`python -m gateway` as a process in front of the fake upstream, traffic through it (every route, refusals, a
+repair, a cache hit, MCP), and a real Prometheus (Debian's binary) on 127.0.0.1 scraping it, and optionally a real
+vLLM, every second."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -278,71 +272,3 @@ def _vllm_traffic(vllm_url: str) -> None:
     model = httpx.get(f"{vllm_url}/v1/models", timeout=30).json()["data"][0]["id"]
     httpx.post(f"{vllm_url}/v1/completions", json={"model": model, "prompt": "SELECT", "max_tokens": 8},
                timeout=120).raise_for_status()
-
-
-# ---- the screenshot ----------------------------------------------------------------------------------------------
-
-SCREENSHOT_PANELS = ("Request rate by route", "Latency p50 / p99 by route", "Errors by code", "vLLM tokens")
-SCREENSHOT_ROUNDS = 12
-
-
-def graph_url(server: Prometheus) -> str:
-    """Prometheus' graph page with one graph per chosen panel (its first query), over the last minute."""
-    from urllib.parse import urlencode
-
-    chosen = [query for query in panel_queries() if query.panel in SCREENSHOT_PANELS and query.ref_id == "A"]
-    params: dict[str, str] = {}
-    for index, query in enumerate(chosen):
-        params |= {f"g{index}.expr": query.promql, f"g{index}.tab": "0", f"g{index}.range_input": "1m",
-                   f"g{index}.stacked": "0", f"g{index}.show_exemplars": "0"}
-    return f"{server.url}/graph?{urlencode(params)}"
-
-
-def screenshot(server: Prometheus, out: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--window-size=1000,2950", "--hide-scrollbars"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
-    try:
-        driver.get(graph_url(server))
-        # Debian's Prometheus serves its classic UI: each graph is an SVG drawn once its query answered.
-        wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, ".graph_area svg")) >= len(SCREENSHOT_PANELS),
-                 "the graphs", STARTUP_DEADLINE_S)
-        driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
-        driver.find_element(By.TAG_NAME, "body").screenshot(str(out))
-    finally:
-        driver.quit()
-    _shrink(out)
-
-
-def _shrink(png: Path) -> None:
-    """A 64-colour palette: the page is flat colours and lines, and the README should not carry megabytes."""
-    from PIL import Image
-
-    with Image.open(png) as image:
-        small = image.convert("RGB").quantize(colors=64)
-    small.save(png, optimize=True)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.monitoring", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--screenshot", type=Path, required=True, metavar="PNG")
-    args = parser.parse_args()
-    from tests.e2e.vllm_fixture import build_tiny_model, vllm_cpu_server
-
-    with tempfile.TemporaryDirectory() as logs, vllm_cpu_server(build_tiny_model(), Path(logs)) as vllm, \
-            scraped_stack(vllm.base_url, rounds=SCREENSHOT_ROUNDS) as (server, _, _):
-        screenshot(server, args.screenshot)
-    print(f"wrote {args.screenshot}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
