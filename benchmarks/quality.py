@@ -189,6 +189,7 @@ class Runner:
             "gateway_agreement": (check["agreement"].get("ratio") if isinstance(check.get("agreement"), dict)
                                   else None),
             "gateway_agreement_detail": check.get("agreement"),
+            "gateway_vote": check.get("vote") if isinstance(check.get("vote"), dict) else None,
         }
 
 

@@ -27,6 +27,7 @@ CACHE_RESULTS = ("hit", "miss")
 SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncated_sql", "unanswerable_sql",
                 "untranslatable_sql", "low_confidence")
 # Share of the candidate queries that agree with the answer; 0.75 is the "confident" line docs/eval.md reports.
+VOTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 AGREEMENT_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 # What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
 REPAIR_OUTCOMES = ("won", "lost")
@@ -141,6 +142,9 @@ class Metrics:
         self._agreement = Histogram("sqlgate_sql_agreement_ratio",
                                     "Share of the candidate queries that agree with the answer, per vote.",
                                     buckets=AGREEMENT_BUCKETS, registry=r)
+        self._vote = Histogram("sqlgate_sql_vote_duration_seconds",
+                               "The vote's own time: synthesizing databases and running every candidate on them.",
+                               buckets=VOTE_BUCKETS, registry=r)
         self._refusals = Counter("sqlgate_sql_refusals", "Answers refused after the model ran, by error code.",
                                  ["code"], registry=r)
         self._rejected = Counter("sqlgate_rejected_requests", "Requests refused before the model, by reason.",
@@ -214,6 +218,9 @@ class Metrics:
     def repair(self, won: bool, seconds: float) -> None:
         self._repairs.labels("won" if won else "lost").inc()
         self._repair_duration.observe(seconds)
+
+    def vote(self, seconds: float) -> None:
+        self._vote.observe(seconds)
 
     def agreement(self, ratio: float) -> None:
         self._agreement.observe(ratio)

@@ -31,10 +31,10 @@ from gateway.pipeline.candidates import (
     Draw,
     candidate_fields,
     draw_candidates,
-    vote,
 )
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import FlightAbandoned, Flights
+from gateway.pipeline.results_vote import ResultsBallot, results_vote
 from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query, refuse
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
@@ -296,13 +296,19 @@ class AnswerPipeline:
         code = verdict.error_code
         wanted = self._candidates.enabled and (code in REPAIRABLE or (code is None and self._candidates.always))
         chosen, repair, agreement, extra_tokens = greedy, None, None, {}
+        vote_facts: dict[str, Any] | None = None
         if wanted:
             draw = await drawing if drawing is not None else await self._draw(request)
-            chosen, repair, agreement = self._decide(greedy, draw)
+            # The vote runs SQL on synthesized databases: milliseconds of CPU, kept off the event loop.
+            counted = await asyncio.to_thread(results_vote, (greedy, *draw.candidates), schema=request.schema,
+                                              question=request.question)
+            chosen, repair, agreement = self._decide(greedy, draw, counted)
             extra_tokens = draw.extra_tokens
+            vote_facts = {"method": counted.ballot.method, "instances": counted.instances,
+                          "ms": round(counted.seconds * 1000, 2)}
         elif drawing is not None:
             drawing.cancel()  # an unsafe greedy answer is refused as it is: no sample may replace it
-        check = self._check_object(chosen.verdict, repair, agreement)
+        check = self._check_object(chosen.verdict, repair, agreement, vote_facts)
         return SqlAnswer(
             query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
@@ -319,10 +325,12 @@ class AnswerPipeline:
         return await draw_candidates(self._upstream, self._payload(request, fields), k=self._candidates.k,
                                      budget_s=self._candidates.budget_s, judged=judged)
 
-    def _decide(self, greedy: Candidate, draw: Draw) -> tuple[Candidate, Repair | None, dict[str, Any] | None]:
+    def _decide(self, greedy: Candidate, draw: Draw, counted: ResultsBallot
+                ) -> tuple[Candidate, Repair | None, dict[str, Any] | None]:
         """The vote's winner (the greedy answer unless the samples outvote it or it failed), what the step did, and
         the agreement (None when the sampling call did not answer: no confidence can be claimed)."""
-        ballot = vote((greedy, *draw.candidates))
+        ballot = counted.ballot
+        self._metrics.vote(counted.seconds)
         winner = ballot.winner
         replaced = winner is not None and winner is not greedy
         agreement = ballot.agreement() if draw.complete else None
@@ -345,10 +353,10 @@ class AnswerPipeline:
         return threshold is not None and agreement is not None and agreement["ratio"] < threshold
 
     @staticmethod
-    def _check_object(verdict: Verdict, repair: Repair | None, agreement: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
+    def _check_object(verdict: Verdict, repair: Repair | None, agreement: dict[str, Any] | None = None,
+                      vote: dict[str, Any] | None = None) -> dict[str, Any]:
         return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
-                "agreement": agreement}
+                "agreement": agreement, "vote": vote}
 
     def account(self, answer: SqlAnswer, record: RequestRecord) -> None:
         """Tokens, check outcome and trace facts for one answer, once per request."""
