@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from starlette.routing import Route
 
+from gateway.agents import MCP_PATH, McpEndpoint, build_mcp_server
 from gateway.auth import KeyRing
 from gateway.cache import MemoryCache, RedisCache
 from gateway.drain import Drain
@@ -32,7 +34,7 @@ from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
-from gateway.routes import health, openai, sql, web
+from gateway.routes import health, openai, responses, sql, web
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -47,6 +49,8 @@ def configure_logging(level: str) -> None:
         logging.config.dictConfig(logging_config(level.upper()))
     # sqlglot warns when it falls back to a generic command; the SQL check reports that itself.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    # The MCP SDK logs every stateless message at INFO ("Terminating session: None"); the request line says it all.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
 def freeze_startup_heap(dialect: str) -> None:
@@ -161,6 +165,7 @@ def create_app(
                     k=settings.sql_candidates, budget_s=settings.sql_candidate_budget_s,
                 ) if escalation_upstream is not None else None,
             )
+            state.mcp = build_mcp_server(state).session_manager
             freeze_startup_heap(settings.sql_dialect)
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
                         settings.upstream_model, state.cache.name)
@@ -172,7 +177,8 @@ def create_app(
                       if len(upstream.replicas) > 1 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
-                    yield
+                    async with state.mcp.run():
+                        yield
             finally:
                 for task in (watcher, prober):
                     if task is not None:
@@ -206,9 +212,13 @@ def create_app(
     app.state.sqlgate = state
     install_exception_handlers(app)
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(sql.router)
     app.include_router(health.router)
     app.include_router(web.router)
+    # An ASGI route, not a mount: `POST /mcp` is answered as it is, without a redirect to `/mcp/`. POST only: a
+    # stateless server has nothing to push on a GET stream (which would stay open forever), so GET is 405.
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(lambda: state), methods=["POST"], include_in_schema=False))
     app.mount("/web", StaticFiles(directory=web.WEB_DIR), name="static")
     app.add_middleware(GatewayMiddleware, state_getter=lambda: state)
     return app

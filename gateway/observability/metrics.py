@@ -6,6 +6,7 @@ Labels only ever carry bounded values (route names, HTTP codes, fixed outcome wo
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -32,6 +33,8 @@ AGREEMENT_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 REPAIR_OUTCOMES = ("won", "lost")
 REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
+# Error codes are the gateway's own words (docs/contract.md's error table); anything else is not one.
+_ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
 def _bounded(value: str, allowed: tuple[str, ...]) -> str:
@@ -146,6 +149,9 @@ class Metrics:
                                  ["code"], registry=r)
         self._rejected = Counter("sqlgate_rejected_requests", "Requests refused before the model, by reason.",
                                  ["reason"], registry=r)
+        self._errors = Counter("sqlgate_errors", "Requests answered with an error, by route and error code (an "
+                               "in-band stream error or an MCP tool error included).", ["route", "code"],
+                               registry=r)
         self._in_flight = Gauge("sqlgate_requests_in_flight", "Requests being handled now.", registry=r)
         self._retries = Counter("sqlgate_upstream_retries", "Upstream calls retried before the first byte.",
                                 registry=r)
@@ -224,6 +230,10 @@ class Metrics:
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(_bounded(reason, REJECT_REASONS)).inc()
+
+    def error(self, route: str, code: str) -> None:
+        """One request that ended in an error with `code` (the `error.code` its client got)."""
+        self._errors.labels(route, code if _ERROR_CODE.match(code) else OTHER).inc()
 
     def retry(self) -> None:
         self._retries.inc()
