@@ -1,4 +1,5 @@
 import functools
+import uuid
 
 import pytest
 from tokenizers import Tokenizer
@@ -40,13 +41,29 @@ async def test_gcra_refills_with_time_and_keys_are_independent() -> None:
     assert not (await limiter.hit("a")).allowed
 
 
+# Clock readings where `(now + 60) - 60` rounds above `now` (floats): a monotonic clock reads like this for a
+# minute below each power of two of seconds since boot, which is how a fresh machine's first request got 429.
+ROUNDING_CLOCKS = (2000.0000000000007, 4095.000000000001, 1000.0, 123456.789)
+
+
+@pytest.mark.parametrize("now", ROUNDING_CLOCKS)
+@pytest.mark.parametrize("per_minute", [1, 3, 7])
+async def test_a_fresh_key_gets_its_whole_burst_whatever_the_clock_reads(now: float, per_minute: int) -> None:
+    limiter = InProcessRateLimiter(per_minute=per_minute, clock=lambda: now)
+    decisions = [await limiter.hit("fresh") for _ in range(per_minute + 1)]
+    assert [d.allowed for d in decisions] == [True] * per_minute + [False]
+    assert decisions[0].remaining == per_minute - 1
+
+
 @pytest.mark.redis
 async def test_redis_limiter_is_shared_between_two_gateway_instances(redis_server: RedisServer) -> None:
     from redis.asyncio import Redis
 
     first, second = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
     try:
-        replica_a, replica_b = RedisRateLimiter(first, 3), RedisRateLimiter(second, 3)
+        # A prefix of this test's own: buckets other tests (or an earlier run within the minute) filled don't count.
+        prefix = f"sqlgate:rl:test-{uuid.uuid4().hex}:"
+        replica_a, replica_b = RedisRateLimiter(first, 3, prefix), RedisRateLimiter(second, 3, prefix)
         allowed = [(await replica_a.hit("carol")).allowed, (await replica_b.hit("carol")).allowed,
                    (await replica_a.hit("carol")).allowed, (await replica_b.hit("carol")).allowed]
         assert allowed == [True, True, True, False]
@@ -54,6 +71,20 @@ async def test_redis_limiter_is_shared_between_two_gateway_instances(redis_serve
     finally:
         await first.aclose()
         await second.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("per_minute", [1, 7])
+async def test_redis_limiter_gives_a_fresh_key_its_whole_burst(redis_server: RedisServer, per_minute: int) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_server.url)
+    try:
+        limiter = RedisRateLimiter(client, per_minute, f"sqlgate:rl:test-{uuid.uuid4().hex}:")
+        allowed = [(await limiter.hit("frank")).allowed for _ in range(per_minute + 1)]
+    finally:
+        await client.aclose()
+    assert allowed == [True] * per_minute + [False]
 
 
 @pytest.mark.redis

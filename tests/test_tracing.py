@@ -164,6 +164,34 @@ def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpRece
     assert generation.json_attribute("langfuse.observation.input") == {"question": REDACTED, "schema": SCHEMA}
 
 
+# The training data's own quoting (b-mc2/sql-create-context): values in double quotes, which SQLite reads as strings
+# when no column has that name.
+TRAINING_DATA_QUOTING = 'SELECT * FROM orders WHERE customer = "John Smith" AND total > 100'
+
+
+def test_redaction_covers_values_in_double_quotes_as_the_training_data_writes_them(receiver: OtlpReceiver) -> None:
+    tracer = tracer_for(receiver, redact=True)
+    traced_request(tracer, new_record(), answer_for(TRAINING_DATA_QUOTING))
+    tracer.shutdown()
+
+    assert receiver.bodies
+    assert not any(b"John Smith" in body for body in receiver.bodies)
+    guardrail = one(receiver.by_type("guardrail"))
+    assert guardrail.json_attribute("langfuse.observation.input") == {
+        "sql": "SELECT * FROM orders WHERE customer = '?' AND total > '?'"}
+
+
+def test_redaction_keeps_double_quoted_names_the_schema_has() -> None:
+    from gateway.observability.redact import redact_sql
+
+    schema = 'CREATE TABLE people ("first name" text, city text)'
+    assert redact_sql('SELECT "first name" FROM people WHERE city = "Paris"', schema=schema) == (
+        "SELECT \"first name\" FROM people WHERE city = '?'")
+    # Without the schema, a double-quoted word compared with a column is taken for a value.
+    assert redact_sql('SELECT name FROM people WHERE city = "Paris" OR "Rome" = city') == (
+        "SELECT name FROM people WHERE city = '?' OR '?' = city")
+
+
 def test_unredacted_question_is_exported(receiver: OtlpReceiver) -> None:
     """The counterpart of the redaction test: the same question does reach Langfuse when redaction is off."""
     tracer = tracer_for(receiver, redact=False)
