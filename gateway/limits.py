@@ -47,17 +47,25 @@ class RateLimiter(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Float slack for "the burst is full": `tat - now` and `k * period / limit` carry rounding errors of ~1e-13 s, and
+# comparing them exactly refused a fresh key's first request whenever `(now + 60) - 60` rounded above `now` (a
+# monotonic clock in the minute below each power of two of seconds since boot) and the last request of a burst
+# whose interval is not exact (7 a minute). A microsecond is far below anything a client can observe.
+_SLACK_S = 1e-6
+
+
 def _gcra(tat: float, now: float, limit: int, period_s: float) -> tuple[RateDecision, float]:
-    """Generic cell rate algorithm: a smooth `limit` per `period_s`, bursts up to `limit`. Returns the new TAT."""
+    """Generic cell rate algorithm: a smooth `limit` per `period_s`, bursts up to `limit`. Returns the new TAT.
+
+    Computed on the debt (how far the theoretical arrival time is ahead of now), never on absolute times, so that
+    adding and removing the period does not round."""
     interval = period_s / limit
-    tat = max(tat, now)
-    new_tat = tat + interval
-    allow_at = new_tat - period_s
-    if now < allow_at:
-        remaining = 0
-        return RateDecision(False, limit, remaining, tat - now, allow_at - now), tat
-    remaining = min(limit, int((now - allow_at) / interval + 1e-9))
-    return RateDecision(True, limit, remaining, new_tat - now, 0.0), new_tat
+    debt = max(tat - now, 0.0)
+    after = debt + interval
+    if after > period_s + _SLACK_S:
+        return RateDecision(False, limit, 0, debt, after - period_s), tat
+    remaining = min(limit, max(0, int((period_s - after) / interval + _SLACK_S)))
+    return RateDecision(True, limit, remaining, after, 0.0), now + after
 
 
 class UnlimitedRate:
@@ -90,7 +98,8 @@ class InProcessRateLimiter:
         return None
 
 
-# The same GCRA in Redis, atomically, on Redis's clock so that every replica agrees.
+# The same GCRA in Redis, atomically, on Redis's clock so that every replica agrees. The slack is a millisecond here:
+# at epoch magnitudes a double holds time to ~0.2 us, and each stored TAT rounds once.
 _GCRA_LUA = """
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -98,17 +107,17 @@ local period = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = period / limit
-local tat = tonumber(redis.call('GET', key) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - period
-if now < allow_at then
-  return {0, tostring(tat - now), tostring(allow_at - now), 0}
+local debt = tonumber(redis.call('GET', key) or now) - now
+if debt < 0 then debt = 0 end
+local after = debt + interval
+if after > period + 0.001 then
+  return {0, tostring(debt), tostring(after - period), 0}
 end
-redis.call('SET', key, tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-local remaining = math.floor((now - allow_at) / interval + 1e-9)
+redis.call('SET', key, string.format('%.17g', now + after), 'PX', math.ceil(after * 1000) + 1000)
+local remaining = math.floor((period - after) / interval + 0.001)
 if remaining > limit then remaining = limit end
-return {1, tostring(new_tat - now), '0', remaining}
+if remaining < 0 then remaining = 0 end
+return {1, tostring(after), '0', remaining}
 """
 
 
