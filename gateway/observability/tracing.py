@@ -197,6 +197,7 @@ class LangfuseTrace:
         self._request_id = record.request_id
         self._input = {"question": REDACTED if redact_question else question, "schema": schema}
         self._redact = redact_question  # then the question's values inside the SQL go too
+        self._schema = schema  # tells a double-quoted value from a column name when redacting
         self._lock = threading.Lock()  # finish() may race end_generation() from a body generator's finally
         self._generation: LangfuseGeneration | None = None
         self._generation_started_ns = 0
@@ -274,7 +275,7 @@ class LangfuseTrace:
         generation.end(end_time=end_ns)
 
     def _sql(self, query: str) -> str:
-        return redact_sql(query) if self._redact else query
+        return redact_sql(query, schema=self._schema) if self._redact else query
 
     @_never_raises
     def sql_check(self, *, query: str, check: Mapping[str, Any]) -> None:
@@ -289,7 +290,7 @@ class LangfuseTrace:
         with self._propagated():
             guardrail = self._root.start_observation(
                 name=GUARDRAIL_NAME, as_type="guardrail", input={"sql": self._sql(query)},
-                output=redact_check(check) if self._redact else dict(check),
+                output=redact_check(check, schema=self._schema) if self._redact else dict(check),
                 metadata={"cached": cached}, level="WARNING" if rejected else None, status_message=rejected,
             )
         guardrail.end()
