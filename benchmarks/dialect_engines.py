@@ -186,11 +186,16 @@ class ThrowawayPostgres:
                          "--no-sync", "-E", "UTF8", "--locale=C")
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr[-500:]}")
-        options = f"-k {self._folder} -c listen_addresses='' -F -c max_connections=5"
+        options = f"-k {self._folder} -c listen_addresses='' -F -c max_connections=20"
         done = self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-l", str(self._folder / "log"),
                          "-o", options, "-w", "-t", str(_PG_TIMEOUT_S), "start")
         if done.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {done.stderr[-500:]}")
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where the server's unix socket is (a libpq `host=`)."""
+        return self._folder
 
     def stop(self) -> None:
         if (self._data / "postmaster.pid").exists():

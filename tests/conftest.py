@@ -91,3 +91,35 @@ def gateway(vllm_upstream: Any) -> Iterator[GatewayServer]:
 def gateway_server(gateway: GatewayServer) -> GatewayServer:
     """Alias used by the client and browser tests."""
     return gateway
+
+
+# ---- a real PostgreSQL server (the store's shared engine), one per session ---------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster on a unix socket (benchmarks/dialect_engines.py starts it)."""
+    from benchmarks.dialect_engines import postgres_bin, throwaway_postgres
+
+    if postgres_bin() is None:
+        pytest.fail("PostgreSQL's initdb is not installed (make system-deps installs Debian's postgresql)")
+    with throwaway_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL, as a SQLGATE_DATABASE_URL; dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    socket_dir = postgres_cluster.socket_dir
+    name = f"sqlgate_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://postgres@/postgres?host={socket_dir}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@/{name}?host={socket_dir}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
