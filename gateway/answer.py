@@ -41,10 +41,17 @@ class Repair:
     reason: str  # why the step ran: the greedy answer's error code
     latency_s: float = 0.0
     timed_out: bool = False
+    failed: bool = False  # the sampling call itself failed (an upstream error): the samples say nothing
+
+    @property
+    def incomplete(self) -> bool:
+        """The sampling call did not answer: a refusal after it is the upstream's doing, not the question's."""
+        return self.timed_out or self.failed
 
     def as_dict(self) -> dict[str, Any]:
         return {"asked": self.asked, "passing": self.passing, "votes": self.votes, "won": self.won,
-                "reason": self.reason, "latency_ms": round(self.latency_s * 1000, 1), "timed_out": self.timed_out}
+                "reason": self.reason, "latency_ms": round(self.latency_s * 1000, 1), "timed_out": self.timed_out,
+                "failed": self.failed}
 
 
 @dataclass
@@ -66,6 +73,10 @@ class SqlAnswer:
     # {candidates, agreeing, ratio} of the vote that chose this answer; None when no vote ran (or it had no samples)
     agreement: dict[str, Any] | None = None
     answered_by: str | None = None  # the model whose answer this is (the escalation model, when it answered)
+    # Where it came from: generated (vLLM, for this request), cache (an earlier request's, re-checked), verified
+    # (a verified pair from the memory, re-checked); `verified_id` names that pair.
+    source: str = "generated"
+    verified_id: str | None = None
 
     @property
     def error_code(self) -> str | None:
@@ -77,6 +88,11 @@ class SqlAnswer:
         return self.error_code is None
 
     @property
+    def generated(self) -> bool:
+        """vLLM generated it for this request (its tokens and upstream time are this request's)."""
+        return self.source == "generated" and not self.cached
+
+    @property
     def usage(self) -> dict[str, int]:
         prompt = self.prompt_tokens + self.extra_tokens.get("prompt_tokens", 0)
         completion = self.completion_tokens + self.extra_tokens.get("completion_tokens", 0)
@@ -85,6 +101,6 @@ class SqlAnswer:
     def for_cache(self) -> dict[str, Any]:
         """What the cache keeps: the model's text and usage; the check is re-run on every hit."""
         stored = asdict(self)
-        for derived in ("query", "check", "cached", "upstream_latency_s", "ttft_s"):
+        for derived in ("query", "check", "cached", "upstream_latency_s", "ttft_s", "source", "verified_id"):
             stored.pop(derived)
         return stored

@@ -25,6 +25,9 @@ from gateway.limits import (
     RedisRateLimiter,
     load_tokenizer,
 )
+from gateway.memory.answer_log import AnswerLog
+from gateway.memory.feedback import FeedbackDesk
+from gateway.memory.recall import VerifiedMemory
 from gateway.middleware import GatewayMiddleware
 from gateway.observability.metrics import Metrics
 from gateway.observability.request_log import logging_config
@@ -39,6 +42,7 @@ from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
 from gateway.state import AppState
+from gateway.store import open_store
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
 
 logger = logging.getLogger("sqlgate")
@@ -120,7 +124,16 @@ def create_app(
             base_url=settings.langfuse_base_url,
             redact_question=settings.trace_redact_question,
         )
+        store = open_store(settings.database())
+        answers = AnswerLog(store, retention_days=settings.answer_retention_days)
+        check = CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding)
         try:
+            # A store that can't be opened or migrated stops start-up: feedback would otherwise be lost silently.
+            await store.start()
+            answers.start()
+            state.store = store
+            state.feedback = FeedbackDesk(store, answers, check=check, metrics=metrics, tracer=state.tracer,
+                                          redact_comments=settings.trace_redact_question)
             state.upstream = upstream
             if settings.rate_limit_per_minute > 0:
                 state.limiter = (RedisRateLimiter(redis, settings.rate_limit_per_minute) if redis is not None
@@ -153,7 +166,7 @@ def create_app(
                                            policy=settings.sql_candidates_policy,
                                            min_agreement=settings.sql_min_agreement),
                 upstream_model=settings.upstream_model,
-                check=CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding),
+                check=check,
                 default_dialect=settings.sql_dialect,
                 metrics=metrics,
                 tracer=state.tracer,
@@ -164,11 +177,13 @@ def create_app(
                     candidate_fields=candidate_call_fields(generation, settings.sql_candidates),
                     k=settings.sql_candidates, budget_s=settings.sql_candidate_budget_s,
                 ) if escalation_upstream is not None else None,
+                memory=VerifiedMemory(store, answers, check=check, metrics=metrics, enabled=settings.memory_enabled),
+                refusal_ttl_s=settings.cache_refusal_ttl_seconds,
             )
             state.mcp = build_mcp_server(state).session_manager
             freeze_startup_heap(settings.sql_dialect)
-            logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
-                        settings.upstream_model, state.cache.name)
+            logger.info("sqlgate ready to serve: upstream %s model %s cache %s store %s", settings.upstream_url,
+                        settings.upstream_model, state.cache.name, store.name)
             watcher = (asyncio.create_task(watch_readiness(state.readiness, settings.ready_interval_s,
                                                                  on_ready=fingerprint.refresh))
                        if settings.ready_interval_s > 0 else None)
@@ -186,6 +201,8 @@ def create_app(
         finally:
             gc.unfreeze()
             state.drain.close()
+            await answers.aclose()  # what is still queued is written before the store closes
+            await store.aclose()
             await upstream.aclose()
             if escalation_upstream is not None:
                 await escalation_upstream.aclose()

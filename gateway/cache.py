@@ -30,7 +30,9 @@ class ResponseCache(Protocol):
 
     async def get(self, key: str) -> CachedValue | None: ...
 
-    async def set(self, key: str, value: CachedValue) -> None: ...
+    async def set(self, key: str, value: CachedValue, ttl_s: float | None = None) -> None:
+        """Keep `value` for `ttl_s` seconds (None: the cache's own TTL)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -42,7 +44,7 @@ class NoCache:
     async def get(self, key: str) -> CachedValue | None:
         return None
 
-    async def set(self, key: str, value: CachedValue) -> None:
+    async def set(self, key: str, value: CachedValue, ttl_s: float | None = None) -> None:
         return None
 
     async def aclose(self) -> None:
@@ -73,8 +75,8 @@ class MemoryCache:
         value: CachedValue = orjson.loads(blob)
         return value
 
-    async def set(self, key: str, value: CachedValue) -> None:
-        self._entries[key] = (self._clock() + self._ttl_s, orjson.dumps(value))
+    async def set(self, key: str, value: CachedValue, ttl_s: float | None = None) -> None:
+        self._entries[key] = (self._clock() + (self._ttl_s if ttl_s is None else ttl_s), orjson.dumps(value))
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
@@ -111,9 +113,10 @@ class RedisCache:
             return None
         return value
 
-    async def set(self, key: str, value: CachedValue) -> None:
+    async def set(self, key: str, value: CachedValue, ttl_s: float | None = None) -> None:
+        seconds = self._ttl_s if ttl_s is None else max(1, int(ttl_s))
         try:
-            await self._redis.set(self._prefix + key, orjson.dumps(value), ex=self._ttl_s)
+            await self._redis.set(self._prefix + key, orjson.dumps(value), ex=seconds)
         except (RedisError, OSError) as exc:
             logger.warning("cache write failed: %s", type(exc).__name__)
 

@@ -14,6 +14,7 @@ class RequestRecord:
     route: str
     method: str
     key_name: str | None = None
+    answer_id: str | None = None  # the response's `id`: feedback names the answer by it, its trace id derives from it
     status: int = 0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(86400, ge=1)
     cache_max_entries: int = Field(2048, ge=1)
+    # A refusal from a complete vote is kept this long (0: never); one the upstream caused is never kept.
+    cache_refusal_ttl_seconds: int = Field(300, ge=0)
+
+    # The durable store (feedback, verified queries, the answers they name): sqlite:///PATH or postgresql://...;
+    # unset: RUN_DIR/sqlgate.db. Unrated answers are deleted after answer_retention_days (0: kept).
+    database_url: SecretStr | None = None
+    run_dir: Path = Path(".run")
+    memory_enabled: bool = True  # answer from verified queries (feedback is kept either way)
+    answer_retention_days: int = Field(30, ge=0)
 
     # Business hours: outside them the generation routes answer 503 model_asleep (unset: always open).
     business_hours: str | None = None
@@ -251,9 +260,17 @@ class Settings(BaseSettings):
         if self.escalation_url and self.sql_candidates < 2:
             raise ValueError("SQLGATE_ESCALATION_URL needs the candidate step (SQLGATE_SQL_CANDIDATES >= 2): "
                              "without a vote there is no agreement to fall below")
+        if not self.database().startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("SQLGATE_DATABASE_URL must be sqlite:///PATH or postgresql://USER@HOST/DATABASE")
         load_generation_params(self.generation_config)
         self.business_schedule()  # a bad zone or hours string stops start-up here, naming the setting
         return self
+
+    def database(self) -> str:
+        """The store's URL: SQLGATE_DATABASE_URL, else a SQLite file in the run folder."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value().strip()
+        return f"sqlite:///{self.run_dir / 'sqlgate.db'}"
 
     def business_schedule(self) -> BusinessHours | None:
         """The parsed business hours in SQLGATE_TIMEZONE, None when unset (always open)."""

@@ -12,6 +12,7 @@ from gateway.auth import KeyRing
 from gateway.cache import NoCache, ResponseCache
 from gateway.drain import Drain
 from gateway.limits import RateLimiter, UnlimitedRate
+from gateway.memory.feedback import FeedbackDesk
 from gateway.observability.metrics import Metrics
 from gateway.observability.request_log import RequestLogger
 from gateway.observability.tracing import RequestTracer
@@ -20,6 +21,7 @@ from gateway.readiness import Readiness
 from gateway.request_record import RequestRecord
 from gateway.settings import Settings
 from gateway.sleep_gate import SleepGate
+from gateway.store import Store
 from gateway.upstream import UpstreamClient
 
 
@@ -37,6 +39,8 @@ class AppState:
     gate: SleepGate = field(init=False)
     tracer: RequestTracer = field(init=False)
     mcp: StreamableHTTPSessionManager = field(init=False)  # serves /mcp (gateway/agents)
+    store: Store = field(init=False)  # feedback, verified queries, the answers they name (gateway/store)
+    feedback: FeedbackDesk = field(init=False)
     request_log: RequestLogger = field(default_factory=RequestLogger)
     started_at: int = field(default_factory=lambda: int(time.time()))
 

@@ -27,6 +27,9 @@ def make_settings(**overrides: Any) -> Settings:
         "upstream_retry_budget_s": 2.0,
         "upstream_read_timeout_s": 30.0,
         "ready_interval_s": 0,  # no background probe: it would add requests the fault fakes count
+        # The store in memory: each app its own, nothing shared between tests (the store's own tests use files
+        # and a real PostgreSQL).
+        "database_url": "sqlite:///:memory:",
     }
     values.update(overrides)
     return Settings(**values)

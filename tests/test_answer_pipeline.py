@@ -134,7 +134,8 @@ async def test_every_route_says_why_the_model_stopped() -> None:
             generate = await client.post("/generate", json={"question": QUESTION, "context": SCHEMA})
             plain = await client.post("/v1/completions", json=completion_body())
     assert sql.json()["finish_reason"] == "stop"
-    assert generate.json() == {"sql": GOOD, "finish_reason": "stop"}
+    assert generate.json() | {"id": None} == {"id": None, "sql": GOOD, "finish_reason": "stop"}
+    assert generate.json()["id"].startswith("sql-")
     assert plain.json()["choices"][0]["finish_reason"] == "stop"
 
 
@@ -258,7 +259,7 @@ async def test_when_greedy_fails_the_most_voted_passing_candidate_wins() -> None
     assert body["sql"] == "SELECT count(*) FROM singer"
     assert body["check"]["repair"] | {"latency_ms": 0} == {
         "asked": 4, "passing": 3, "votes": 2, "won": True, "reason": "invalid_sql", "latency_ms": 0,
-        "timed_out": False}
+        "timed_out": False, "failed": False}
     greedy, sampled = (orjson.loads(request) for request in sent)
     assert sampled["prompt"] == greedy["prompt"]  # the same exact training prompt
     assert (sampled["n"], sampled["temperature"], sampled["seed"]) == (4, 0.7, 1234)  # from the config

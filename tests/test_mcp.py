@@ -90,7 +90,9 @@ async def test_an_mcp_client_lists_the_three_tools_and_gets_the_same_checked_que
     assert answer["check"]["compiled"] is True and answer["check"]["tables"] == ["singer"]
     # The same pipeline as /v1/sql: the second asking is its cache hit, with the same check object.
     assert plain["cached"] is True and answer["cached"] is False
-    assert answer["check"] == plain["check"] and answer["sql"] == plain["sql"]
+    assert (answer["check"]["source"], plain["check"]["source"]) == ("generated", "cache")
+    assert answer["check"] | {"source": None} == plain["check"] | {"source": None} and answer["sql"] == plain["sql"]
+    assert answer["id"].startswith("sql-") and answer["id"] != plain["id"]
     assert orjson.loads(tool_text(result)) == answer
     assert len(upstream.requests) == 1
 

@@ -73,7 +73,7 @@ def sample_value(metrics: Metrics, name: str, **labels: str) -> float:
 
 def test_every_contract_metric_is_exposed_with_its_type_and_labels() -> None:
     expected = contract_metrics()
-    assert len(expected) == 27  # the table as written: a parse that finds fewer rows would prove nothing
+    assert len(expected) == 29  # the table as written: a parse that finds fewer rows would prove nothing
     families = exposed(busy_metrics())
     for name, (kind, labels) in expected.items():
         assert name in families, name
@@ -108,6 +108,14 @@ def test_helpers_count_what_they_say() -> None:
     assert sample_value(metrics, "sqlgate_upstream_ready") == 1
     metrics.set_ready(False)
     assert sample_value(metrics, "sqlgate_upstream_ready") == 0
+    metrics.feedback("up")
+    metrics.feedback("up")
+    metrics.feedback("down")
+    assert sample_value(metrics, "sqlgate_feedback_total", rating="up") == 2
+    assert sample_value(metrics, "sqlgate_feedback_total", rating="down") == 1
+    metrics.memory("hit")
+    assert sample_value(metrics, "sqlgate_memory_requests_total", result="hit") == 1
+    assert sample_value(metrics, "sqlgate_memory_requests_total", result="failed_check") == 0
 
 
 def test_two_apps_in_one_process_keep_separate_registries() -> None:
@@ -128,6 +136,10 @@ def test_fixed_label_sets_start_at_zero_and_stay_bounded() -> None:
         assert sample_value(metrics, "sqlgate_cache_requests_total", result=result) == 0
     for outcome in ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql"):
         assert sample_value(metrics, "sqlgate_sql_checks_total", outcome=outcome) == 0
+    for rating in ("up", "down"):
+        assert sample_value(metrics, "sqlgate_feedback_total", rating=rating) == 0
+    metrics.feedback("sideways")
+    assert sample_value(metrics, "sqlgate_feedback_total", rating="other") == 1
     metrics.rejected("Bearer sk-live-123")  # whatever a caller passes, it can't become a label value
     metrics.sql_check("something new")
     metrics.error("sql", "Bearer sk-live-123")

@@ -22,6 +22,7 @@ from gateway.errors import CapExceeded, GatewayError, InvalidRequest, ModelAslee
 from gateway.pipeline import AnswerPipeline
 from gateway.request_record import RequestRecord
 from gateway.routes.protocol import SqlResponseBody
+from gateway.routes.sql import new_answer_id
 from gateway.sql_check import SUPPORTED_DIALECTS, SqlPolicy, check_sql, dialect_label, in_menu_order
 from gateway.state import AppState
 
@@ -71,6 +72,7 @@ async def generate(state: AppState, record: RequestRecord, *, question: str, sch
             state.metrics.rejected("asleep")
             raise
         request = pipeline.prepare(question, schema, dialect, question_param="question")
+        record.answer_id = answer_id = new_answer_id()
         answer = await pipeline.answer(request, record)
         rejected = AnswerPipeline.refusal(answer)
         if rejected is not None:
@@ -79,8 +81,8 @@ async def generate(state: AppState, record: RequestRecord, *, question: str, sch
         return tool_error(state, record, error)
     except Exception:
         return _internal_error(state, record, "generate_sql")
-    body = SqlResponseBody.from_answer(answer, model=state.settings.model_id,
-                                       latency_s=time.perf_counter() - started)
+    body = SqlResponseBody.from_answer(answer, answer_id=answer_id,
+                                       model=state.settings.model_id, latency_s=time.perf_counter() - started)
     return _result(body.model_dump(mode="json"))
 
 

@@ -31,6 +31,9 @@ VOTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 AGREEMENT_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 # What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
 REPAIR_OUTCOMES = ("won", "lost")
+# A rating of an answer (POST /v1/feedback); what a verified-memory lookup found.
+RATINGS = ("up", "down")
+MEMORY_RESULTS = ("hit", "miss", "failed_check", "error")
 REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
 # Error codes are the gateway's own words (docs/contract.md's error table); anything else is not one.
@@ -152,6 +155,11 @@ class Metrics:
         self._errors = Counter("sqlgate_errors", "Requests answered with an error, by route and error code (an "
                                "in-band stream error or an MCP tool error included).", ["route", "code"],
                                registry=r)
+        self._feedback = Counter("sqlgate_feedback", "Ratings of answers (POST /v1/feedback), by rating.", ["rating"],
+                                 registry=r)
+        self._memory = Counter("sqlgate_memory_requests", "Verified-memory lookups, by result: hit (answered from a "
+                               "verified pair, re-checked), miss, failed_check (a pair matched but failed the check "
+                               "now), error (the store did not answer).", ["result"], registry=r)
         self._in_flight = Gauge("sqlgate_requests_in_flight", "Requests being handled now.", registry=r)
         self._retries = Counter("sqlgate_upstream_retries", "Upstream calls retried before the first byte.",
                                 registry=r)
@@ -179,6 +187,10 @@ class Metrics:
             self._rejected.labels(reason)
         for repair in REPAIR_OUTCOMES:
             self._repairs.labels(repair)
+        for rating in RATINGS:
+            self._feedback.labels(rating)
+        for result in MEMORY_RESULTS:
+            self._memory.labels(result)
         for code in SQL_OUTCOMES[1:]:
             self._refusals.labels(code)
         self._replica_series: _ReplicaSeries | None = None
@@ -227,6 +239,12 @@ class Metrics:
 
     def refusal(self, code: str) -> None:
         self._refusals.labels(_bounded(code, SQL_OUTCOMES)).inc()
+
+    def feedback(self, rating: str) -> None:
+        self._feedback.labels(_bounded(rating, RATINGS)).inc()
+
+    def memory(self, result: str) -> None:
+        self._memory.labels(_bounded(result, MEMORY_RESULTS)).inc()
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(_bounded(reason, REJECT_REASONS)).inc()

@@ -56,7 +56,7 @@ def _quoted_word(node: exp.Expression | None) -> bool:
             and bool(node.this.quoted))
 
 
-def _quoted_values(tree: exp.Expression, columns: frozenset[str] | None) -> set[int]:
+def _quoted_values(tree: exp.Expr, columns: frozenset[str] | None) -> set[int]:
     """The ids of the double-quoted words that stand for values."""
     if columns is not None:
         return {id(node) for node in tree.find_all(exp.Column)
@@ -68,10 +68,10 @@ def _quoted_values(tree: exp.Expression, columns: frozenset[str] | None) -> set[
             words.add(id(right))
         elif _quoted_word(left) and isinstance(right, exp.Column | exp.Literal):
             words.add(id(left))
-    for node in tree.find_all(exp.In):
-        words.update(id(item) for item in node.expressions if _quoted_word(item))
-    for node in tree.find_all(exp.Between):
-        words.update(id(node.args[bound]) for bound in ("low", "high") if _quoted_word(node.args.get(bound)))
+    for within in tree.find_all(exp.In):
+        words.update(id(item) for item in within.expressions if _quoted_word(item))
+    for between in tree.find_all(exp.Between):
+        words.update(id(between.args[bound]) for bound in ("low", "high") if _quoted_word(between.args.get(bound)))
     return words
 
 

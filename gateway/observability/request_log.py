@@ -29,7 +29,7 @@ def request_fields(record: RequestRecord, elapsed_s: float) -> dict[str, Any]:
         "stream_error_status": record.stream_error_status,
         "latency_ms": round(elapsed_s * 1000, 1),
         # The share of the latency that was vLLM's (None when nothing went upstream: cache hit, refused early).
-        "upstream_ms": _ms(answer.upstream_latency_s) if answer is not None and not answer.cached else None,
+        "upstream_ms": _ms(answer.upstream_latency_s) if answer is not None and answer.generated else None,
         "ttft_ms": _ms(record.ttft_s) if record.ttft_s is not None else None,
         "prompt_tokens": record.prompt_tokens,
         "completion_tokens": record.completion_tokens,
@@ -41,6 +41,9 @@ def request_fields(record: RequestRecord, elapsed_s: float) -> dict[str, Any]:
         # The vote's confidence and the model that answered (the escalation model when it did).
         "agreement": answer.agreement["ratio"] if answer is not None and answer.agreement else None,
         "answered_by": answer.answered_by if answer is not None else None,
+        # The response's id (what feedback names) and where the answer came from: generated, cache, verified.
+        "answer_id": record.answer_id,
+        "source": answer.source if answer is not None else None,
     }
 
 
@@ -57,6 +60,8 @@ def request_message(record: RequestRecord, elapsed_s: float) -> str:
     if record.completion_tokens is not None:
         if record.cache == "hit":
             return f"Served {record.completion_tokens} cached tokens in {ms} ms"
+        if record.cache == "verified":
+            return f"Answered from a verified query in {ms} ms"
         return f"Generated {record.completion_tokens} tokens in {ms} ms"
     return f"Answered {record.status} in {ms} ms"
 

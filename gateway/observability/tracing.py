@@ -25,11 +25,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol
 
 from gateway.observability.redact import redact_check, redact_sql
+from gateway.observability.trace_ids import trace_id_for
 from gateway.request_record import RequestRecord
 
 if TYPE_CHECKING:
     from langfuse import Langfuse
     from langfuse._client.span import LangfuseGeneration, LangfuseSpan
+    from langfuse.types import TraceContext
     from opentelemetry.sdk.trace import TracerProvider
 
 logger = logging.getLogger("sqlgate.tracing")
@@ -38,6 +40,7 @@ REDACTED: Final = "[redacted]"
 GENERATION_NAME: Final = "vllm-completion"
 GUARDRAIL_NAME: Final = "sql-check"
 AGREEMENT_SCORE: Final = "sql_agreement"  # the share of candidate queries that agree with the answer
+FEEDBACK_SCORE: Final = "user_feedback"  # an analyst's rating of the answer: 1 (👍) or 0 (👎), POST /v1/feedback
 # Export limits: whole seconds because Langfuse passes them on as ints; bounds each export attempt, retries included.
 DEFAULT_EXPORT_TIMEOUT_S: Final = 2
 DEFAULT_FLUSH_INTERVAL_S: Final = 1.0
@@ -115,6 +118,9 @@ class RequestTracer(Protocol):
     def finish(self, record: RequestRecord, elapsed_s: float) -> None:
         """Finishes `record.trace`, if any."""
 
+    def score(self, *, trace_id: str | None, name: str, value: float, comment: str | None) -> None:
+        """A score on a finished trace (an analyst's rating); never raises."""
+
     def flush(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         """Sends what is queued, waiting at most `timeout_s`; True when everything went out in time."""
         ...
@@ -156,6 +162,9 @@ class NoopTracer:
         return self._trace
 
     def finish(self, record: RequestRecord, elapsed_s: float) -> None:
+        pass
+
+    def score(self, *, trace_id: str | None, name: str, value: float, comment: str | None) -> None:
         pass
 
     def flush(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
@@ -205,10 +214,13 @@ class LangfuseTrace:
         self._generation_ended = False
         self._checked = False
         self._finished = False
+        # An answer's trace id derives from its id, so that a rating of the answer lands on this trace.
+        context: TraceContext | None = ({"trace_id": trace_id_for(record.answer_id)}
+                                        if record.answer_id is not None else None)
         with self._propagated():
             self._root: LangfuseSpan = client.start_observation(
-                name=record.route, as_type="span", input=self._input,
-                metadata={"request_id": record.request_id, "method": record.method},
+                trace_context=context, name=record.route, as_type="span", input=self._input,
+                metadata={"request_id": record.request_id, "method": record.method, "answer_id": record.answer_id},
             )
 
     @contextmanager
@@ -302,7 +314,7 @@ class LangfuseTrace:
                 return
             answer = record.answer
             status = record.stream_error_status or record.status
-            if answer is not None and not answer.cached:
+            if answer is not None and answer.generated:
                 self._end_generation(
                     output=self._sql(answer.query), prompt_tokens=answer.prompt_tokens,
                     completion_tokens=answer.completion_tokens, finish_reason=answer.finish_reason,
@@ -312,8 +324,8 @@ class LangfuseTrace:
                 self._end_generation(output=None, prompt_tokens=None, completion_tokens=None, finish_reason=None,
                                      error=record.error_code or "no_answer", latency_s=None, ttft_s=None)
             if answer is not None:
-                self._sql_check(answer.query, answer.check, cached=answer.cached)
-                if answer.agreement is not None and not answer.cached:
+                self._sql_check(answer.query, answer.check, cached=not answer.generated)
+                if answer.agreement is not None and answer.generated:
                     # Confidence as a Langfuse score on the trace: filterable, chartable next to user feedback.
                     self._root.score_trace(name=AGREEMENT_SCORE, value=float(answer.agreement["ratio"]),
                                            data_type="NUMERIC",
@@ -327,7 +339,8 @@ class LangfuseTrace:
                           "sql_outcome": record.sql_outcome, "error_code": record.error_code,
                           "repair": answer.repair.as_dict() if answer is not None and answer.repair else None,
                           "agreement": answer.agreement if answer is not None else None,
-                          "answered_by": answer.answered_by if answer is not None else None},
+                          "answered_by": answer.answered_by if answer is not None else None,
+                          "source": answer.source if answer is not None else None},
                 level=level, status_message=record.error_code,
             )
             self._root.end()
@@ -387,6 +400,12 @@ class LangfuseTracer:
         trace = record.trace
         if trace is not None and hasattr(trace, "finish"):
             trace.finish(record, elapsed_s)
+
+    @_never_raises
+    def score(self, *, trace_id: str | None, name: str, value: float, comment: str | None) -> None:
+        if trace_id is None or self._closed:
+            return
+        self._client.create_score(name=name, value=value, trace_id=trace_id, data_type="BOOLEAN", comment=comment)
 
     def flush(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         if self._closed:

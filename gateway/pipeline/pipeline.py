@@ -1,6 +1,7 @@
 """The one answer pipeline every route uses, plain or streaming:
 
-    prepare -> look up (re-checked) -> generate -> finish: judge, candidates when greedy fails, remember, account
+    prepare -> recall (verified memory, re-checked) -> look up (cache, re-checked) -> generate -> finish: judge,
+    candidates when greedy fails, remember, account (and log the answer under its id, for feedback)
 
 A stream is a way of delivering the answer, not a second answer: both paths end in `finish`, and the routes send
 only `SqlAnswer.query` of a valid answer, so the text a stream delivers is exactly the plain answer's and nothing
@@ -12,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-import orjson
-
-from gateway.answer import Generation, Repair, SqlAnswer, SqlRequest
-from gateway.cache import ResponseCache, cache_key
+from gateway.answer import Generation, SqlAnswer, SqlRequest
+from gateway.cache import ResponseCache
 from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
 from gateway.limits import InputCaps
 from gateway.observability.metrics import Metrics
@@ -26,9 +24,11 @@ from gateway.observability.tracing import RequestTracer
 from gateway.pipeline.candidates import Candidate, Draw
 from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
-from gateway.pipeline.flights import FlightAbandoned, Flights
-from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
-from gateway.pipeline.voting import CandidateBudget, Settled, VoteStage, candidate_call_fields
+from gateway.pipeline.flights import Flights
+from gateway.pipeline.kept import AnswerMemory, CachedAnswers, NoMemory, key_settings
+from gateway.pipeline.pending import PendingAnswer
+from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge
+from gateway.pipeline.voting import CandidateBudget, VoteStage, candidate_call_fields, check_object
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
@@ -52,9 +52,11 @@ class AnswerPipeline:
         tracer: RequestTracer,
         fingerprint: ModelFingerprint,
         escalation: Escalation | None = None,
+        memory: AnswerMemory | None = None,
+        refusal_ttl_s: int = 300,
     ) -> None:
         self._upstream = upstream
-        self._cache = cache
+        self._memory = memory or NoMemory()
         self._caps = caps
         self._generation = generation
         self._greedy_fields = generation.as_upstream_fields()
@@ -69,10 +71,11 @@ class AnswerPipeline:
         self._fingerprint = fingerprint
         self._flights = Flights()
         # The settings that generate and judge an answer: part of every cache key, with the prompt and the model.
-        self._key_settings = orjson.dumps([TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
-                                           check.policy.value, check.grounding, candidates.k,
-                                           candidates.strategy, candidates.policy,
-                                           candidates.min_agreement]).decode()
+        self._cached = CachedAnswers(
+            cache, key_settings=key_settings(TEMPLATE_VERSION, CHECK_VERSION, generation.model_dump(mode="json"),
+                                             check.policy.value, check.grounding, candidates.k, candidates.strategy,
+                                             candidates.policy, candidates.min_agreement),
+            refusal_ttl_s=refusal_ttl_s, check=check, model=upstream_model, metrics=metrics)
 
     @property
     def generation(self) -> GenerationParams:
@@ -113,8 +116,13 @@ class AnswerPipeline:
         """Everything up to the first upstream byte: a failure here is a plain HTTP error. With `stream`, vLLM's
         stream is opened now and read by `PendingAnswer.result()`."""
         self._tracer.start(record, question=request.question, schema=request.schema)
-        key = self._key(request)
-        cached = await self.lookup(request, key, record)
+        verified = await self._memory.recall(request)
+        if verified is not None:
+            record.cache = "verified"
+            return PendingAnswer(self, request, record, "", ready=verified)
+        # The model fingerprint is read per request: the readiness watcher names the served folder once vLLM is up.
+        key = self._cached.key(self._fingerprint.current, request)
+        cached = await self._cached.lookup(request, key, record)
         if cached is not None:
             return PendingAnswer(self, request, record, key, ready=cached)
         flight = self._flights.in_flight(key)
@@ -130,52 +138,8 @@ class AnswerPipeline:
             raise
         return PendingAnswer(self, request, record, key, landing=landing, upstream=upstream, started=started)
 
-    # ---- look up ------------------------------------------------------------------------------------------
-
-    def _key(self, request: SqlRequest) -> str:
-        # The fingerprint is read per request: the readiness watcher names the served folder once vLLM is up.
-        return cache_key(model=self._fingerprint.current, settings=self._key_settings, dialect=request.dialect,
-                         prompt=request.prompt)
-
-    async def lookup(self, request: SqlRequest, key: str, record: RequestRecord) -> SqlAnswer | None:
-        """A stored answer, re-checked now: an entry the current check no longer passes is dropped."""
-        if not self._cache.enabled:
-            return None  # no hit or miss to count: a cache that is off must not look like one that never hits
-        stored = await self._cache.get(key)
-        answer = self._from_store(request, stored) if stored is not None else None
-        self._metrics.cache(answer is not None)
-        record.cache = "hit" if answer is not None else "miss"
-        return answer
-
-    def _from_store(self, request: SqlRequest, stored: dict[str, Any]) -> SqlAnswer | None:
-        try:
-            verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
-                                  dialect=request.dialect, options=self._check)
-            stored_repair = stored.get("repair")
-            repair = Repair(**stored_repair) if isinstance(stored_repair, dict) else None
-            answered_by = str(stored["answered_by"]) if stored.get("answered_by") else None
-            stored_agreement = stored.get("agreement")
-            agreement = dict(stored_agreement) if isinstance(stored_agreement, dict) else None
-            answer = SqlAnswer(
-                query=verdict.query, source_query=verdict.source_query, raw_text=str(stored["raw_text"]),
-                finish_reason=stored["finish_reason"], prompt_tokens=int(stored["prompt_tokens"]),
-                completion_tokens=int(stored["completion_tokens"]),
-                check=self._check_object(verdict, Settled(Candidate(verdict, None, ""), repair, agreement,
-                                                          answered_by=answered_by)),
-                repair=repair, cached=True,
-                extra_tokens={k: int(v) for k, v in dict(stored.get("extra_tokens") or {}).items()},
-                agreement=agreement, answered_by=answered_by,
-            )
-        except (KeyError, TypeError, ValueError):
-            return None  # written by an older version: answer afresh
-        if stored.get("valid") and not answer.valid:
-            return None  # passed an older check and fails this one: never serve it again
-        return answer
-
     async def remember(self, key: str, answer: SqlAnswer) -> None:
-        # A low-confidence refusal depends on the samples of this one vote: the next request votes again.
-        if self._cache.enabled and answer.error_code != "low_confidence":
-            await self._cache.set(key, {**answer.for_cache(), "valid": answer.valid})
+        await self._cached.remember(key, answer)
 
     # ---- generate -----------------------------------------------------------------------------------------
 
@@ -284,20 +248,16 @@ class AnswerPipeline:
         return SqlAnswer(
             query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens, check=self._check_object(chosen.verdict, settled),
+            completion_tokens=generation.completion_tokens,
+            check=check_object(chosen.verdict, settled, model=self._upstream_model, source="generated"),
             repair=settled.repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
             extra_tokens=settled.extra_tokens, agreement=settled.agreement,
             answered_by=settled.answered_by or self._upstream_model,
         )
 
-    def _check_object(self, verdict: Verdict, settled: Settled) -> dict[str, Any]:
-        repair = settled.repair
-        return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
-                "agreement": settled.agreement, "vote": settled.vote,
-                "answered_by": settled.answered_by or self._upstream_model}
-
-    def account(self, answer: SqlAnswer, record: RequestRecord) -> None:
-        """Tokens, check outcome and trace facts for one answer, once per request."""
+    def account(self, answer: SqlAnswer, record: RequestRecord, request: SqlRequest) -> None:
+        """Tokens, check outcome and trace facts for one answer, once per request; a valid answer is logged under
+        the response's id, for the feedback that may name it."""
         outcome = answer.error_code or "valid"
         record.prompt_tokens = answer.usage["prompt_tokens"]
         record.completion_tokens = answer.usage["completion_tokens"]
@@ -306,8 +266,10 @@ class AnswerPipeline:
         self._metrics.sql_check(outcome)
         if answer.error_code is not None:
             self._metrics.refusal(answer.error_code)
-        if not answer.cached:
+        if answer.generated:
             self._metrics.add_tokens(record.prompt_tokens, record.completion_tokens)
+        if answer.valid and record.answer_id is not None:
+            self._memory.keep(record.answer_id, request, answer, record.key_name)
 
     @staticmethod
     def refusal(answer: SqlAnswer) -> SqlRejected | None:
@@ -319,69 +281,3 @@ class AnswerPipeline:
                     if p.get("code") != "no_where_clause"]
         reason = "; ".join(dict.fromkeys(problems)) or "it did not pass the SQL check"
         return SqlRejected(f"The generated SQL was rejected: {reason}", code=code, extra={"check": answer.check})
-
-
-class PendingAnswer:
-    """An answer on its way: ready (cache), joined (another request's flight), or led by this request."""
-
-    def __init__(self, pipeline: AnswerPipeline, request: SqlRequest, record: RequestRecord, key: str, *,
-                 ready: SqlAnswer | None = None, joined: asyncio.Future[SqlAnswer] | None = None,
-                 landing: asyncio.Future[SqlAnswer] | None = None, upstream: UpstreamStream | None = None,
-                 started: float = 0.0) -> None:
-        self._pipeline = pipeline
-        self._request = request
-        self._record = record
-        self._key = key
-        self._ready = ready
-        self._joined = joined
-        self._landing = landing
-        self._upstream = upstream
-        self._started = started
-
-    async def result(self) -> SqlAnswer:
-        answer = await self._obtain()
-        self._pipeline.account(answer, self._record)
-        return answer
-
-    async def _obtain(self) -> SqlAnswer:
-        if self._ready is not None:
-            return self._ready
-        if self._joined is not None:
-            try:
-                shared = await self._pipeline.flights.wait(self._joined)
-            except FlightAbandoned:
-                pass  # the leader's client went away: answer this request itself
-            else:
-                self._record.cache = "joined"
-                return replace(shared, cached=True)
-            self._landing = self._pipeline.flights.lead(self._key)
-        return await self._lead()
-
-    async def _lead(self) -> SqlAnswer:
-        pipeline, landing = self._pipeline, self._landing
-        assert landing is not None
-        drawing = pipeline.start_draw(self._request)
-        try:
-            if self._upstream is not None:
-                generation = await pipeline.collect(self._upstream, self._started, self._record)
-            else:
-                generation = await pipeline.generate(self._request, self._record)
-            answer = await pipeline.finish(self._request, generation, self._record, drawing)
-            await pipeline.remember(self._key, answer)
-        except BaseException:
-            if drawing is not None:
-                drawing.cancel()
-            # Whatever stopped this request (an upstream failure on its replica, its client leaving) need not
-            # stop the ones waiting on it: they answer themselves.
-            pipeline.flights.land(self._key, landing, None)
-            raise
-        pipeline.flights.land(self._key, landing, answer)
-        return answer
-
-    async def aclose(self) -> None:
-        """Release the upstream stream; a flight this request led and never finished is handed back, so the
-        requests waiting on it answer themselves instead of waiting forever. Idempotent."""
-        if self._landing is not None and not self._landing.done():
-            self._pipeline.flights.land(self._key, self._landing, None)
-        if self._upstream is not None:
-            await self._upstream.aclose()

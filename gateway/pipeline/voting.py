@@ -125,7 +125,7 @@ class VoteStage:
         if greedy.verdict.error_code is not None or replaced:
             repair = Repair(asked=draw.asked, passing=sum(c.verdict.error_code is None for c in draw.candidates),
                             votes=ballot.votes, won=replaced, reason=greedy.verdict.error_code or "outvoted",
-                            latency_s=draw.latency_s, timed_out=draw.timed_out)
+                            latency_s=draw.latency_s, timed_out=draw.timed_out, failed=draw.failed)
             self._metrics.repair(replaced, draw.latency_s)
         chosen = winner if replaced and winner is not None else greedy
         return Settled(chosen, repair, agreement, _vote_facts(counted), draw.extra_tokens)
@@ -151,6 +151,15 @@ class VoteStage:
     def _too_unsure(self, agreement: dict[str, Any] | None) -> bool:
         threshold = self.budget.min_agreement
         return threshold is not None and agreement is not None and agreement["ratio"] < threshold
+
+
+def check_object(verdict: Verdict, settled: Settled, *, model: str, source: str) -> dict[str, Any]:
+    """The check object of an answer the pipeline settled: the chain's verdict, what the candidate step did, which
+    model answered and where the answer came from (`generated` now, or `cache`)."""
+    repair = settled.repair
+    return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
+            "agreement": settled.agreement, "vote": settled.vote, "answered_by": settled.answered_by or model,
+            "source": source, "memory": None}
 
 
 def _vote_facts(counted: ResultsBallot) -> dict[str, Any]:

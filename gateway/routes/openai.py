@@ -60,6 +60,7 @@ async def _respond(
     pipeline = state.pipeline
     sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param)
     response_id = ("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex
+    record.answer_id = response_id  # what feedback names the answer by (POST /v1/feedback)
     created = int(time.time())
     model = state.settings.model_id
     if body.stream:

@@ -73,6 +73,10 @@ class SqlCheckModel(BaseModel):
     query: str
     error_code: str | None = None
     repair: dict[str, Any] | None = None
+    source: Literal["generated", "cache", "verified"] | None = Field(
+        None, description="Where the answer came from: the model now, the cache, or a verified query")
+    memory: dict[str, Any] | None = Field(
+        None, description="For a verified answer: {id, verified_by, verified_at, origin, rebound}")
 
 
 class Usage(BaseModel):
@@ -140,6 +144,7 @@ class SqlRequestBody(BaseModel):
 
 
 class SqlResponseBody(BaseModel):
+    id: str = Field(..., description="The answer's id: what POST /v1/feedback names")
     sql: str
     valid: bool
     finish_reason: str
@@ -150,9 +155,9 @@ class SqlResponseBody(BaseModel):
     latency_ms: float
 
     @classmethod
-    def from_answer(cls, answer: SqlAnswer, *, model: str, latency_s: float) -> SqlResponseBody:
+    def from_answer(cls, answer: SqlAnswer, *, answer_id: str, model: str, latency_s: float) -> SqlResponseBody:
         """The `/v1/sql` answer (also the MCP tool `generate_sql`'s result) for a checked answer."""
-        return cls(sql=answer.query, valid=answer.valid, finish_reason=answer.finish_reason or "stop",
+        return cls(id=answer_id, sql=answer.query, valid=answer.valid, finish_reason=answer.finish_reason or "stop",
                    check=SqlCheckModel.model_validate(answer.check), cached=answer.cached,
                    usage=Usage.model_validate(answer.usage), model=model, latency_ms=round(latency_s * 1000, 3))
 
@@ -165,5 +170,6 @@ class GenerateRequestBody(BaseModel):
 
 
 class GenerateResponseBody(BaseModel):
+    id: str
     sql: str
     finish_reason: str

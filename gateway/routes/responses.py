@@ -28,8 +28,9 @@ async def responses(body: ResponsesRequest, request: Request, state: State, reco
     question, schema = question_and_schema(body.messages(), body.schema_text(), param="input")
     pipeline = state.pipeline
     sql_request = pipeline.prepare(question, schema, body.dialect, question_param="input")
-    shaper = ResponseShaper("resp_" + uuid.uuid4().hex, "msg_" + uuid.uuid4().hex, int(time.time()),
-                            state.settings.model_id)
+    response_id = "resp_" + uuid.uuid4().hex
+    record.answer_id = response_id  # what feedback names the answer by (POST /v1/feedback)
+    shaper = ResponseShaper(response_id, "msg_" + uuid.uuid4().hex, int(time.time()), state.settings.model_id)
     if body.stream:
         pending = await pipeline.begin(sql_request, record, stream=True)
         return StreamingResponse(

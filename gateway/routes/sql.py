@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from fastapi import APIRouter, Request
 
@@ -28,8 +29,9 @@ async def generate_sql(body: SqlRequestBody, request: Request, state: State, rec
     """Question + CREATE TABLE statements in; one checked SQL query out."""
     started = time.perf_counter()
     sql_request = state.pipeline.prepare(body.question, body.sql_schema, body.dialect, question_param="question")
+    record.answer_id = answer_id = new_answer_id()
     answer = await _valid_answer(state.pipeline, request, sql_request, record)
-    return SqlResponseBody.from_answer(answer, model=state.settings.model_id,
+    return SqlResponseBody.from_answer(answer, answer_id=answer_id, model=state.settings.model_id,
                                        latency_s=time.perf_counter() - started)
 
 
@@ -40,8 +42,14 @@ async def generate(body: GenerateRequestBody, request: Request, state: State, re
     """The seed deployment's route, kept for its callers: {question, context} -> {sql}."""
     sql_request = state.pipeline.prepare(body.question, body.context, None, question_param="question",
                                          schema_param="context")
+    record.answer_id = answer_id = new_answer_id()
     answer = await _valid_answer(state.pipeline, request, sql_request, record)
-    return GenerateResponseBody(sql=answer.query, finish_reason=answer.finish_reason or "stop")
+    return GenerateResponseBody(id=answer_id, sql=answer.query, finish_reason=answer.finish_reason or "stop")
+
+
+def new_answer_id() -> str:
+    """The `id` of a /v1/sql, /generate or MCP `generate_sql` answer (the OpenAI routes use their response ids)."""
+    return "sql-" + uuid.uuid4().hex
 
 
 async def _valid_answer(pipeline: AnswerPipeline, request: Request, sql_request: SqlRequest, record: RequestRecord
