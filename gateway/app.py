@@ -37,7 +37,7 @@ from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
-from gateway.routes import health, openai, responses, sql, web
+from gateway.routes import feedback, health, openai, responses, sql, web
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -231,6 +231,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(responses.router)
     app.include_router(sql.router)
+    app.include_router(feedback.router)
     app.include_router(health.router)
     app.include_router(web.router)
     # An ASGI route, not a mount: `POST /mcp` is answered as it is, without a redirect to `/mcp/`. POST only: a

@@ -175,6 +175,17 @@ class ModelAsleep(GatewayError):
         self.retry_after_s = max(1, retry_after_s)
 
 
+class StoreUnavailable(GatewayError):
+    """The durable store (SQLite file, PostgreSQL) could not take or give the data: nothing was kept."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "store_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"retry-after": "1"})
+
+
 class UpstreamRejected(GatewayError):
     """vLLM refused the request itself (4xx): the client's problem, passed on without upstream details."""
 

@@ -34,6 +34,8 @@ ROUTE_LABELS = {
     "/v1/models": "models",
     "/v1/sql": "sql",
     "/v1/responses": "responses",
+    "/v1/feedback": "feedback",
+    "/v1/feedback/export": "feedback_export",
     "/mcp": "mcp",
     "/generate": "generate",
     "/health": "health",
