@@ -250,9 +250,8 @@ async def test_bad_feedback_gets_a_clear_openai_shaped_error(body: dict[str, Any
 async def test_a_lone_surrogate_in_a_comment_is_a_400_never_a_500() -> None:
     async with gateway(FROM_FRANCE) as (client, _):
         first = await ask(client)
-        response = await client.post("/v1/feedback", content=(
-            '{"id": "%s", "rating": "up", "comment": "bad\\ud800"}' % first["id"]).encode(),
-            headers={"content-type": "application/json"})
+        raw = '{"id": "ID", "rating": "up", "comment": "bad\\ud800"}'.replace("ID", first["id"])
+        response = await client.post("/v1/feedback", content=raw.encode(), headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["param"] == "comment"
 
 
