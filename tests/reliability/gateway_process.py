@@ -94,6 +94,8 @@ def gateway_process(launcher: Launcher = "uvicorn", **settings: str) -> Iterator
         command = [sys.executable, "-m", "gateway"]
     with tempfile.TemporaryDirectory(prefix="sqlgate-gateway-") as folder:
         logs = Path(folder)
+        # The run folder (the default SQLite store) is this process's own, never the checkout's .run/.
+        env.setdefault("SQLGATE_RUN_DIR", folder)
         with (logs / "stdout.log").open("wb") as stdout, (logs / "stderr.log").open("wb") as stderr:
             process = subprocess.Popen(command, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
         running = GatewayProcess(process, port, logs)
