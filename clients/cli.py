@@ -1,4 +1,5 @@
-"""The `sqlgate` command line: `ask` one question, `eval` a dataset, `bench` the gateway (and vLLM), `mcp` (stdio)."""
+"""The `sqlgate` command line: `ask` one question, `eval` a dataset, `bench` the gateway (and vLLM), `mcp` (stdio),
+`feedback` (rate an answer, export verified pairs: clients/feedback_cli.py)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,12 @@ from clients.connection import DEFAULT_MODEL, DEFAULT_TIMEOUT_S, resolve_connect
 from clients.eval_data import DataError
 from clients.evaluation import EvalConfig, RunMismatch, run_eval
 from clients.evaluation import format_summary as format_eval_summary
-from clients.failures import ExitCode, GatewayFailure
+from clients.failures import ExitCode, GatewayFailure, UsageError
+from clients.feedback_cli import add_feedback_command
 from clients.gateway_client import ROUTES, Answer, Route, SqlGatewayClient
 from clients.mcp_stdio import serve_stdio
 
 PROG = "sqlgate"
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as one line, exit code 2."""
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -294,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
                      help=f"seconds to wait for one answer (default {DEFAULT_TIMEOUT_S:g})")
     mcp.set_defaults(handler=_mcp)
+
+    add_feedback_command(commands, connection)
     return parser
 
 
@@ -426,6 +426,10 @@ def _ask(args: argparse.Namespace) -> int:
             latency_s=answer.latency_s,
             usage=usage if isinstance(usage, dict) else None,
         )
+        if answer.id:
+            source = answer.check.get("source")
+            print(f"answer {answer.id}{f' ({source})' if source else ''}: rate it with "
+                  f"sqlgate feedback rate {answer.id} up|down", file=sys.stderr)
     if not answer.valid:
         _error("the gateway returned SQL that did not pass its check")
         return ExitCode.SQL_REJECTED

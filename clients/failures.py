@@ -16,6 +16,10 @@ class ExitCode(IntEnum):
     UPSTREAM = 6
 
 
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit code 2."""
+
+
 class GatewayFailure(Exception):
     """A gateway error response (OpenAI-shaped body) or a network failure (`status` is None)."""
 

@@ -32,6 +32,12 @@ class Answer:
     def valid(self) -> bool:
         return bool(self.check.get("valid"))
 
+    @property
+    def id(self) -> str | None:
+        """The answer's id: what `sqlgate feedback rate` names."""
+        value = self.response.get("id")
+        return str(value) if value else None
+
 
 class SqlGatewayClient:
     """An `openai.AsyncOpenAI` pointed at the gateway, with the gateway's extra `schema` field filled in."""

@@ -110,8 +110,9 @@ async def export(state: State, since: Since = None) -> ExportResponse:
         raise StoreUnavailable("The feedback store is unavailable. Try again.") from None
     rows: dict[tuple[str, str, str], ExportRow] = {}
     for pair in pairs:
-        row = ExportRow(question=pair.question, context=pair.schema, answer=pair.source_query, origin=pair.origin,
-                        verified_by=pair.verified_by, verified_at=pair.verified_at)
+        # Stripped, as the training prompt reads them (gateway/prompt.py).
+        row = ExportRow(question=pair.question.strip(), context=pair.schema.strip(), answer=pair.source_query,
+                        origin=pair.origin, verified_by=pair.verified_by, verified_at=pair.verified_at)
         rows.setdefault((row.question, row.context, row.answer), row)  # the same pair verified twice: once
     data = list(rows.values())
     counts = {"rows": len(data), "ratings": sum(r.origin == "rating" for r in data),

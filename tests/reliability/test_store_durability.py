@@ -45,33 +45,33 @@ def test_acknowledged_feedback_survives_a_sigkill_of_the_gateway(database_url: s
                 "sql_candidates": "0", "rate_limit_per_minute": "0"}
     acknowledged: list[str] = []
     with fake_upstream(faults.ok("SELECT count(*) FROM singer")) as upstream:
-        with gateway_process("gateway", upstream_url=upstream.base_url, **settings) as gateway:
-            with httpx.Client(base_url=gateway.base_url, headers={"authorization": f"Bearer {API_KEY}"},
-                              timeout=30) as client:
-                answer_ids = [client.post("/v1/sql", json={"question": q, "schema": SCHEMA}).json()["id"]
-                              for q in QUESTIONS]
+        with (gateway_process("gateway", upstream_url=upstream.base_url, **settings) as gateway,
+              httpx.Client(base_url=gateway.base_url, headers={"authorization": f"Bearer {API_KEY}"},
+                           timeout=30) as client):
+            answer_ids = [client.post("/v1/sql", json={"question": q, "schema": SCHEMA}).json()["id"]
+                          for q in QUESTIONS]
 
-                def keep_rating() -> None:
-                    number = 0
-                    while True:
-                        body = {"id": answer_ids[number % len(answer_ids)], "rating": ("up", "down")[number % 2],
-                                "comment": f"rating {number}"}
-                        try:
-                            response = client.post("/v1/feedback", json=body)
-                        except httpx.TransportError:
-                            return  # the gateway is gone
-                        if response.status_code == 201:
-                            acknowledged.append(response.json()["id"])
-                        number += 1
+            def keep_rating() -> None:
+                number = 0
+                while True:
+                    body = {"id": answer_ids[number % len(answer_ids)], "rating": ("up", "down")[number % 2],
+                            "comment": f"rating {number}"}
+                    try:
+                        response = client.post("/v1/feedback", json=body)
+                    except httpx.TransportError:
+                        return  # the gateway is gone
+                    if response.status_code == 201:
+                        acknowledged.append(response.json()["id"])
+                    number += 1
 
-                writer = threading.Thread(target=keep_rating)
-                writer.start()
-                try:
-                    wait_for(lambda: len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL, "ratings acknowledged", 60)
-                    gateway.process.send_signal(signal.SIGKILL)  # while the writer's next rating is in flight
-                    assert gateway.process.wait(timeout=30) == -signal.SIGKILL
-                finally:
-                    writer.join(timeout=30)
+            writer = threading.Thread(target=keep_rating)
+            writer.start()
+            try:
+                wait_for(lambda: len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL, "ratings acknowledged", 60)
+                gateway.process.send_signal(signal.SIGKILL)  # while the writer's next rating is in flight
+                assert gateway.process.wait(timeout=30) == -signal.SIGKILL
+            finally:
+                writer.join(timeout=30)
         kept = stored_feedback_ids(database_url)
         assert set(acknowledged) <= kept, f"lost: {sorted(set(acknowledged) - kept)}"
         assert len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL
