@@ -179,3 +179,19 @@ def sampled_or_greedy(requests: list[bytes], *, sampled: Fault, greedy: Fault) -
         chosen = sampled if b'"n":' in requests[-1] else greedy
         return await chosen(reader, writer)
     return fault
+
+
+def forward(requests: list[bytes], base_url: str) -> Fault:
+    """Pass each request on to a real OpenAI-compatible server (vLLM's /v1/completions) and its answer back: the
+    fake only counts the calls (`requests` is the fake's own list; its last entry is the request being answered)."""
+    async def fault(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=300) as client:
+            answer_ = await client.post(f"{base_url}/v1/completions", content=requests[-1],
+                                        headers={"content-type": "application/json"})
+        writer.write(http_response(answer_.status_code, answer_.content,
+                                   answer_.headers.get("content-type", "application/json")))
+        await writer.drain()
+        return True
+    return fault

@@ -17,7 +17,8 @@ NUMBER_SLOT = "\u2039n\u203a"
 
 _QUOTED = re.compile(r"""'([^'\n]{1,80})'|"([^"\n]{1,80})"|\u201c([^\u201d\n]{1,80})\u201d"""
                      r"""|\u2018([^\u2019\n]{1,80})\u2019""")
-_NUMBER = re.compile(r"(?<![\w.])-?\d{1,12}(?:\.\d{1,6})?(?![\w.])")
+# A number ends at a sentence's full stop ("above 80000."), not inside "1.5.2" or "3rd".
+_NUMBER = re.compile(r"(?<![\w.])-?\d{1,12}(?:\.\d{1,6})?(?!\w|\.\d)")
 # After whitespace, so the sentence's first word is not taken for a name.
 _PROPER = re.compile(r"(?<=\s)[A-Z][A-Za-z]{1,40}(?:\s[A-Z][A-Za-z]{1,40})*")
 

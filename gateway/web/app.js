@@ -300,6 +300,9 @@
     return out;
   }
 
+  // Where an answer came from (check.source), in words.
+  const SOURCES = { generated: "Model", cache: "Cache", verified: "Verified query" };
+
   // ---- the page --------------------------------------------------------------------------------------------
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -623,11 +626,16 @@
           `${formatCount(usage.prompt_tokens)} in · ${formatCount(usage.completion_tokens)} out`, "tokens"));
       }
       if (typeof result.model === "string") entries.push(metaEntry("Model", result.model, "model"));
+      const source = result.check && typeof result.check.source === "string" ? result.check.source : null;
+      if (source) entries.push(metaEntry("Source", SOURCES[source] || source, "source"));
       meta.replaceChildren(...entries);
       meta.hidden = false;
+      // The feedback controls (web/feedback.js) attach to the answer shown.
+      document.dispatchEvent(new CustomEvent("sqlgate:answer", { detail: { answer: result } }));
     }
 
     function hideResult() {
+      document.dispatchEvent(new CustomEvent("sqlgate:cleared"));
       sqlPanel.hidden = true;
       sqlCode.replaceChildren();
       badges.replaceChildren();
@@ -713,7 +721,9 @@
         setStatus("");
         if (response.ok && body && typeof body.sql === "string") {
           showResult(body);
-          setStatus(body.cached ? "Done (answered from the cache)." : "Done.");
+          const verified = body.check && body.check.source === "verified";
+          setStatus(verified ? "Done (answered from a verified query)."
+            : body.cached ? "Done (answered from the cache)." : "Done.");
           return;
         }
         const failure = response.ok
