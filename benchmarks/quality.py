@@ -32,6 +32,7 @@ import httpx
 from tqdm import tqdm
 
 from benchmarks.processes import REPO_ROOT, child_server, exit_cleanly_on_sigterm, free_port, log_tail
+from benchmarks.quality_memory import judged, memory_summary, seed_store, seeded_half, value_swapped
 from benchmarks.quality_scoring import compile_paths, gold_refusal_rate, read_rows, score_rows
 from benchmarks.results import host_facts, say, write_report
 from gateway.prompt import render_prompt
@@ -166,6 +167,10 @@ class Runner:
         return {"direct_samples": [choice.get("text") for choice in choices],
                 "direct_samples_finish": [choice.get("finish_reason") for choice in choices]}
 
+    def ask_gateway(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The gateway's answer to one row (what the rows file keeps of it), without the direct path."""
+        return self._through_gateway(row)
+
     def _through_gateway(self, row: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         try:
@@ -190,6 +195,7 @@ class Runner:
                                   else None),
             "gateway_agreement_detail": check.get("agreement"),
             "gateway_vote": check.get("vote") if isinstance(check.get("vote"), dict) else None,
+            "gateway_source": check.get("source"),
         }
 
 
@@ -197,8 +203,9 @@ def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
                 candidate_budget_s: float | None = None, candidate_strategy: str | None = None,
                 candidates_policy: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Production settings (this checkout's defaults: SQL check, candidate step, ...) except: one bench key, no
-    rate limit, no cache, no background readiness probes, a long upstream read timeout; the `candidate*` arguments
-    override the candidate step's defaults (to measure other choices), `extra` any other setting."""
+    rate limit, no cache, no background readiness probes, a long upstream read timeout, a store of the run's own (no
+    verified query of an earlier run answers); the `candidate*` arguments override the candidate step's defaults
+    (to measure other choices), `extra` any other setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
     env.update({
         "SQLGATE_UPSTREAM_URL": vllm_url,
@@ -210,6 +217,7 @@ def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
         "SQLGATE_UPSTREAM_READ_TIMEOUT_S": "600",
         "PYTHONUNBUFFERED": "1",
         "TMPDIR": str(scratch),
+        "SQLGATE_DATABASE_URL": f"sqlite:///{scratch / 'store.db'}",
     })
     if candidates is not None:
         env["SQLGATE_SQL_CANDIDATES"] = str(candidates)
@@ -263,6 +271,16 @@ def run_rows(pending: list[dict[str, Any]], runner: Runner, concurrency: int, de
         raise
     pool.shutdown(wait=True)
     return finished
+
+
+def ask_variants(runner: Runner, rows: list[dict[str, Any]], path: Path) -> None:
+    """The seeded half once more with swapped values, through the gateway only; each judged against its swapped
+    gold query and written to `path` (a fresh file per run)."""
+    variants = [variant for salt, row in enumerate(seeded_half(rows)) if (variant := value_swapped(row, salt))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for variant in tqdm(variants, unit="row", desc="quality: value-swapped variants"):
+            out.write(json.dumps(judged(variant, runner.ask_gateway(variant))) + "\n")
 
 
 def git_head() -> str | None:
@@ -330,16 +348,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 port = free_port()
                 env = gateway_env(vllm_url, scratch, args.candidates, args.candidate_budget_s,
                                   args.candidate_strategy, args.candidates_policy, dict(args.gateway_env))
+                if args.memory_seed == "half":
+                    startup["memory_seeded"] = seed_store(env["SQLGATE_DATABASE_URL"], seeded_half(rows))
                 with child_server("gateway", [sys.executable, "-m", "gateway", "--port", str(port)], port=port,
                                   log_dir=scratch, env=env) as gateway:
                     startup["gateway_s"] = gateway.startup_s
                     runner = Runner(vllm_url, gateway.base_url, rows_path, timeout_s=600, samples=args.samples)
                     try:
                         run_rows(pending, runner, args.concurrency, deadline)
+                        if args.memory_seed == "half":
+                            ask_variants(runner, rows, args.variants)
                     finally:
                         runner.close()
                     startup["gateway_log_tail"] = log_tail(gateway.log_path, 3)
     scored = [row for row in read_rows(rows_path) if row["index"] in wanted]
+    memory = None
+    if args.memory_seed == "half":
+        seeded = {row["index"] for row in seeded_half(rows)}
+        main_rows = [judged(row, row) for row in scored]
+        variants = read_rows(args.variants) if args.variants.exists() else []
+        memory = memory_summary(main_rows, seeded, variants)
     report: dict[str, Any] = {
         "benchmark": "quality",
         "rows_in_file": len(rows),
@@ -361,6 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "direct_fences_stripped": "first ```(?:sql)? fenced block if any, else the whole text",
                    "gateway_exact_match": "what the gateway returns (200); refusals count as misses"},
         "gold_refusal_rate_all_rows": gold_refusal_rate(rows),
+        **({"memory": memory} if memory is not None else {}),
         "compile_paths_gold_sql": compile_paths(rows),
         "vllm_command": vllm_argv,
         "target": args.target if not args.vllm_url else f"{args.target} (vLLM at {args.vllm_url})",
@@ -403,12 +432,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=0,
                         help="also draw K free samples per row straight from vLLM (the gateway's candidate call) "
                              "and keep them in the rows file, to replay votes offline")
+    parser.add_argument("--memory-seed", choices=("off", "half"), default="off",
+                        help="half: seed the gateway's verified-query memory with the gold answers of every other "
+                             "row, then also ask each seeded row with its values swapped; the report's `memory` "
+                             "section says what came from memory and how it executes (reports/quality_memory*.json[l] "
+                             "unless --out/--rows say otherwise)")
+    parser.add_argument("--variants", type=Path, default=Path("reports/quality_memory_variants.jsonl"),
+                        help="where --memory-seed half writes the value-swapped rows and their verdicts")
     parser.add_argument("--fresh", action="store_true", help="forget the rows file and start over")
     parser.add_argument("--report-only", action="store_true", help="score the rows file as it is; run nothing")
     args = parser.parse_args(argv)
     if args.candidates_policy == "on_failure":
         args.out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("quality_on_failure.json")
         args.rows = args.rows if args.rows != DEFAULT_ROWS else DEFAULT_ROWS.with_name("quality_on_failure_rows.jsonl")
+    if args.memory_seed == "half":
+        args.out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("quality_memory.json")
+        args.rows = args.rows if args.rows != DEFAULT_ROWS else DEFAULT_ROWS.with_name("quality_memory_rows.jsonl")
     exit_cleanly_on_sigterm()
     report = run(args)
     report["chart"] = str(chart(report, args.chart)) if report["rows"] else None
@@ -417,6 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     say(f"quality: {report['rows']}/{report['rows_in_file']} rows; direct EM {direct['exact_match']} "
         f"(fences stripped {direct['exact_match_fences_stripped']}), gateway EM {gateway['exact_match']}, "
         f"gateway compile of 200s {gateway['compile_rate_of_200']}; wrote {args.out}, {args.rows}, {args.chart}")
+    if "memory" in report:
+        memory = report["memory"]
+        say(f"quality: memory: seeded {memory['seeded']['answered_from_memory']}/{memory['seeded']['rows']} from "
+            f"memory (execution match {memory['seeded']['execution_match_of_memory_answers']}), variants "
+            f"{memory['value_swapped_variants']['answered_from_memory']}/{memory['value_swapped_variants']['rows']} "
+            f"(execution match {memory['value_swapped_variants']['execution_match_of_memory_answers']}), unseeded "
+            f"{memory['unseeded']['answered_from_memory']}/{memory['unseeded']['rows']} from memory")
     return 0
 
 
