@@ -384,6 +384,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "generation parameters) and through the gateway's /v1/sql, in one run; half the rows "
                             "direct first",
                    "concurrency": args.concurrency, "gateway_cache": "off",
+                   "memory_seed": args.memory_seed,
                    "candidate_step": candidate_settings(args),
                    "exact_match": "publication's: strip, lower-case, collapse whitespace, drop trailing ';'",
                    "direct_fences_stripped": "first ```(?:sql)? fenced block if any, else the whole text",

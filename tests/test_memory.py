@@ -36,7 +36,7 @@ def test_the_fingerprint_changes_with_tables_columns_and_types(other: str) -> No
 
 def test_a_questions_shape_takes_out_quoted_text_numbers_and_names_inside_the_sentence() -> None:
     shape = question_shape("How many singers from France are older than 30 and named 'Jo Ann'?")
-    assert shape.template == "how many singers from \u2039v\u203a are older than \u2039n\u203a and named \u2039v\u203a"
+    assert shape.template == "how many singers from \u2039v\u203a are older than \u2039n\u203a and named \u2039q\u203a"
     assert [(v.text, v.number) for v in shape.values] == [("France", False), ("30", True), ("Jo Ann", False)]
     # The first word is not a name; case, spacing and the final mark don't change the shape.
     assert question_shape("how many  singers from Spain are older than 45 and named \"Al\"").key == shape.key
@@ -55,6 +55,17 @@ def test_a_questions_shape_takes_out_quoted_text_numbers_and_names_inside_the_se
      'Singers named like "O\'Hara"?', "SELECT Name FROM singer WHERE Name LIKE '%O''Hara%'"),
     ("Singers older than 30?", "SELECT Name FROM singer WHERE Age > 30.0",
      "Singers older than 31.5?", "SELECT Name FROM singer WHERE Age > 31.5"),
+    # A name in the question's own words: only the part that differs is the value.
+    ("How many flights depart from City Aberdeen?",
+     'SELECT COUNT(*) FROM FLIGHTS AS T1 JOIN AIRPORTS AS T2 ON T1.SourceAirport = T2.AirportCode '
+     'WHERE T2.City = "Aberdeen"', "How many flights depart from City Dunmore?",
+     'SELECT COUNT(*) FROM FLIGHTS AS T1 JOIN AIRPORTS AS T2 ON T1.SourceAirport = T2.AirportCode '
+     'WHERE T2.City = "Dunmore"'),
+    # The same value twice in the question, the same new value twice: every place gets it.
+    ("Orchestras founded before 2010 and after 2010?",
+     "SELECT Name FROM singer WHERE Age < 2010 INTERSECT SELECT Name FROM singer WHERE Age > 2010",
+     "Orchestras founded before 2017 and after 2017?",
+     "SELECT Name FROM singer WHERE Age < 2017 INTERSECT SELECT Name FROM singer WHERE Age > 2017"),
     # Nothing changed: the verified query as it is, even where it holds no value at all.
     ("List the Name of singers", "SELECT Name FROM singer", "list the Name of singers.", "SELECT Name FROM singer"),
 ])
@@ -71,6 +82,9 @@ def test_rebinding_puts_the_new_values_where_the_old_ones_were(old_question: str
     # Another question (other words), or a value of another kind.
     ("Singers from France?", "SELECT Name FROM singer WHERE Country = 'France'", "Concerts in France?"),
     ("Singers older than 30?", "SELECT Name FROM singer WHERE Age > 30", "Singers older than Bob?"),
+    # A quoted code and a name are not the same question ("from 'APG'" vs "from City Aberdeen").
+    ("How many flights depart from 'APG'?", 'SELECT count(*) FROM FLIGHTS WHERE SourceAirport = "APG"',
+     "How many flights depart from City Aberdeen?"),
     # A double-quoted word the schema has is a column: never a place for a value.
     ("Singers with Name?", 'SELECT "Name" FROM singer', "Singers with Age?"),
 ])

@@ -11,7 +11,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-# Angle-quote markers no question contains by accident: <v> a text value, <n> a number.
+# Angle-quote markers no question contains by accident: <q> quoted text, <v> a name, <n> a number. Quoted text and
+# a name are different slots: "flights from 'APG'" (a code) and "flights from City Aberdeen" (a place) are not the
+# same question, even though both hold one text value.
+QUOTED_SLOT = "\u2039q\u203a"
 TEXT_SLOT = "\u2039v\u203a"
 NUMBER_SLOT = "\u2039n\u203a"
 
@@ -27,6 +30,7 @@ _PROPER = re.compile(r"(?<=\s)[A-Z][A-Za-z]{1,40}(?:\s[A-Z][A-Za-z]{1,40})*")
 class Value:
     text: str  # as written in the question (without its quotes)
     number: bool
+    quoted: bool = False
 
     def same(self, other: Value) -> bool:
         if self.number and other.number:
@@ -36,7 +40,7 @@ class Value:
 
 @dataclass(frozen=True)
 class QuestionShape:
-    template: str  # lower-cased words with TEXT_SLOT / NUMBER_SLOT in place of the values
+    template: str  # lower-cased words with QUOTED_SLOT / TEXT_SLOT / NUMBER_SLOT in place of the values
     values: tuple[Value, ...]  # in order of appearance
 
     @property
@@ -53,7 +57,7 @@ def question_shape(question: str) -> QuestionShape:
 
     for match in _QUOTED.finditer(question):
         text = next(group for group in match.groups() if group is not None)
-        spans.append((match.start(), match.end(), Value(text, number=False)))
+        spans.append((match.start(), match.end(), Value(text, number=False, quoted=True)))
     for match in _NUMBER.finditer(question):
         if free(match.start(), match.end()):
             spans.append((match.start(), match.end(), Value(match.group(0), number=True)))
@@ -65,7 +69,7 @@ def question_shape(question: str) -> QuestionShape:
     at = 0
     for start, end, value in spans:
         parts.append(question[at:start].lower())
-        parts.append(NUMBER_SLOT if value.number else TEXT_SLOT)
+        parts.append(NUMBER_SLOT if value.number else QUOTED_SLOT if value.quoted else TEXT_SLOT)
         at = end
     parts.append(question[at:].lower())
     template = " ".join("".join(parts).split()).rstrip("?.! ")

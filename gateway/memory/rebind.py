@@ -90,6 +90,21 @@ def _quoted(literal: SqlLiteral, text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _narrowed(old: Value, new: Value) -> tuple[Value, Value]:
+    """The part of two multi-word names that differs: "City Aberdeen" / "City Dunmore" -> "Aberdeen" / "Dunmore"
+    (the question's own words around a name are not the value)."""
+    a, b = old.text.split(), new.text.split()
+    while len(a) > 1 and len(b) > 1 and a[0] == b[0]:
+        a, b = a[1:], b[1:]
+    while len(a) > 1 and len(b) > 1 and a[-1] == b[-1]:
+        a, b = a[:-1], b[:-1]
+    return Value(" ".join(a), number=False), Value(" ".join(b), number=False)
+
+
+def _places(value: Value, literals: list[SqlLiteral]) -> list[tuple[int, Span]]:
+    return [(index, span) for index, literal in enumerate(literals) if (span := place(value, literal)) is not None]
+
+
 def rebind(sql: str, old: QuestionShape, new: QuestionShape, names: frozenset[str]) -> str | None:
     """`sql` (verified for `old`) with `new`'s values in place of `old`'s; `sql` itself when no value changed."""
     if old.template != new.template or len(old.values) != len(new.values):
@@ -103,7 +118,10 @@ def rebind(sql: str, old: QuestionShape, new: QuestionShape, names: frozenset[st
     edits: dict[int, list[tuple[Span, str]]] = {}
     kept: dict[int, list[Span]] = {}
     for a, b in zip(old.values, new.values, strict=True):
-        places = [(index, span) for index, literal in enumerate(literals) if (span := place(a, literal)) is not None]
+        places = _places(a, literals)
+        if not places and not a.same(b) and not a.number:
+            a, b = _narrowed(a, b)
+            places = _places(a, literals)
         if a.same(b):
             for index, span in places:
                 kept.setdefault(index, []).append(span)
@@ -114,9 +132,13 @@ def rebind(sql: str, old: QuestionShape, new: QuestionShape, names: frozenset[st
             written = literals[index].text[span[0]:span[1]]
             edits.setdefault(index, []).append((span, _cased(written, a.text, b.text)))
     for index, spans in edits.items():
-        taken = sorted([span for span, _ in spans] + kept.get(index, []))
+        edits[index] = spans = sorted(set(spans))  # two equal values with the same new value: one edit
+        changed_spans = [span for span, _ in spans]
+        if len(set(changed_spans)) < len(changed_spans) or any(span in kept.get(index, []) for span in changed_spans):
+            return None  # the same characters claimed for two different new values: which one goes there?
+        taken = sorted(changed_spans + kept.get(index, []))
         if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(taken)):
-            return None  # two values claim the same characters: which one goes there is not known
+            return None  # overlapping claims
     out, at = [], 0
     for index in sorted(edits):
         literal = literals[index]
