@@ -23,7 +23,7 @@ ENTRYPOINT ["python", "-m", "launch.merge"]
 FROM ${PYTHON_IMAGE} AS gateway
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SQLGATE_HOST=0.0.0.0 SQLGATE_PORT=8000
-RUN useradd --create-home --uid 10001 sqlgate
+RUN useradd --create-home --uid 10001 sqlgate && mkdir -p /data && chown sqlgate /data
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway/ gateway/

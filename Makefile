@@ -91,5 +91,6 @@ reliability-short: ## every reliability section, short (~2 min); CI runs their t
 replicas-kill: install ## two vLLM CPU replicas behind the gateway, one killed mid-run -> reports/replicas_kill.json
 	$(PY) -m tests.e2e.replica_kill --out reports/replicas_kill.json
 
-clean: ## remove caches and the run folder (not the virtual environments)
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove caches and the run folder, except the store (feedback, verified queries: .run/sqlgate.db*)
+	if [ -d .run ]; then find .run -mindepth 1 -maxdepth 1 ! -name 'sqlgate.db*' -exec rm -rf {} +; fi
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

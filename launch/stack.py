@@ -642,6 +642,8 @@ def up(run: RunFolder, options: UpOptions) -> int:
             "SQLGATE_UPSTREAM_URL": vllm_options.base_url,
             "SQLGATE_UPSTREAM_MODEL": options.served_model_name,
             "SQLGATE_MAX_MODEL_LEN": str(options.max_model_len),
+            # The gateway's default store (feedback, verified queries) lives in this run folder.
+            "SQLGATE_RUN_DIR": str(run.path),
         }
         if model.tokenizer is not None:
             gateway_env["SQLGATE_TOKENIZER"] = str(model.tokenizer)

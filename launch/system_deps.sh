@@ -6,7 +6,8 @@
 #   promtool                          (prometheus)              the alert rules' unit tests; the same package's
 #                                                               server runs the dashboard's queries (test_dashboard)
 #   amtool                            (prometheus-alertmanager) the alert routing check
-#   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests
+#   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests, and
+#                                                               the store's tests on a real PostgreSQL (feedback, SIGKILL)
 #
 # Nothing missing: exit 0 at once. Missing and root (or password-less sudo): apt-get installs them. Otherwise one
 # message naming the packages and the command, and exit 1, before any test runs.

@@ -155,3 +155,12 @@ async def test_an_unreachable_postgresql_is_a_store_error_without_the_password(t
         await store.start()
     assert "hunter2-secret" not in str(refused.value)
     await store.aclose()
+
+
+def test_settings_refuse_a_database_of_another_kind_and_default_to_the_run_folder(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+
+    with pytest.raises(ValueError, match="SQLGATE_DATABASE_URL must be"):
+        make_settings(database_url="mysql://root@localhost/sqlgate")
+    settings = make_settings(database_url=None, run_dir=tmp_path / "run")
+    assert settings.database() == f"sqlite:///{tmp_path / 'run' / 'sqlgate.db'}"
