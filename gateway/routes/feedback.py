@@ -38,7 +38,8 @@ class FeedbackRequest(BaseModel):
 
     id: str = Field(..., min_length=1, max_length=128, description="The answer's id: the response's `id`")
     rating: Literal["up", "down"]
-    corrected_sql: str | None = Field(None, min_length=1, max_length=20_000,
+    # Bounded so that a whole request fits the default body cap even in 4-byte UTF-8 (the model writes <= 256 tokens).
+    corrected_sql: str | None = Field(None, min_length=1, max_length=8_000,
                                       description="The right query, in the answer's dialect; checked before it "
                                                   "is kept")
     comment: str | None = Field(None, max_length=2_000)
