@@ -109,10 +109,13 @@ def test_columns_missing_from_the_schema_are_refused_as_ungrounded(gateway: Gate
 
 
 def test_seed_generate_route_keeps_its_shape(gateway: GatewayServer) -> None:
-    # The seed's `sql`, plus why the model stopped (issue 11: every route says so).
+    # The seed's `sql`, plus why the model stopped (issue 11: every route says so) and the answer's id (issue 25:
+    # what feedback names).
     response = httpx.post(gateway.base_url + "/generate", headers={"x-api-key": gateway.api_key}, timeout=60,
                           json={"question": SINGER_EXAMPLE["question"], "context": SINGER_EXAMPLE["context"]})
-    assert response.json() == {"sql": SINGER_EXAMPLE["answer"], "finish_reason": "stop"}
+    body = response.json()
+    assert body.pop("id").startswith("sql-")
+    assert body == {"sql": SINGER_EXAMPLE["answer"], "finish_reason": "stop"}
 
 
 def test_the_cache_key_is_what_the_model_sees(gateway: GatewayServer) -> None:
