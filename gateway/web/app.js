@@ -195,6 +195,12 @@
     untranslatable_sql: ["The SQL can't be written for your database",
       "The model's SQL uses something your database has no faithful equivalent for. Rephrase the question, " +
       "or pick another database to see the SQL there."],
+    unverifiable_sql: ["Part of your schema could not be read",
+      "The SQL reads a table whose definition the gateway could not read, so it can't vouch for it. Check " +
+      "that statement (the reasons quote it), or paste the plain CREATE TABLE."],
+    expensive_sql: ["The SQL would be too costly to run",
+      "It asks for huge output or work without end (a string built millions of characters long, a " +
+      "recursion with no stop, tables multiplied with no join). Rephrase the question."],
   };
 
   /**
@@ -499,6 +505,10 @@
           : check.compiled === false ? badge("bad", "Does not compile", "compiled")
             : badge("neutral", "Not compiled", "compiled"));
       }
+      // How far the answer was verified (docs/contract.md): compiled, names checked only, or not at all.
+      if (check.verified === "compiled") items.push(badge("ok", "Verified by compiling", "verified"));
+      else if (check.verified === "grounded") items.push(badge("warn", "Names checked, not compiled", "verified"));
+      else if (check.verified === "unverified") items.push(badge("warn", "Not verified", "verified"));
       items.push(check.read_only
         ? badge("ok", "Read-only", "read-only")
         : badge("bad", "Writes data", "read-only"));

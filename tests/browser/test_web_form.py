@@ -490,6 +490,12 @@ REFUSALS = [
     ("untranslatable_sql", "The SQL can't be written for your database",
      "SELECT julianday('now')", [("untranslatable_sql", "The function JULIANDAY() has no known equivalent in "
                                                         "PostgreSQL.")]),
+    ("unverifiable_sql", "Part of your schema could not be read",
+     "SELECT title FROM memo", [("unverifiable", "The query reads memo, which the schema defines in a statement "
+                                                 "the check could not read: memo(id, title)")]),
+    ("expensive_sql", "The SQL would be too costly to run",
+     "SELECT lpad('x', 2000000000, 'y')", [("expensive", "lpad('x', 2000000000, 'y') builds about 2,000,000,000 "
+                                                         "characters (the limit is 100,000).")]),
 ]
 
 
