@@ -25,7 +25,7 @@ FILL = "\x01"  # stands for a character inside a string or a quoted name: no wor
 _SPECIAL = re.compile(
     r"""-(?P<line>-[^\n]*(?:\n[ \t]*--[^\n]*)*)"""
     r"""|\#(?P<hash>(?:(?<![^\n]\#)|(?<=\s\#)(?=\s|\Z))[^\n]*)"""
-    r"""|/(?:(?P<exec>\*M?!\d*)|(?P<block>\*.*?(?:\*/|\Z)))"""
+    r"""|/(?:(?P<exec>\*M?!\d*+(?!\\))|(?P<block>\*.*?(?:\*/|\Z)))"""
     r"""|\*(?P<close>/)"""
     r"""|'(?P<string>(?<![\w$][\w$]')(?:[^'\\]|''|\\'(?![\s,;)]|\Z)|\\[^'])*(?:\\?'|\Z))"""
     r"""|\$(?P<dollar>(?<![\w$]\$)(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))"""

@@ -67,7 +67,7 @@ class _Reader:
         self._drafts: dict[tuple[str, str], TableDraft] = {}
         self._kinds: dict[tuple[str, str], tuple[str, bool]] = {}  # (table or view, whether its types are known)
         self._unreadable: list[Unreadable] = []
-        self._kept: list[tuple[int, int]] = []  # the statements the prompt shows
+        self._kept: dict[object, tuple[int, int]] = {}  # what the prompt shows: each live definition's statement
         self._skipped = 0
 
     def read(self) -> SchemaModel:
@@ -81,6 +81,7 @@ class _Reader:
 
     def _statement(self, start: int, end: int) -> None:
         upper = self._text.upper
+        start = end - len(upper[start:end].lstrip())  # past the blanks and comments (pg_dump's headers) before it
         kind = _KIND.match(upper, start, end)
         group = kind.lastgroup if kind is not None else None
         if group == "create":
@@ -105,6 +106,7 @@ class _Reader:
             if (found := DROP.match(upper, start, end)) is not None:
                 for schema, name in dropped(self._text, found.end(), end):
                     self._drafts.pop(_key(schema, name), None)
+                    self._kept.pop(_key(schema, name), None)
             self._skipped += 1
         elif group == "rename" and (found := RENAME_TABLE.match(upper, start, end)) is not None:
             self._rename(found)
@@ -120,7 +122,6 @@ class _Reader:
         schema = parts[-2][0] if len(parts) >= 2 else ""
         key = _key(schema, name)
         if key in self._drafts and (found.group("exists") or "REPLACE" not in found.group()):
-            self._kept.append((start, end))
             return  # a table defined twice: the first definition stands, as in a database
         draft = TableDraft(_schema(schema), name, quote, [], text.text[start:end].strip())
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
@@ -208,7 +209,7 @@ class _Reader:
         self._drafts.pop(key, None)  # re-inserted: a replaced table takes its new place in the order
         self._drafts[key] = draft
         self._kinds[key] = (kind, types_known)
-        self._kept.append((start, end))
+        self._kept[key] = (start, end)
 
     def _draft(self, schema: str, name: str) -> TableDraft | None:
         return self._drafts.get(_key(schema, name))
@@ -227,7 +228,7 @@ class _Reader:
                 schema, name, _ = qualified_name(self._text, guess.start("name"), guess.end("name"))
         self._unreadable.append(Unreadable(self._text.text[start:end].strip(), reason, name or None,
                                            _schema(schema)))
-        self._kept.append((start, end))
+        self._kept[len(self._unreadable)] = (start, end)
 
     def _table(self, key: tuple[str, str], draft: TableDraft) -> Table:
         columns = list(draft.columns)
@@ -249,7 +250,7 @@ class _Reader:
     def _prompt_text(self) -> str:
         if not self._skipped:
             return self._text.text.strip()
-        kept = [self._text.text[start:end].strip() for start, end in self._kept]
+        kept = [self._text.text[start:end].strip() for start, end in sorted(self._kept.values())]
         return (";\n" if any("\n" in part for part in kept) else "; ").join(kept)
 
 

@@ -30,9 +30,12 @@ _STOP = (r"(?:NOT|NULL|PRIMARY|REFERENCES|DEFAULT|CHECK|UNIQUE|CONSTRAINT|COLLAT
          r"AUTOINCREMENT|COMMENT|IDENTITY|ON|AS|CHARACTER\s+SET|CHARSET|ENCODE|STORAGE|COMPRESSION|SPARSE|"
          r"ROWGUIDCOL|FILESTREAM|MASKED|INVISIBLE|VISIBLE|KEY|HIDDEN|WITH(?!\s+(?:LOCAL\s+)?TIME\s+ZONE))(?![\w$])")
 _TYPE_WORD = r"(?:[^\s(),]++(?:\s*+\((?:[^()]|\([^()]*+\))*+\))?+|\((?:[^()]|\([^()]*+\))*+\))"
+# A table constraint, not a column: `key` and `index` are column names too (PostgreSQL prints `index integer`), so
+# MySQL's `KEY name (cols)` and `INDEX (cols)` count only with their parenthesis.
 _CONSTRAINT = (
-    rf"(?:CONSTRAINT\s+{NAME}\s*)?(?:(?P<pk>PRIMARY\s+KEY)|(?P<fk>FOREIGN\s+KEY)|UNIQUE(?![\w$])|CHECK\s*\(|"
-    r"EXCLUDE(?![\w$])|(?:(?:UNIQUE|FULLTEXT|SPATIAL)\s+)?(?:KEY|INDEX)(?![\w$])|PERIOD\s+FOR(?![\w$])|(?P<like>LIKE\s))")
+    rf"(?:CONSTRAINT\s+{NAME}\s*)?(?:(?P<pk>PRIMARY\s+KEY)|(?P<fk>FOREIGN\s+KEY)|CHECK\s*(?=\()|"
+    r"EXCLUDE\s+(?=USING|\()|(?:(?:UNIQUE|FULLTEXT|SPATIAL)\s+)?(?:KEY|INDEX)(?:\s+(?!USING\b)"
+    rf"{NAME})?(?:\s+USING\s+\w+)?\s*(?=\()|UNIQUE(?![\w$])|PERIOD\s+FOR(?![\w$])|(?P<like>LIKE\s))")
 _TYPE = rf"(?:(?!{_STOP}){_TYPE_WORD}(?:\s*+(?!{_STOP}){_TYPE_WORD})*+)?+"
 # Possessive throughout (`++`, `*+`): an item that does not match fails at once, never backtracking exponentially.
 _REST = r"(?:[^(),]++|\((?:[^()]++|\((?:[^()]++|\([^()]*+\))*+\))*+\))*+"
@@ -46,7 +49,7 @@ _COMMENT_STRING = re.compile(r"(?<![\w$])COMMENT\s*=?\s*(?=N?')")
 _STRING = re.compile(r"N?'[^']*'?")
 _INHERITS = re.compile(r"(?<![\w$])INHERITS\s*\(")
 _QUALIFIED = re.compile(QUALIFIED)
-_QUOTED_TYPE_WORD = re.compile(r"\[([^\]]*)\]")
+_QUOTED_TYPE_WORD = re.compile(r"\[([^\]\d][^\]]*)\]")  # [nvarchar], not an array's [] or [3]
 _PG_DUMP_HEADER = re.compile(r"^(?:Name: .*; Type: .*|TOC entry .*|Data for Name: .*|Dependencies: .*)$")
 
 

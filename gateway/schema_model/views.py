@@ -66,7 +66,11 @@ def query_columns(query_text: str, resolve: Resolve, explicit: tuple[str, ...] =
     return ViewColumns(tuple(columns), types_known=known)
 
 
+_WITH_DATA = re.compile(r"\s+WITH\s+(?:NO\s+)?DATA\s*$", re.IGNORECASE)  # a materialized view's last words
+
+
 def _parse(text: str) -> exp.Query | None:
+    text = _WITH_DATA.sub("", text.strip().rstrip(";"))
     for dialect in _READERS:
         try:
             parsed = [tree for tree in Dialect.get_or_raise(dialect).parse(text) if tree is not None]

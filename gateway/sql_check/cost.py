@@ -32,7 +32,7 @@ def cost_problems(root: exp.Expr) -> list[Problem]:
     """Every reason this statement is expensive whatever the data (empty when it is not)."""
     problems: list[Problem] = []
     for node in root.walk():
-        if _is_builder(node):
+        if _is_builder(node) or (isinstance(node, _JOINERS) and node.find(*_BUILDER_TYPES, exp.Anonymous)):
             size = _size(node)
             if size == _UNKNOWN or size > MAX_BUILT:
                 shown = node.sql()[:80]
@@ -48,8 +48,13 @@ def cost_problems(root: exp.Expr) -> list[Problem]:
 # --- sizes of constant expressions ------------------------------------------------------------------------------
 
 
+_BUILDER_TYPES: tuple[type[exp.Expr], ...] = (exp.Pad, exp.Repeat, exp.Space, exp.Format, exp.ArrayToString,
+                                             exp.Replace, exp.NumberToStr, exp.ToChar)
+_JOINERS: tuple[type[exp.Expr], ...] = (exp.DPipe, exp.Concat, exp.ConcatWs)  # their parts' sizes add up
+
+
 def _is_builder(node: exp.Expr) -> bool:
-    if isinstance(node, (exp.Pad, exp.Repeat, exp.Space, exp.Format, exp.ArrayToString, exp.Replace)):
+    if isinstance(node, _BUILDER_TYPES):
         return True
     return isinstance(node, exp.Anonymous) and node.name.lower() in _BUILDERS_BY_NAME
 
@@ -57,7 +62,20 @@ def _is_builder(node: exp.Expr) -> bool:
 def _size(node: exp.Expr | None) -> int:
     """Characters (or elements) `node` builds when every input is constant; 0 when a column decides it (data-
     bounded), _UNKNOWN when constant but not computable here."""
-    if node is None or _from_data(node):
+    if node is None:
+        return 0
+    if isinstance(node, exp.Pad):  # the length decides, whatever is padded (a column's value too)
+        return _combine(_count(node.expression), 1)
+    if isinstance(node, exp.Repeat):
+        return _combine(_count(node.args.get("times")), _size(node.this))
+    if isinstance(node, exp.Space):
+        return _combine(_count(node.this), 1)
+    if isinstance(node, (exp.Format, exp.NumberToStr, exp.ToChar)):
+        return _format_size(node.args.get("format") or node.this,
+                            [arg for arg in node.iter_expressions() if arg is not node.args.get("format")])
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _BUILDERS_BY_NAME:
+        return _anonymous_size(node)
+    if _from_data(node):
         return 0
     if isinstance(node, exp.Literal):
         return len(node.this) if node.is_string else len(str(node.this))
@@ -65,12 +83,6 @@ def _size(node: exp.Expr | None) -> int:
         return 4
     if isinstance(node, exp.Paren):
         return _size(node.this)
-    if isinstance(node, exp.Pad):
-        return _combine(_count(node.expression), 1)
-    if isinstance(node, exp.Repeat):
-        return _combine(_count(node.args.get("times")), _size(node.this))
-    if isinstance(node, exp.Space):
-        return _combine(_count(node.this), 1)
     if isinstance(node, exp.Replace):
         return _combine(_size(node.this), max(1, _size(node.args.get("replacement"))))
     if isinstance(node, (exp.GenerateSeries, exp.ExplodingGenerateSeries)):
@@ -78,10 +90,6 @@ def _size(node: exp.Expr | None) -> int:
         return _UNKNOWN if low is None or high is None else int(abs(high - low)) + 1
     if isinstance(node, exp.ArrayToString):
         return _combine(_size(node.this), 8 + _size(node.expression))
-    if isinstance(node, exp.Format):
-        return _format_size(node.this, list(node.expressions))
-    if isinstance(node, exp.Anonymous):
-        return _anonymous_size(node)
     sizes = [_size(child) for child in node.iter_expressions()]
     return _UNKNOWN if _UNKNOWN in sizes else sum(sizes)
 
@@ -104,7 +112,10 @@ def _anonymous_size(node: exp.Anonymous) -> int:
 def _format_size(template: exp.Expr | None, args: list[exp.Expr]) -> int:
     """printf's `%5d`, `%*d` (the width is an argument) and fmt's `{:>50}` widths, plus the arguments."""
     if not isinstance(template, exp.Literal) or not template.is_string:
-        return _size(template)
+        literals = [arg for arg in args if isinstance(arg, exp.Literal) and arg.is_string]
+        if not literals:
+            return 0 if template is None or _from_data(template) else _size(template)
+        template, args = literals[0], [arg for arg in args if arg is not literals[0]]
     total = len(template.this)
     star_args = iter(args)
     for found in _FORMAT_WIDTH.finditer(template.this):
@@ -113,7 +124,7 @@ def _format_size(template: exp.Expr | None, args: list[exp.Expr]) -> int:
                 total = _combine_add(total, _count(next(star_args, None)))
             elif width:
                 total = _combine_add(total, int(width[:12]))
-    sizes = [_size(arg) for arg in args]
+    sizes = [0 if _from_data(arg) else _size(arg) for arg in args]
     return _UNKNOWN if _UNKNOWN in sizes else _combine_add(total, sum(sizes))
 
 

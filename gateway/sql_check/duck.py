@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.schema_model import read_schema
 from gateway.sql_check.names import names_in_query
 from gateway.sql_check.parsing import translate
-from gateway.sql_check.schema_db import duckdb_ddl, family_ddl, quote_identifier
+from gateway.sql_check.schema_db import DuckTable, duckdb_ddl, family_ddl, quote_identifier
 
 if TYPE_CHECKING:  # only for the annotation: DuckDB is imported when a query first needs it
     import duckdb
@@ -86,7 +86,7 @@ class _Database:
         for name in schemas:
             self._root.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(name)}")
         for table in tables:
-            for statement, as_written in ((table.statement, table.exact_types), (family_ddl(table), False)):
+            for statement, as_written in ((table.statement, table.exact_types), (self._mapped(table), False)):
                 try:
                     self._root.execute(statement)
                 except duckdb.Error:
@@ -101,6 +101,19 @@ class _Database:
             path = ",".join(quote_identifier(name) for name in ["main", *schemas]).replace("'", "''")
             self._root.execute(f"SET search_path = '{path}'")
         self._root.execute("SET lock_configuration = true")
+
+    def _mapped(self, table: DuckTable) -> str:
+        """The table with only the types DuckDB refuses (a PostgreSQL enum it lacks) mapped to their family."""
+        import duckdb
+
+        def known(type_text: str) -> bool:
+            try:
+                self._root.execute(f"SELECT CAST(NULL AS {type_text})")
+            except duckdb.Error:
+                return False
+            return True
+
+        return family_ddl(table, known)
 
     def connect(self) -> Any:
         with self._lock:  # the root connection is not thread-safe; its cursors (own connections) are

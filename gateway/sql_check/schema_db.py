@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.schema_model import SchemaModel, Table, read_schema
@@ -103,7 +104,7 @@ def duckdb_ddl(model: SchemaModel) -> tuple[list[str], list[DuckTable]]:
         parts = []
         for column in table.columns:
             written = column.type.strip()
-            if written and _PLAIN_TYPE.fullmatch(written):
+            if written and _PLAIN_TYPE.fullmatch(written) and written.count("(") == written.count(")"):
                 parts.append(f"{quote_identifier(column.name)} {written}")
             else:
                 exact = False
@@ -113,22 +114,30 @@ def duckdb_ddl(model: SchemaModel) -> tuple[list[str], list[DuckTable]]:
     return schemas, tables
 
 
-def family_ddl(duck: DuckTable) -> str:
-    """The same table with every type mapped to its family (when DuckDB refuses a type as written)."""
+def family_ddl(duck: DuckTable, known: Callable[[str], bool] = lambda _: False) -> str:
+    """The same table with each type DuckDB does not know (`known` says) mapped to its family."""
     table = duck.table
     qualified = (f"{quote_identifier(table.schema)}." if table.schema else "") + quote_identifier(table.name)
-    parts = [f"{quote_identifier(column.name)} {duckdb_type(column.type)}" for column in table.columns]
+    parts = []
+    for column in table.columns:
+        written = column.type.strip()
+        plain = bool(written) and _PLAIN_TYPE.fullmatch(written) is not None and written.count("(") == written.count(")")
+        parts.append(f"{quote_identifier(column.name)} {written if plain and known(written) else duckdb_type(written)}")
     return f"CREATE TABLE {qualified} ({', '.join(parts)})"
 
 
-# Letters, spaces and digits, an optional (n) or (p, s), optional [] suffixes: `timestamp with time zone`,
-# `character varying(40)`, `numeric(10,2)`, `int[]`. Anything else is mapped, never pasted into DDL.
-_PLAIN_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]{0,60}(?:\(\s*\d{1,4}\s*(?:,\s*\d{1,4}\s*)?\))?(?:\s*\[\d*\]){0,3}"
-                         r"(?: [A-Za-z ]{1,30})?")
+# A type name as DuckDB (and PostgreSQL) write them: words, digits, parentheses (`numeric(10,2)`, `STRUCT(a INT)`),
+# array brackets, a schema's dot; no statement separator, no quote. Anything else is mapped to its family; a type
+# DuckDB refuses maps the whole table (duck.py).
+_PLAIN_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_ ,.()\[\]]{0,120}")
 
 
 def duckdb_type(type_text: str) -> str:
     upper = type_text.upper()
+    if upper.startswith(("STRUCT", "MAP", "UNION", "JSON")):
+        return "VARCHAR"
+    if upper.endswith("[]"):
+        return duckdb_type(type_text[:-2]) + "[]"
     for needle, family in _TYPE_FAMILIES:
         if needle in upper:
             return family
