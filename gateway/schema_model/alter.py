@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable
 
 from gateway.schema_model.lexer import Masked, string_value
-from gateway.schema_model.model import Column
-from gateway.schema_model.names import NAME, QUALIFIED, items, name_at, parenthesised_names, qualified_name
+from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, ForeignKey
+from gateway.schema_model.names import NAME, QUALIFIED, items, name_at, name_list, parenthesised_names, qualified_name
 from gateway.schema_model.tables import TableDraft, column_at, foreign_key_at
 
 ALTER_TABLE = re.compile(rf"\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<name>{QUALIFIED})\s*\*?\s*")
@@ -47,8 +47,24 @@ _HARMLESS = frozenset({
 Find = Callable[[str, str], TableDraft | None]
 
 
+# pg_dump's own two forms, read in one match: ADD CONSTRAINT n PRIMARY KEY (a) / FOREIGN KEY (a) REFERENCES t(b)
+_DUMPED_KEY = re.compile(
+    rf"\s*ADD\s+CONSTRAINT\s+{NAME}\s+(?:PRIMARY\s+KEY\s*\((?P<pk>[^()]*)\)|FOREIGN\s+KEY\s*\((?P<fk>[^()]*)\)\s*"
+    rf"REFERENCES\s+(?P<table>{QUALIFIED})\s*\((?P<ref>[^()]*)\))[^(),]*\Z")
+
+
 def alter_table(text: Masked, start: int, end: int, draft: TableDraft) -> str | None:
     """Apply one ALTER TABLE's actions (from `start`) to `draft`; a reason when an action can't be read."""
+    dumped = _DUMPED_KEY.match(text.upper, start, end)
+    if dumped is not None:
+        if dumped.group("pk") is not None:
+            draft.primary_key = _names(text, *dumped.span("pk"))
+        else:
+            schema, table, _ = qualified_name(text, *dumped.span("table"))
+            draft.foreign_keys.append(ForeignKey(_names(text, *dumped.span("fk")), table,
+                                                 "" if schema.lower() in DEFAULT_SCHEMAS else schema,
+                                                 _names(text, *dumped.span("ref"))))
+        return None
     for begin, finish in items(text.masked, start, end):
         action = _ACTION.match(text.upper, begin, finish)
         if action is None:
@@ -68,6 +84,13 @@ def alter_table(text: Masked, start: int, end: int, draft: TableDraft) -> str | 
         elif verb not in _HARMLESS:
             return f"ALTER TABLE ... {verb} is not an action this reader knows"
     return None
+
+
+def _names(text: Masked, start: int, end: int) -> tuple[str, ...]:
+    original = text.text[start:end]
+    if text.masked[start:end] == original:  # nothing quoted
+        return tuple(part.strip() for part in original.split(",") if part.strip())
+    return name_list(text, start, end)
 
 
 def _add(text: Masked, at: int, end: int, draft: TableDraft) -> None:
@@ -104,7 +127,7 @@ def _rename(text: Masked, at: int, end: int, draft: TableDraft) -> str | None:
         old = name_at(text, found.start("old"), found.end("old")).lower()
         new = name_at(text, found.start("new"), found.end("new"))
         quote = text.text[found.start("new")] if text.text[found.start("new")] in "\"`[" else ""
-        draft.columns[:] = [Column(new, c.type, quote, c.description, c.primary_key) if c.name.lower() == old
+        draft.columns[:] = [Column(new, c.type, quote, c.description) if c.name.lower() == old
                             else c for c in draft.columns]
     return None
 
@@ -150,7 +173,7 @@ def comment_on(text: Masked, found: re.Match[str], end: int, find: Find) -> None
         draft = find(names[-3], names[-2]) if len(names) >= 3 else find("", names[-2]) if len(names) == 2 \
             else None
         if draft is not None:
-            draft.columns[:] = [Column(c.name, c.type, c.quote, value, c.primary_key)
+            draft.columns[:] = [Column(c.name, c.type, c.quote, value)
                                 if c.name.lower() == names[-1].lower() else c for c in draft.columns]
         return
     draft = find(names[-2] if len(names) >= 2 else "", names[-1]) if names else None

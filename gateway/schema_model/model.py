@@ -5,6 +5,8 @@ without case, as SQLite does and as every step of the check compares them."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,7 +22,6 @@ class Column:
     type: str = ""  # as written, whitespace collapsed; "" when the schema gives none
     quote: str = ""  # "", '"', "`" or "[": how the schema wrote the name
     description: str | None = None
-    primary_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,12 @@ class Table:
         wanted = name.lower()
         return next((column for column in self.columns if column.name.lower() == wanted), None)
 
-    def column_names(self) -> frozenset[str]:
+    @functools.cached_property
+    def _names(self) -> frozenset[str]:
         return frozenset(column.name.lower() for column in self.columns)
+
+    def column_names(self) -> frozenset[str]:
+        return self._names
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,6 @@ class SchemaModel:
     tables: tuple[Table, ...]  # tables and views, in the order the text defines them
     unreadable: tuple[Unreadable, ...] = ()
     prompt_text: str = ""  # the definitions the model is shown (the text itself when it holds nothing else)
-    fingerprint: str = ""  # tables, columns and types; not layout, comments or order of tables
     _by_name: dict[str, tuple[Table, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +108,17 @@ class SchemaModel:
         for table in self.tables:
             by_name.setdefault(table.name.lower(), []).append(table)
         self._by_name.update({name: tuple(tables) for name, tables in by_name.items()})
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Tables (and views), columns and types, hashed: the same for layout, comments, keyword case, name case
+        and the order of the tables; different for anything a query's meaning depends on."""
+        lines = sorted(
+            f"{table.kind}|{table.schema.lower()}|{table.name.lower()}|"
+            + ",".join(f"{column.name.lower()}:{' '.join(column.type.upper().split())}" for column in table.columns)
+            for table in self.tables)
+        lines += sorted("?" + " ".join(part.text.split()) for part in self.unreadable)
+        return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
     @property
     def readable(self) -> bool:

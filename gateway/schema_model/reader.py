@@ -7,7 +7,6 @@ are skipped, and anything else is kept as *unreadable*, with its text."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 
 from gateway.schema_model.alter import ALTER_TABLE, COMMENT_ON, DROP, RENAME_TABLE, alter_table, comment_on, dropped
@@ -69,19 +68,20 @@ class _Reader:
         self._unreadable: list[Unreadable] = []
         self._kept: dict[object, tuple[int, int]] = {}  # what the prompt shows: each live definition's statement
         self._skipped = 0
+        self._piece_start = 0
 
     def read(self) -> SchemaModel:
         for start, end in split(self._text):
             self._statement(start, end)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())
-        return SchemaModel(tables, tuple(self._unreadable), self._prompt_text(),
-                           _fingerprint(tables, self._unreadable))
+        return SchemaModel(tables, tuple(self._unreadable), self._prompt_text())
 
     # ---- one statement -----------------------------------------------------------------------------------
 
-    def _statement(self, start: int, end: int) -> None:
+    def _statement(self, piece_start: int, end: int) -> None:
         upper = self._text.upper
-        start = end - len(upper[start:end].lstrip())  # past the blanks and comments (pg_dump's headers) before it
+        start = end - len(upper[piece_start:end].lstrip())  # past the blanks and comments before it
+        self._piece_start = piece_start  # the comments above a CREATE TABLE may describe it
         kind = _KIND.match(upper, start, end)
         group = kind.lastgroup if kind is not None else None
         if group == "create":
@@ -147,7 +147,7 @@ class _Reader:
             self._cannot_read(start, end, "no column list follows the table's name", name, schema)
             return
         if not draft.description and text.comment_spans:
-            draft.description = leading_description(text.comments(start, found.start("name")))
+            draft.description = leading_description(text.comments(self._piece_start, found.start("name")))
         self._add(key, draft, start, end)
 
     def _create_view(self, start: int, end: int, found: re.Match[str]) -> None:
@@ -237,10 +237,6 @@ class _Reader:
             if parent is not None:
                 own = {column.name.lower() for column in columns}
                 columns = [c for c in parent.columns if c.name.lower() not in own] + columns
-        primary = {name.lower() for name in draft.primary_key}
-        if primary:
-            columns = [Column(c.name, c.type, c.quote, c.description, True)
-                       if c.name.lower() in primary and not c.primary_key else c for c in columns]
         kind, types_known = self._kinds.get(key, ("table", True))
         return Table(name=draft.name, columns=_unique(columns), schema=draft.schema, quote=draft.quote,
                      kind="view" if kind == "view" else "table", primary_key=draft.primary_key,
@@ -263,6 +259,8 @@ def _schema(schema: str) -> str:
 
 
 def _unique(columns: list[Column]) -> tuple[Column, ...]:
+    if len({column.name.lower() for column in columns}) == len(columns):
+        return tuple(columns)
     seen: dict[str, Column] = {}
     for column in columns:
         seen.setdefault(column.name.lower(), column)
@@ -273,12 +271,3 @@ def _code(text: Masked, start: int, end: int) -> str:
     """The original text between `start` and `end` with its comments blanked (strings and names kept)."""
     piece = text.masked[start:end]
     return re.sub(f"{FILL}+", lambda m: text.text[start + m.start():start + m.end()], piece)
-
-
-def _fingerprint(tables: tuple[Table, ...], unreadable: list[Unreadable]) -> str:
-    lines = sorted(
-        f"{table.kind}|{table.schema.lower()}|{table.name.lower()}|"
-        + ",".join(f"{column.name.lower()}:{' '.join(column.type.upper().split())}" for column in table.columns)
-        for table in tables)
-    lines += sorted("?" + " ".join(part.text.split()) for part in unreadable)
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
