@@ -71,6 +71,9 @@ class SqlCheckModel(BaseModel):
     query: str
     error_code: str | None = None
     repair: dict[str, Any] | None = None
+    # How far the answer was verified (docs/contract.md): compiled by an engine, names checked only, or neither.
+    verified: Literal["compiled", "grounded", "unverified"] = "unverified"
+    verified_reason: str | None = None
 
 
 class Usage(BaseModel):

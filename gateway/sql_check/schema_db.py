@@ -104,7 +104,7 @@ def duckdb_ddl(model: SchemaModel) -> tuple[list[str], list[DuckTable]]:
         parts = []
         for column in table.columns:
             written = column.type.strip()
-            if written and _PLAIN_TYPE.fullmatch(written) and written.count("(") == written.count(")"):
+            if plain_type(written):
                 parts.append(f"{quote_identifier(column.name)} {written}")
             else:
                 exact = False
@@ -121,8 +121,8 @@ def family_ddl(duck: DuckTable, known: Callable[[str], bool] = lambda _: False) 
     parts = []
     for column in table.columns:
         written = column.type.strip()
-        plain = bool(written) and _PLAIN_TYPE.fullmatch(written) is not None and written.count("(") == written.count(")")
-        parts.append(f"{quote_identifier(column.name)} {written if plain and known(written) else duckdb_type(written)}")
+        kept = plain_type(written) and known(written)
+        parts.append(f"{quote_identifier(column.name)} {written if kept else duckdb_type(written)}")
     return f"CREATE TABLE {qualified} ({', '.join(parts)})"
 
 
@@ -130,6 +130,11 @@ def family_ddl(duck: DuckTable, known: Callable[[str], bool] = lambda _: False) 
 # array brackets, a schema's dot; no statement separator, no quote. Anything else is mapped to its family; a type
 # DuckDB refuses maps the whole table (duck.py).
 _PLAIN_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_ ,.()\[\]]{0,120}")
+
+
+def plain_type(written: str) -> bool:
+    """Whether a type as written may go into DuckDB's DDL as it is."""
+    return bool(written) and _PLAIN_TYPE.fullmatch(written) is not None and written.count("(") == written.count(")")
 
 
 def duckdb_type(type_text: str) -> str:
