@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.routing import Route
 
@@ -88,32 +89,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        upstream = upstream_class(
-            settings.upstream_url,
-            UpstreamLimits(
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                read_timeout_s=settings.upstream_read_timeout_s,
-                pool_size=settings.upstream_pool_size,
-                retry_attempts=settings.upstream_retry_attempts,
-                retry_budget_s=settings.upstream_retry_budget_s,
-            ),
-            api_key=settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None,
-            sleep=retry_sleep,
-            on_retry=metrics.retry,
+        limits = UpstreamLimits(
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+            pool_size=settings.upstream_pool_size,
+            retry_attempts=settings.upstream_retry_attempts,
+            retry_budget_s=settings.upstream_retry_budget_s,
         )
-        escalation_upstream = upstream_class(
-            settings.escalation_url,
-            UpstreamLimits(
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                read_timeout_s=settings.upstream_read_timeout_s,
-                pool_size=settings.upstream_pool_size,
-                retry_attempts=settings.upstream_retry_attempts,
-                retry_budget_s=settings.upstream_retry_budget_s,
-            ),
-            api_key=settings.escalation_api_key.get_secret_value() if settings.escalation_api_key else None,
-            sleep=retry_sleep,
-            on_retry=metrics.retry,
-        ) if settings.escalation_url else None
+
+        def upstream_for(url: str, key: SecretStr | None) -> UpstreamClient:
+            return upstream_class(url, limits, api_key=key.get_secret_value() if key else None, sleep=retry_sleep,
+                                  on_retry=metrics.retry)
+
+        upstream = upstream_for(settings.upstream_url, settings.upstream_api_key)
+        # The second model, asked only below the agreement threshold (gateway/pipeline/escalation.py).
+        escalation_upstream = (upstream_for(settings.escalation_url, settings.escalation_api_key)
+                               if settings.escalation_url else None)
         state.tracer = build_tracer(
             public_key=settings.langfuse_public_key,
             secret_key=settings.langfuse_secret_key.get_secret_value() if settings.langfuse_secret_key else None,
