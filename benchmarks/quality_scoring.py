@@ -22,6 +22,7 @@ from clients.sql_match import exact_match, normalised_match
 from clients.stats import summarise
 from gateway.sql_check import check_sql
 from gateway.sql_check.compile import compile_sql
+from gateway.synth.judge import execution_match
 
 FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 OTHER_DIALECTS = ("postgres", "mysql", "tsql", "duckdb")
@@ -44,7 +45,8 @@ def _share(hits: int, total: int) -> float | None:
 
 def _ms(values: Iterable[float]) -> dict[str, Any]:
     figures = summarise([value / 1000 for value in values], scale=1000.0)
-    return {"p50_ms": figures.get("p50"), "p95_ms": figures.get("p95"), "n": figures.get("count")}
+    return {"p50_ms": figures.get("p50"), "p95_ms": figures.get("p95"), "p99_ms": figures.get("p99"),
+            "n": figures.get("count")}
 
 
 def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "rows": total,
         "direct": direct,
         "gateway": gateway,
+        "execution_match": execution_figures(rows),
         "gateway_minus_direct_fences_stripped_pp": (round((gateway["exact_match"] - fenced_em) * 100, 2)
                                                     if total and fenced_em is not None else None),
         "per_database": per_database,
@@ -116,6 +119,54 @@ def _gateway(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                       if row.get("gateway_ms") is not None and id(row) not in repaired_ids),
         "latency_with_repair": _ms(row["gateway_ms"] for row in repaired if row.get("gateway_ms") is not None),
         **_ms(row["gateway_ms"] for row in rows if row.get("gateway_ms") is not None),
+    }
+
+
+AGREEMENT_BUCKETS = ((0.75, "0.75-1"), (0.5, "0.5-0.75"), (0.0, "0-0.5"))
+
+
+def execution_match_of_row(row: dict[str, Any]) -> dict[str, bool | None]:
+    """Test-suite style on databases synthesized from the row's schema (gateway/synth/judge.py): the direct path
+    (fences stripped) and the gateway (its 200 answer; a refusal is a miss); None for both when the gold query
+    returns nothing on every instance (undecidable)."""
+    schema, question, gold = row["context"], row["question"], row["answer"]
+    direct_text = row.get("direct_text")
+    direct = execution_match(fences_stripped(direct_text) if isinstance(direct_text, str) else None, gold,
+                             schema=schema, question=question)
+    if direct is None and execution_match(gold, gold, schema=schema, question=question) is None:
+        return {"direct": None, "gateway": None}
+    answered = row.get("gateway_status") == 200 and isinstance(row.get("gateway_sql"), str)
+    gateway = execution_match(row["gateway_sql"] if answered else None, gold, schema=schema, question=question)
+    return {"direct": bool(direct), "gateway": bool(gateway)}
+
+
+def execution_figures(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`execution_match` of the report (CONTRACTS.md): shares of the decidable rows, overall and by the gateway's
+    agreement (the share of candidates that agreed with its answer), plus the vote's own time."""
+    judged = [(row, execution_match_of_row(row)) for row in rows]
+    decidable = [(row, verdict) for row, verdict in judged if verdict["gateway"] is not None]
+    by_agreement: dict[str, Any] = {}
+    for floor, label in AGREEMENT_BUCKETS:
+        upper = {0.75: 1.01, 0.5: 0.75, 0.0: 0.5}[floor]
+        members = [(row, v) for row, v in decidable if isinstance(row.get("gateway_agreement"), int | float)
+                   and floor <= row["gateway_agreement"] < upper]
+        by_agreement[label] = {"rows": len(members),
+                               "gateway": _share(sum(bool(v["gateway"]) for _, v in members), len(members))}
+    unvoted = [(row, v) for row, v in decidable if row.get("gateway_agreement") is None]
+    by_agreement["none"] = {"rows": len(unvoted),
+                            "gateway": _share(sum(bool(v["gateway"]) for _, v in unvoted), len(unvoted))}
+    votes = [float(row["gateway_vote"]["ms"]) for row in rows if isinstance(row.get("gateway_vote"), dict)
+             and row["gateway_vote"].get("ms") is not None]
+    return {
+        "direct": _share(sum(bool(v["direct"]) for _, v in decidable), len(decidable)),
+        "gateway": _share(sum(bool(v["gateway"]) for _, v in decidable), len(decidable)),
+        "decidable_rows": len(decidable),
+        "undecidable_rows": len(judged) - len(decidable),
+        "by_agreement": by_agreement,
+        "vote_ms": {k: v for k, v in _ms(votes).items() if k != "n"} | {"n": len(votes)},
+        "judge": "gateway/synth/judge.py: same rows as the gold query on every synthesized instance (3 instances, "
+                 "seeded with the question's and the gold query's values; column order free; order only where the "
+                 "gold query orders); gold returning nothing everywhere = undecidable",
     }
 
 

@@ -1,4 +1,4 @@
-"""The `sqlgate` command line: `ask` one question, `eval` a dataset, `bench` the gateway (and vLLM)."""
+"""The `sqlgate` command line: `ask` one question, `eval` a dataset, `bench` the gateway (and vLLM), `mcp` (stdio)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from clients.evaluation import EvalConfig, RunMismatch, run_eval
 from clients.evaluation import format_summary as format_eval_summary
 from clients.failures import ExitCode, GatewayFailure
 from clients.gateway_client import ROUTES, Answer, Route, SqlGatewayClient
+from clients.mcp_stdio import serve_stdio
 
 PROG = "sqlgate"
 
@@ -275,6 +276,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the JSON report here and the latency plot next to it (.png)",
     )
     bench.set_defaults(handler=_bench)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the gateway's MCP tools on stdio, for local agents",
+        description="An MCP server on stdin/stdout for agents that start their tools as subprocesses (desktop "
+        "assistants, IDEs). It lists and calls the gateway's tools (generate_sql, check_sql, list_dialects) at "
+        "URL/mcp with the key; docs/agents.md has the configuration snippets.",
+        epilog="Example (what an agent's mcpServers entry runs):\n"
+        "  sqlgate mcp --url http://127.0.0.1:8000 --key $SQLGATE_API_KEY",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mcp.add_argument("--url", metavar="URL", help="gateway URL (default: $SQLGATE_URL, else $OPENAI_BASE_URL, "
+                     "else http://127.0.0.1:8000)")
+    mcp.add_argument("--key", metavar="KEY", help="gateway API key (default: $SQLGATE_API_KEY, else "
+                     "$OPENAI_API_KEY; the environment keeps it out of process lists)")
+    mcp.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                     help=f"seconds to wait for one answer (default {DEFAULT_TIMEOUT_S:g})")
+    mcp.set_defaults(handler=_mcp)
     return parser
 
 
@@ -410,6 +429,16 @@ def _ask(args: argparse.Namespace) -> int:
     if not answer.valid:
         _error("the gateway returned SQL that did not pass its check")
         return ExitCode.SQL_REJECTED
+    return ExitCode.OK
+
+
+# ----------------------------------------------------------------------------------------------------
+# mcp
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    connection = resolve_connection(args.url, args.key, os.environ)
+    asyncio.run(serve_stdio(connection, args.timeout))
     return ExitCode.OK
 
 

@@ -65,6 +65,7 @@ class SqlAnswer:
     extra_tokens: dict[str, int] = field(default_factory=dict)  # the candidate call's usage, when it ran
     # {candidates, agreeing, ratio} of the vote that chose this answer; None when no vote ran (or it had no samples)
     agreement: dict[str, Any] | None = None
+    answered_by: str | None = None  # the model whose answer this is (the escalation model, when it answered)
 
     @property
     def error_code(self) -> str | None:

@@ -11,8 +11,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 from redis.asyncio import Redis
+from starlette.routing import Route
 
+from gateway.agents import MCP_PATH, McpEndpoint, build_mcp_server
 from gateway.auth import KeyRing
 from gateway.cache import MemoryCache, RedisCache
 from gateway.drain import Drain
@@ -28,9 +31,11 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.request_log import logging_config
 from gateway.observability.tracing import build_tracer
 from gateway.pipeline import AnswerPipeline, CandidateBudget, CheckOptions
+from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
+from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
-from gateway.routes import health, openai, sql, web
+from gateway.routes import health, openai, responses, sql, web
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -45,6 +50,8 @@ def configure_logging(level: str) -> None:
         logging.config.dictConfig(logging_config(level.upper()))
     # sqlglot warns when it falls back to a generic command; the SQL check reports that itself.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    # The MCP SDK logs every stateless message at INFO ("Terminating session: None"); the request line says it all.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
 def freeze_startup_heap(dialect: str) -> None:
@@ -82,19 +89,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        upstream = upstream_class(
-            settings.upstream_url,
-            UpstreamLimits(
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                read_timeout_s=settings.upstream_read_timeout_s,
-                pool_size=settings.upstream_pool_size,
-                retry_attempts=settings.upstream_retry_attempts,
-                retry_budget_s=settings.upstream_retry_budget_s,
-            ),
-            api_key=settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None,
-            sleep=retry_sleep,
-            on_retry=metrics.retry,
+        limits = UpstreamLimits(
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+            pool_size=settings.upstream_pool_size,
+            retry_attempts=settings.upstream_retry_attempts,
+            retry_budget_s=settings.upstream_retry_budget_s,
         )
+
+        def upstream_for(url: str, key: SecretStr | None) -> UpstreamClient:
+            return upstream_class(url, limits, api_key=key.get_secret_value() if key else None, sleep=retry_sleep,
+                                  on_retry=metrics.retry)
+
+        upstream = upstream_for(settings.upstream_url, settings.upstream_api_key)
+        # The second model, asked only below the agreement threshold (gateway/pipeline/escalation.py).
+        escalation_upstream = (upstream_for(settings.escalation_url, settings.escalation_api_key)
+                               if settings.escalation_url else None)
         state.tracer = build_tracer(
             public_key=settings.langfuse_public_key,
             secret_key=settings.langfuse_secret_key.get_secret_value() if settings.langfuse_secret_key else None,
@@ -140,7 +150,14 @@ def create_app(
                 metrics=metrics,
                 tracer=state.tracer,
                 fingerprint=fingerprint,
+                escalation=Escalation(
+                    escalation_upstream, str(settings.escalation_model),
+                    greedy_fields=generation.as_upstream_fields(),
+                    candidate_fields=candidate_call_fields(generation, settings.sql_candidates),
+                    k=settings.sql_candidates, budget_s=settings.sql_candidate_budget_s,
+                ) if escalation_upstream is not None else None,
             )
+            state.mcp = build_mcp_server(state).session_manager
             freeze_startup_heap(settings.sql_dialect)
             logger.info("sqlgate ready to serve: upstream %s model %s cache %s", settings.upstream_url,
                         settings.upstream_model, state.cache.name)
@@ -152,7 +169,8 @@ def create_app(
                       if len(upstream.replicas) > 1 else None)
             try:
                 with state.drain.on_shutdown_signals(asyncio.get_running_loop()):
-                    yield
+                    async with state.mcp.run():
+                        yield
             finally:
                 for task in (watcher, prober):
                     if task is not None:
@@ -161,6 +179,8 @@ def create_app(
             gc.unfreeze()
             state.drain.close()
             await upstream.aclose()
+            if escalation_upstream is not None:
+                await escalation_upstream.aclose()
             await state.cache.aclose()
             await state.limiter.aclose()
             if redis is not None:
@@ -184,9 +204,13 @@ def create_app(
     app.state.sqlgate = state
     install_exception_handlers(app)
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(sql.router)
     app.include_router(health.router)
     app.include_router(web.router)
+    # An ASGI route, not a mount: `POST /mcp` is answered as it is, without a redirect to `/mcp/`. POST only: a
+    # stateless server has nothing to push on a GET stream (which would stay open forever), so GET is 405.
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(lambda: state), methods=["POST"], include_in_schema=False))
     app.mount("/web", StaticFiles(directory=web.WEB_DIR), name="static")
     app.add_middleware(GatewayMiddleware, state_getter=lambda: state)
     return app

@@ -25,7 +25,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/v1/", "/generate")
+PROTECTED_PREFIXES = ("/v1/", "/generate", "/mcp")
 # FastAPI's API documentation; behind a key unless SQLGATE_DOCS_ACCESS=public.
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 ROUTE_LABELS = {
@@ -33,6 +33,8 @@ ROUTE_LABELS = {
     "/v1/chat/completions": "chat",
     "/v1/models": "models",
     "/v1/sql": "sql",
+    "/v1/responses": "responses",
+    "/mcp": "mcp",
     "/generate": "generate",
     "/health": "health",
     "/ready": "ready",
@@ -135,6 +137,8 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             # An error inside a 200 stream is an error for the error-rate alerts: count it with its own status.
             state.metrics.observe_request(label, record.stream_error_status or record.status or 500, elapsed)
+            if record.error_code is not None:
+                state.metrics.error(label, record.error_code)
             state.finish_request(record, elapsed, log=label not in UNLOGGED_ROUTES)
 
     async def _admit(self, state: AppState, scope: Scope, headers: dict[bytes, bytes], path: str,

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     sql_candidates_policy: Literal["on_failure", "always"] = "on_failure"
     # An answer fewer than this share of candidates agree with is refused as low_confidence (unset: never).
     sql_min_agreement: float | None = Field(None, gt=0.0, le=1.0)
+    # A second OpenAI-compatible upstream asked only when agreement is below SQLGATE_SQL_MIN_AGREEMENT.
+    escalation_url: str | None = None
+    escalation_model: str | None = None
+    escalation_api_key: SecretStr | None = None
 
     # Cache.
     cache_enabled: bool = True
@@ -247,6 +251,13 @@ class Settings(BaseSettings):
             raise ValueError("SQLGATE_LANGFUSE_PUBLIC_KEY is set without SQLGATE_LANGFUSE_SECRET_KEY")
         if self.langfuse_secret_key and not self.langfuse_public_key:
             raise ValueError("SQLGATE_LANGFUSE_SECRET_KEY is set without SQLGATE_LANGFUSE_PUBLIC_KEY")
+        if self.escalation_url and not self.escalation_model:
+            raise ValueError("SQLGATE_ESCALATION_URL is set without SQLGATE_ESCALATION_MODEL (the model it serves)")
+        if self.escalation_url and self.sql_min_agreement is None:
+            raise ValueError("SQLGATE_ESCALATION_URL is asked only below SQLGATE_SQL_MIN_AGREEMENT: set that too")
+        if self.escalation_url and self.sql_candidates < 2:
+            raise ValueError("SQLGATE_ESCALATION_URL needs the candidate step (SQLGATE_SQL_CANDIDATES >= 2): "
+                             "without a vote there is no agreement to fall below")
         load_generation_params(self.generation_config)
         self.business_schedule()  # a bad zone or hours string stops start-up here, naming the setting
         return self

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
 from gateway.auth import KeyRing
 from gateway.cache import NoCache, ResponseCache
 from gateway.drain import Drain
@@ -34,6 +36,7 @@ class AppState:
     readiness: Readiness = field(init=False)
     gate: SleepGate = field(init=False)
     tracer: RequestTracer = field(init=False)
+    mcp: StreamableHTTPSessionManager = field(init=False)  # serves /mcp (gateway/agents)
     request_log: RequestLogger = field(default_factory=RequestLogger)
     started_at: int = field(default_factory=lambda: int(time.time()))
 

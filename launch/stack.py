@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Final, Literal
 
 from launch.cpu_weights import QUANTIZED, WeightsChoice, choose_cpu_weights, choose_from_environment
+from launch.gpu_weights import choose_from_environment as choose_gpu_weights_from_environment
 from launch.hardware import Target, detect_target
 from launch.merge import ADAPTER_ENV, DEFAULT_ADAPTER, DEFAULT_MERGED_DIR, MERGED_DIR_ENV
 from launch.quantize import variant_dir
+from launch.target_defaults import with_target_defaults
 from launch.tiny_model import SINGER_EXAMPLE
 from launch.vllm_server import (
     DEFAULT_MAX_MODEL_LEN,
@@ -455,6 +457,7 @@ class UpOptions:
     vllm_ready_s: float
     gateway_ready_s: float
     cpu_weights: str | None = None  # fp32|bf16|int8|int4|auto; None: $CPU_WEIGHTS, else measured/CPU features
+    gpu_weights: str | None = None  # bf16|fp8|auto; None: $GPU_WEIGHTS, else measured for the GPU's generation
 
 
 def _vllm_options(up: UpOptions, model: ResolvedModel, vllm_python: str) -> LaunchOptions:
@@ -470,6 +473,16 @@ def _vllm_options(up: UpOptions, model: ResolvedModel, vllm_python: str) -> Laun
         vllm_executable=str(sibling) if sibling.is_file() else "vllm",
         scratch_dir=default_scratch_dir(up.vllm_port) if target == "cpu" else None,
     )
+
+
+def _with_gpu_weights(options: LaunchOptions, up: UpOptions) -> LaunchOptions:
+    """The GPU weights the launcher picks for this GPU's generation (launch/gpu_weights.py), said with the reason."""
+    try:
+        choice = choose_gpu_weights_from_environment(up.gpu_weights)
+    except ValueError as error:
+        raise StackError(str(error)) from None
+    print(f"== GPU weights: {choice.weights} ({choice.reason})", file=sys.stderr)
+    return dataclasses.replace(options, extra_args=(*options.extra_args, *choice.extra_args))
 
 
 def _cpu_weights_choice(up: UpOptions, model: ResolvedModel) -> WeightsChoice:
@@ -586,6 +599,8 @@ def up(run: RunFolder, options: UpOptions) -> int:
     vllm_options = _vllm_options(options, model, vllm_python)
     if vllm_options.target == "cpu":
         vllm_options = _with_cpu_weights(vllm_options, options, model, vllm_python)
+    else:
+        vllm_options = _with_gpu_weights(vllm_options, options)
     try:
         preflight(vllm_options)
     except LaunchError as error:
@@ -621,7 +636,7 @@ def up(run: RunFolder, options: UpOptions) -> int:
         key_env, new_key = gateway_key_env(run)
         schedule_env = schedule_env_for(run)
         gateway_env = {
-            **os.environ,
+            **with_target_defaults(vllm_options.target, os.environ),
             **key_env,
             **schedule_env,
             "SQLGATE_UPSTREAM_URL": vllm_options.base_url,
@@ -745,6 +760,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--gateway-ready-timeout", type=float, default=DEFAULT_GATEWAY_READY_S, help="seconds (default %(default)s)")
     add("--cpu-weights", choices=("auto", "fp32", "bf16", "int8", "int4"), default=None,
         help="CPU target: weights to serve (default $CPU_WEIGHTS, else auto: measured on this CPU, else its features)")
+    add("--gpu-weights", choices=("auto", "bf16", "fp8"), default=None,
+        help="GPU target: weights (default $GPU_WEIGHTS, else auto: FP8 on Hopper, bf16 elsewhere, as measured)")
     commands.add_parser("down", help="stop exactly what `up` started")
     commands.add_parser("status", help="what runs, pids, ports, readiness; exit 0 only when up and ready")
     return parser
@@ -763,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model, target=args.target, host=args.host, gateway_port=args.gateway_port,
             vllm_port=args.vllm_port, workers=args.workers, served_model_name=args.served_model_name,
             max_model_len=args.max_model_len, vllm_ready_s=args.vllm_ready_timeout,
-            gateway_ready_s=args.gateway_ready_timeout, cpu_weights=args.cpu_weights,
+            gateway_ready_s=args.gateway_ready_timeout, cpu_weights=args.cpu_weights, gpu_weights=args.gpu_weights,
         )  # fmt: skip
         try:
             return up(run, options)

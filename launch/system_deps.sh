@@ -3,7 +3,8 @@
 #
 #   redis-server                      (redis-server)            the shared cache and rate limits, for real
 #   chromium, chromedriver            (chromium, chromium-driver) the web form in a real browser
-#   promtool                          (prometheus)              the alert rules' unit tests
+#   promtool                          (prometheus)              the alert rules' unit tests; the same package's
+#                                                               server runs the dashboard's queries (test_dashboard)
 #   amtool                            (prometheus-alertmanager) the alert routing check
 #   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests
 #   mariadb-install-db, mysqldump     (mariadb-server, -client) the schema corpus: a throwaway MariaDB, mysqldump --no-data

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 TRACES_PATH = "/api/public/otel/v1/traces"
+SCORES_PATH = "/api/public/scores"  # the SDK sends scores apart from spans, as JSON batches
 Mode = Literal["ok", "slow", "fail"]
 
 
@@ -65,6 +66,7 @@ class OtlpReceiver:
     base_url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)  # decompressed request bodies, for "never sent" checks
+    scores: list[dict[str, Any]] = field(default_factory=list)
     requests_started: int = 0
     unauthorized: int = 0
     release: threading.Event = field(default_factory=threading.Event)
@@ -105,6 +107,15 @@ class OtlpReceiver:
             self.spans.extend(spans)
             self._changed.notify_all()
 
+    def _store_scores(self, body: bytes) -> int:
+        payload = json.loads(body)
+        batch = payload.get("scores", payload) if isinstance(payload, dict) else payload
+        items = [item for item in batch if isinstance(item, dict)]
+        with self._changed:
+            self.scores.extend(items)
+            self._changed.notify_all()
+        return len(items)
+
     def wait_until(self, condition: Callable[[OtlpReceiver], bool], timeout_s: float = 10.0) -> None:
         """Blocks until `condition(self)` holds (re-checked on every arrival) or raises TimeoutError."""
         deadline = time.monotonic() + timeout_s
@@ -141,7 +152,7 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             receiver._note_request()
-            if self.path != TRACES_PATH:
+            if self.path not in (TRACES_PATH, SCORES_PATH):
                 self._answer(404)
                 return
             if self.headers.get("authorization") != receiver.expected_authorization():
@@ -156,8 +167,14 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
                 return
             if self.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
+            if self.path == SCORES_PATH:
+                accepted = receiver._store_scores(body)
+                self._answer(207, json.dumps({"accepted": accepted, "rejected": 0, "errors": []}).encode(),
+                             "application/json")
+                return
             receiver._store(body)
             self._answer(200, ExportTraceServiceResponse().SerializeToString())
+
 
     return Handler
 

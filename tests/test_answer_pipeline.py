@@ -417,3 +417,78 @@ async def test_the_on_failure_policy_leaves_a_passing_greedy_answer_alone() -> N
     assert response.status_code == 200
     assert response.json()["check"]["agreement"] is None
     assert len(sent) == 1
+
+
+# ---- escalation: a second model, asked only when too few candidates agree ---------------------------------------
+
+async def run_escalated(primary: tuple[str, list[str]], second: tuple[str, list[str]] | None,
+                        **settings: Any) -> tuple[httpx.Response, list[bytes], list[bytes]]:
+    with fake_upstream(faults.ok(primary[0])) as first, fake_upstream(faults.ok("x")) as other:
+        first.faults = [faults.sampled_or_greedy(first.requests, sampled=faults.candidates(primary[1]),
+                                                 greedy=faults.ok(primary[0]))]
+        other.faults = ([faults.sampled_or_greedy(other.requests, sampled=faults.candidates(second[1]),
+                                                  greedy=faults.ok(second[0]))] if second is not None
+                        else [faults.status(503)])
+        app = create_app(make_settings(
+            upstream_url=first.base_url, cache_enabled=False, sql_candidates=len(primary[1]),
+            sql_candidates_policy="always", sql_min_agreement=0.75, escalation_url=other.base_url,
+            escalation_model="qwen2.5-7b-sql", **settings))
+        async with asgi_client(app) as client:
+            response = await client.post("/v1/sql", json=sql_request())
+        return response, list(first.requests), list(other.requests)
+
+
+COUNT_SQL = "SELECT count(*) FROM singer"
+SPLIT = ["SELECT count(Name) FROM singer", "SELECT Name FROM singer", "SELECT Country FROM singer"]
+
+
+async def test_too_little_agreement_asks_the_second_model_and_says_it_answered() -> None:
+    agreeing = [COUNT_SQL, COUNT_SQL, "select count(*) from singer"]
+    response, _, second = await run_escalated((COUNT_SQL, SPLIT), (COUNT_SQL, agreeing))
+    assert response.status_code == 200, response.text
+    check = response.json()["check"]
+    assert response.json()["sql"] == COUNT_SQL
+    assert check["answered_by"] == "qwen2.5-7b-sql"
+    assert check["agreement"] == {"candidates": 4, "agreeing": 4, "ratio": 1.0}
+    asked = [orjson.loads(request) for request in second]
+    assert {body["model"] for body in asked} == {"qwen2.5-7b-sql"} and sorted("n" in body for body in asked) == [
+        False, True]
+
+
+async def test_enough_agreement_never_troubles_the_second_model() -> None:
+    response, _, second = await run_escalated((COUNT_SQL, [COUNT_SQL] * 3), (COUNT_SQL, [COUNT_SQL]))
+    assert response.status_code == 200
+    assert response.json()["check"]["answered_by"] == "qwen2.5-1.5b-sql"
+    assert second == []
+
+
+async def test_a_second_model_that_fails_leaves_the_low_confidence_refusal() -> None:
+    response, _, second = await run_escalated((COUNT_SQL, SPLIT), None)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "low_confidence"
+    assert second  # it was asked
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"escalation_url": "http://127.0.0.1:9", "sql_min_agreement": 0.5}, "without SQLGATE_ESCALATION_MODEL"),
+    ({"escalation_url": "http://127.0.0.1:9", "escalation_model": "m"}, "set that too"),
+    ({"escalation_url": "http://127.0.0.1:9", "escalation_model": "m", "sql_min_agreement": 0.5,
+      "sql_candidates": 0}, "needs the candidate step"),
+])
+def test_an_escalation_that_could_never_be_asked_stops_start_up(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_settings(**settings)
+
+
+async def test_a_schema_with_no_table_to_build_still_gets_a_vote_never_a_500() -> None:
+    # Nothing to synthesize databases from: agreement falls back to the SQL's canonical form.
+    with fake_upstream(faults.ok("SELECT 1")) as upstream:
+        upstream.faults = [faults.sampled_or_greedy(upstream.requests, sampled=faults.candidates(["SELECT 1"] * 2),
+                                                    greedy=faults.ok("SELECT 1"))]
+        app = create_app(make_settings(upstream_url=upstream.base_url, cache_enabled=False, sql_candidates=2,
+                                       sql_candidates_policy="always", sql_grounding="advisory"))
+        async with asgi_client(app) as client:
+            response = await client.post("/v1/sql", json={"question": "one?", "schema": "memo(id, title)"})
+    assert response.status_code in (200, 422), response.text
+    check = response.json()["check"] if response.status_code == 200 else response.json()["error"]["check"]
+    assert check["vote"]["method"] == "canonical" and check["vote"]["instances"] == 0

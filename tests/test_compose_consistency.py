@@ -195,3 +195,10 @@ def test_prometheus_config_passes_promtool() -> None:
     done = subprocess.run([promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_gpu_stack_runs_the_gateway_with_the_gpu_target_s_measured_defaults() -> None:
+    from launch.target_defaults import gateway_defaults
+
+    env = gateway_env()
+    assert {name: env.get(name) for name in gateway_defaults("gpu")} == gateway_defaults("gpu")

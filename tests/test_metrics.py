@@ -56,6 +56,7 @@ def busy_metrics() -> Metrics:
     metrics.sql_check("valid")
     metrics.compile_failure()
     metrics.rejected("rate_limit")
+    metrics.error("completions", "upstream_timeout")
     metrics.retry()
     metrics.set_ready(True)
     metrics.watch_replicas(ReplicaSet(["http://127.0.0.1:8001", "http://127.0.0.1:8002"]).snapshot)
@@ -72,7 +73,7 @@ def sample_value(metrics: Metrics, name: str, **labels: str) -> float:
 
 def test_every_contract_metric_is_exposed_with_its_type_and_labels() -> None:
     expected = contract_metrics()
-    assert len(expected) == 25  # the table as written: a parse that finds fewer rows would prove nothing
+    assert len(expected) == 27  # the table as written: a parse that finds fewer rows would prove nothing
     families = exposed(busy_metrics())
     for name, (kind, labels) in expected.items():
         assert name in families, name
@@ -129,7 +130,9 @@ def test_fixed_label_sets_start_at_zero_and_stay_bounded() -> None:
         assert sample_value(metrics, "sqlgate_sql_checks_total", outcome=outcome) == 0
     metrics.rejected("Bearer sk-live-123")  # whatever a caller passes, it can't become a label value
     metrics.sql_check("something new")
+    metrics.error("sql", "Bearer sk-live-123")
     assert sample_value(metrics, "sqlgate_rejected_requests_total", reason="other") == 1
+    assert sample_value(metrics, "sqlgate_errors_total", route="sql", code="other") == 1
     assert sample_value(metrics, "sqlgate_sql_checks_total", outcome="other") == 1
     assert b"sk-live-123" not in metrics.render()[0]
 

@@ -22,7 +22,7 @@ from gateway.request_record import RequestRecord
 
 FIELDS = {"request_id", "key_name", "route", "method", "status", "stream_error_status", "latency_ms",
           "upstream_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cache", "sql_outcome", "error_code",
-          "repair"}
+          "repair", "agreement", "answered_by"}
 
 
 @pytest.fixture

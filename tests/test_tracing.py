@@ -16,6 +16,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 
 from gateway.answer import SqlAnswer
 from gateway.observability.tracing import (
+    AGREEMENT_SCORE,
     GENERATION_NAME,
     GUARDRAIL_NAME,
     REDACTED,
@@ -117,6 +118,22 @@ def test_generation_and_guardrail_arrive_with_model_usage_user_and_request_id(re
     assert "langfuse.observation.level" not in guardrail.attributes
     assert root.attributes["langfuse.observation.output"] == GOOD_SQL
     assert root.json_attribute("langfuse.observation.metadata.status") == 200
+
+
+def test_the_vote_s_agreement_reaches_langfuse_as_a_score_on_the_trace(receiver: OtlpReceiver) -> None:
+    tracer = tracer_for(receiver)
+    answer = answer_for(GOOD_SQL)
+    answer.agreement = {"candidates": 9, "agreeing": 7, "ratio": 0.7778}
+    traced_request(tracer, new_record(), answer)
+    traced_request(tracer, new_record("req-0002"), answer_for(GOOD_SQL))  # no vote ran: no score
+    tracer.shutdown()
+
+    root = next(span for span in receiver.by_type("span")
+                if span.json_attribute("langfuse.trace.metadata.request_id") == "req-0001")
+    (score,) = receiver.scores
+    assert score["name"] == AGREEMENT_SCORE and score["value"] == pytest.approx(0.7778)
+    assert score["dataType"] == "NUMERIC" and score["traceId"] == root.trace_id
+    assert score["comment"] == "7 of 9 candidate queries agree"
 
 
 def test_rejected_sql_makes_the_guardrail_a_warning(receiver: OtlpReceiver) -> None:

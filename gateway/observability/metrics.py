@@ -6,6 +6,7 @@ Labels only ever carry bounded values (route names, HTTP codes, fixed outcome wo
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -26,11 +27,14 @@ CACHE_RESULTS = ("hit", "miss")
 SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncated_sql", "unanswerable_sql",
                 "untranslatable_sql", "low_confidence", "unverifiable_sql", "expensive_sql")
 # Share of the candidate queries that agree with the answer; 0.75 is the "confident" line docs/eval.md reports.
+VOTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 AGREEMENT_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 # What the candidate step can end in: a passing candidate replaced the greedy answer, or none did.
 REPAIR_OUTCOMES = ("won", "lost")
 REJECT_REASONS = ("auth", "rate_limit", "cap", "body_too_large", "validation", "asleep")
 OTHER = "other"  # any value outside a fixed set, so a caller's typo can't grow the series count
+# Error codes are the gateway's own words (docs/contract.md's error table); anything else is not one.
+_ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
 def _bounded(value: str, allowed: tuple[str, ...]) -> str:
@@ -138,10 +142,16 @@ class Metrics:
         self._agreement = Histogram("sqlgate_sql_agreement_ratio",
                                     "Share of the candidate queries that agree with the answer, per vote.",
                                     buckets=AGREEMENT_BUCKETS, registry=r)
+        self._vote = Histogram("sqlgate_sql_vote_duration_seconds",
+                               "The vote's own time: synthesizing databases and running every candidate on them.",
+                               buckets=VOTE_BUCKETS, registry=r)
         self._refusals = Counter("sqlgate_sql_refusals", "Answers refused after the model ran, by error code.",
                                  ["code"], registry=r)
         self._rejected = Counter("sqlgate_rejected_requests", "Requests refused before the model, by reason.",
                                  ["reason"], registry=r)
+        self._errors = Counter("sqlgate_errors", "Requests answered with an error, by route and error code (an "
+                               "in-band stream error or an MCP tool error included).", ["route", "code"],
+                               registry=r)
         self._in_flight = Gauge("sqlgate_requests_in_flight", "Requests being handled now.", registry=r)
         self._retries = Counter("sqlgate_upstream_retries", "Upstream calls retried before the first byte.",
                                 registry=r)
@@ -209,6 +219,9 @@ class Metrics:
         self._repairs.labels("won" if won else "lost").inc()
         self._repair_duration.observe(seconds)
 
+    def vote(self, seconds: float) -> None:
+        self._vote.observe(seconds)
+
     def agreement(self, ratio: float) -> None:
         self._agreement.observe(ratio)
 
@@ -217,6 +230,10 @@ class Metrics:
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(_bounded(reason, REJECT_REASONS)).inc()
+
+    def error(self, route: str, code: str) -> None:
+        """One request that ended in an error with `code` (the `error.code` its client got)."""
+        self._errors.labels(route, code if _ERROR_CODE.match(code) else OTHER).inc()
 
     def retry(self) -> None:
         self._retries.inc()

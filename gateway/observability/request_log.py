@@ -38,6 +38,9 @@ def request_fields(record: RequestRecord, elapsed_s: float) -> dict[str, Any]:
         "error_code": record.error_code,
         # The candidate step, when the greedy answer failed: asked, passing, votes, won, timed_out, latency_ms.
         "repair": answer.repair.as_dict() if answer is not None and answer.repair is not None else None,
+        # The vote's confidence and the model that answered (the escalation model when it did).
+        "agreement": answer.agreement["ratio"] if answer is not None and answer.agreement else None,
+        "answered_by": answer.answered_by if answer is not None else None,
     }
 
 

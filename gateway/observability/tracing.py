@@ -37,6 +37,7 @@ logger = logging.getLogger("sqlgate.tracing")
 REDACTED: Final = "[redacted]"
 GENERATION_NAME: Final = "vllm-completion"
 GUARDRAIL_NAME: Final = "sql-check"
+AGREEMENT_SCORE: Final = "sql_agreement"  # the share of candidate queries that agree with the answer
 # Export limits: whole seconds because Langfuse passes them on as ints; bounds each export attempt, retries included.
 DEFAULT_EXPORT_TIMEOUT_S: Final = 2
 DEFAULT_FLUSH_INTERVAL_S: Final = 1.0
@@ -311,13 +312,21 @@ class LangfuseTrace:
                                      error=record.error_code or "no_answer", latency_s=None, ttft_s=None)
             if answer is not None:
                 self._sql_check(answer.query, answer.check, cached=answer.cached)
+                if answer.agreement is not None and not answer.cached:
+                    # Confidence as a Langfuse score on the trace: filterable, chartable next to user feedback.
+                    self._root.score_trace(name=AGREEMENT_SCORE, value=float(answer.agreement["ratio"]),
+                                           data_type="NUMERIC",
+                                           comment=f"{answer.agreement['agreeing']} of "
+                                                   f"{answer.agreement['candidates']} candidate queries agree")
             self._finished = True
             level: Level | None = "ERROR" if status >= 500 or status == 0 else "WARNING" if status >= 400 else None
             self._root.update(
                 output=self._sql(answer.query) if answer is not None else None,
                 metadata={"status": status, "latency_ms": round(elapsed_s * 1000, 1), "cache": record.cache,
                           "sql_outcome": record.sql_outcome, "error_code": record.error_code,
-                          "repair": answer.repair.as_dict() if answer is not None and answer.repair else None},
+                          "repair": answer.repair.as_dict() if answer is not None and answer.repair else None,
+                          "agreement": answer.agreement if answer is not None else None,
+                          "answered_by": answer.answered_by if answer is not None else None},
                 level=level, status_message=record.error_code,
             )
             self._root.end()
@@ -395,6 +404,10 @@ class LangfuseTracer:
             task_manager = getattr(getattr(self._resources, "prompt_cache", None), "_task_manager", None)
             if task_manager is not None:
                 task_manager.shutdown()
+            # ... and its API client (scores go through it) open, with a kept-alive socket to the server.
+            api_client = getattr(self._resources, "httpx_client", None)
+            if api_client is not None:
+                api_client.close()
 
         _run_bounded(stop, self._shutdown_timeout_s, "shutdown")
         registry = _resource_registry()

@@ -75,7 +75,8 @@ class Ballot:
     """The vote over every candidate considered (the greedy answer first, then the samples)."""
 
     considered: int  # every candidate, passing or not: a failing one is a vote for no answer
-    groups: tuple[Group, ...]  # passing candidates grouped by agreement, largest first, ties by first appearance
+    groups: tuple[Group, ...]  # passing candidates grouped by agreement, best first (see `vote`)
+    method: str = "canonical"  # what agreement meant: the same SQL (canonical) or the same rows (results)
 
     @property
     def winner(self) -> Candidate | None:
@@ -95,24 +96,38 @@ class Ballot:
         return {"candidates": self.considered, "agreeing": self.votes, "ratio": round(ratio, 4)}
 
 
-VoteKey = Callable[[Sequence[Candidate]], Sequence[str]]
+@dataclass(frozen=True)
+class VoteForm:
+    """What a candidate is grouped by, and whether what it returns is nothing at all (a weaker answer)."""
+
+    form: str
+    empty: bool = False
 
 
-def canonical_keys(candidates: Sequence[Candidate]) -> list[str]:
+# For each candidate its form, or None when it can't take part (it did not run): it then agrees with nothing.
+VoteKey = Callable[[Sequence[Candidate]], Sequence[VoteForm | None]]
+
+
+def canonical_keys(candidates: Sequence[Candidate]) -> list[VoteForm | None]:
     """Agreement by canonical form of the SQL the model wrote."""
-    return [canonical(candidate.verdict.source_query) for candidate in candidates]
+    return [VoteForm(canonical(candidate.verdict.source_query)) for candidate in candidates]
 
 
-def vote(candidates: Sequence[Candidate], key: VoteKey = canonical_keys) -> Ballot:
-    """Group the passing candidates by `key`; the largest group wins, and among equal groups the one that holds
-    the earliest candidate (the greedy answer, when it passes)."""
+def vote(candidates: Sequence[Candidate], key: VoteKey = canonical_keys, method: str = "canonical") -> Ballot:
+    """Group the passing candidates by `key`. Best first: a group that returns rows before one that returns nothing
+    anywhere (a join that never meets, a contradiction), then the larger group, then the one holding the earliest
+    candidate (the greedy answer, when it passes)."""
     passing = [candidate for candidate in candidates if candidate.verdict.error_code is None]
     grouped: dict[str, list[Candidate]] = {}
+    empty: dict[str, bool] = {}
     for candidate, form in zip(passing, key(passing), strict=True):
-        grouped.setdefault(form, []).append(candidate)
-    # dicts keep insertion order, and sorted() is stable: equal sizes stay in order of first appearance.
-    groups = sorted((Group(tuple(members)) for members in grouped.values()), key=lambda g: -len(g.members))
-    return Ballot(considered=len(candidates), groups=tuple(groups))
+        if form is not None:
+            grouped.setdefault(form.form, []).append(candidate)
+            empty[form.form] = form.empty
+    # dicts keep insertion order, and sorted() is stable: equal ranks stay in order of first appearance.
+    ranked = sorted(grouped.items(), key=lambda item: (empty[item[0]], -len(item[1])))
+    return Ballot(considered=len(candidates), groups=tuple(Group(tuple(members)) for _, members in ranked),
+                  method=method)
 
 
 class Completer(Protocol):

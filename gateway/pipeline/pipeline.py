@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,43 +23,17 @@ from gateway.errors import InvalidRequest, SqlRejected, UpstreamError
 from gateway.limits import InputCaps
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import RequestTracer
-from gateway.pipeline.candidates import (
-    REPAIRABLE,
-    Ballot,
-    Candidate,
-    CandidatePolicy,
-    CandidateStrategy,
-    Draw,
-    candidate_fields,
-    draw_candidates,
-    vote,
-)
+from gateway.pipeline.candidates import Candidate, Draw
+from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import FlightAbandoned, Flights
-from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query, refuse
+from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
+from gateway.pipeline.voting import CandidateBudget, Settled, VoteStage, candidate_call_fields
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS
 from gateway.upstream import UpstreamClient, UpstreamStream
-
-
-@dataclass(frozen=True)
-class CandidateBudget:
-    k: int  # samples in the one call; below 2 the step is off
-    budget_s: float
-    strategy: CandidateStrategy = "grammar"
-    policy: CandidatePolicy = "on_failure"
-    # Below this share of agreeing candidates an answer is refused as low_confidence; None: never.
-    min_agreement: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.k >= 2
-
-    @property
-    def always(self) -> bool:
-        return self.enabled and self.policy == "always"
 
 
 class AnswerPipeline:
@@ -76,14 +51,16 @@ class AnswerPipeline:
         metrics: Metrics,
         tracer: RequestTracer,
         fingerprint: ModelFingerprint,
+        escalation: Escalation | None = None,
     ) -> None:
         self._upstream = upstream
         self._cache = cache
         self._caps = caps
         self._generation = generation
         self._greedy_fields = generation.as_upstream_fields()
-        self._candidate_fields = {**self._greedy_fields, **generation.candidates.as_upstream_fields(candidates.k)}
         self._candidates = candidates
+        self._votes = VoteStage(upstream=upstream, budget=candidates, metrics=metrics, escalation=escalation,
+                                fields=candidate_call_fields(generation, candidates.k), payload=self._payload)
         self._upstream_model = upstream_model
         self._check = check
         self._default_dialect = default_dialect
@@ -176,15 +153,18 @@ class AnswerPipeline:
                                   dialect=request.dialect, options=self._check)
             stored_repair = stored.get("repair")
             repair = Repair(**stored_repair) if isinstance(stored_repair, dict) else None
+            answered_by = str(stored["answered_by"]) if stored.get("answered_by") else None
             stored_agreement = stored.get("agreement")
             agreement = dict(stored_agreement) if isinstance(stored_agreement, dict) else None
             answer = SqlAnswer(
                 query=verdict.query, source_query=verdict.source_query, raw_text=str(stored["raw_text"]),
                 finish_reason=stored["finish_reason"], prompt_tokens=int(stored["prompt_tokens"]),
                 completion_tokens=int(stored["completion_tokens"]),
-                check=self._check_object(verdict, repair, agreement), repair=repair, cached=True,
+                check=self._check_object(verdict, Settled(Candidate(verdict, None, ""), repair, agreement,
+                                                          answered_by=answered_by)),
+                repair=repair, cached=True,
                 extra_tokens={k: int(v) for k, v in dict(stored.get("extra_tokens") or {}).items()},
-                agreement=agreement,
+                agreement=agreement, answered_by=answered_by,
             )
         except (KeyError, TypeError, ValueError):
             return None  # written by an older version: answer afresh
@@ -280,75 +260,41 @@ class AnswerPipeline:
 
     # ---- finish -------------------------------------------------------------------------------------------
 
+    def judged(self, request: SqlRequest) -> Callable[[str, str | None], Verdict]:
+        """The whole check for one request's candidate texts."""
+        def judged(text: str, finish_reason: str | None) -> Verdict:
+            return judge(text, finish_reason, schema=request.schema, dialect=request.dialect, options=self._check)
+        return judged
+
     def start_draw(self, request: SqlRequest) -> asyncio.Task[Draw] | None:
         """With the `always` policy, the sampling call, started now so that it runs next to the greedy call."""
-        return asyncio.create_task(self._draw(request)) if self._candidates.always else None
+        return self._votes.start_draw(request, self.judged(request))
 
     async def finish(self, request: SqlRequest, generation: Generation, record: RequestRecord,
                      drawing: asyncio.Task[Draw] | None = None) -> SqlAnswer:
         """Judge the greedy answer; vote it against the samples when the policy says so or it fails for a reason
         sampling can fix. `drawing` is the sampling call `start_draw` began (else it is made here if needed)."""
-        verdict = judge(generation.raw_text, generation.finish_reason, schema=request.schema,
-                        dialect=request.dialect, options=self._check)
+        judged = self.judged(request)
+        verdict = judged(generation.raw_text, generation.finish_reason)
         if verdict.check.get("compiled") is False:
             self._metrics.compile_failure()
         greedy = Candidate(verdict, generation.finish_reason, generation.raw_text)
-        code = verdict.error_code
-        wanted = self._candidates.enabled and (code in REPAIRABLE or (code is None and self._candidates.always))
-        chosen, repair, agreement, extra_tokens = greedy, None, None, {}
-        if wanted:
-            draw = await drawing if drawing is not None else await self._draw(request)
-            chosen, repair, agreement = self._decide(greedy, draw)
-            extra_tokens = draw.extra_tokens
-        elif drawing is not None:
-            drawing.cancel()  # an unsafe greedy answer is refused as it is: no sample may replace it
-        check = self._check_object(chosen.verdict, repair, agreement)
+        settled = await self._votes.settle(request, greedy, judged, drawing)
+        chosen = settled.chosen
         return SqlAnswer(
             query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens, check=check, repair=repair,
-            upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s, extra_tokens=extra_tokens,
-            agreement=agreement,
+            completion_tokens=generation.completion_tokens, check=self._check_object(chosen.verdict, settled),
+            repair=settled.repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
+            extra_tokens=settled.extra_tokens, agreement=settled.agreement,
+            answered_by=settled.answered_by or self._upstream_model,
         )
 
-    async def _draw(self, request: SqlRequest) -> Draw:
-        def judged(text: str, finish_reason: str | None) -> Verdict:
-            return judge(text, finish_reason, schema=request.schema, dialect=request.dialect, options=self._check)
-
-        fields = candidate_fields(self._candidate_fields, self._candidates.strategy, request.schema)
-        return await draw_candidates(self._upstream, self._payload(request, fields), k=self._candidates.k,
-                                     budget_s=self._candidates.budget_s, judged=judged)
-
-    def _decide(self, greedy: Candidate, draw: Draw) -> tuple[Candidate, Repair | None, dict[str, Any] | None]:
-        """The vote's winner (the greedy answer unless the samples outvote it or it failed), what the step did, and
-        the agreement (None when the sampling call did not answer: no confidence can be claimed)."""
-        ballot = vote((greedy, *draw.candidates))
-        winner = ballot.winner
-        replaced = winner is not None and winner is not greedy
-        agreement = ballot.agreement() if draw.complete else None
-        if agreement is not None:
-            self._metrics.agreement(agreement["ratio"])
-        repair = None
-        if greedy.verdict.error_code is not None or replaced:
-            repair = Repair(asked=draw.asked, passing=sum(c.verdict.error_code is None for c in draw.candidates),
-                            votes=ballot.votes, won=replaced, reason=greedy.verdict.error_code or "outvoted",
-                            latency_s=draw.latency_s, timed_out=draw.timed_out)
-            self._metrics.repair(replaced, draw.latency_s)
-        chosen = winner if replaced and winner is not None else greedy
-        if chosen.verdict.error_code is None and self._too_unsure(agreement):
-            chosen = Candidate(_low_confidence(chosen.verdict, ballot, self._candidates.min_agreement or 0.0),
-                               chosen.finish_reason, chosen.raw_text)
-        return chosen, repair, agreement
-
-    def _too_unsure(self, agreement: dict[str, Any] | None) -> bool:
-        threshold = self._candidates.min_agreement
-        return threshold is not None and agreement is not None and agreement["ratio"] < threshold
-
-    @staticmethod
-    def _check_object(verdict: Verdict, repair: Repair | None, agreement: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
+    def _check_object(self, verdict: Verdict, settled: Settled) -> dict[str, Any]:
+        repair = settled.repair
         return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
-                "agreement": agreement}
+                "agreement": settled.agreement, "vote": settled.vote,
+                "answered_by": settled.answered_by or self._upstream_model}
 
     def account(self, answer: SqlAnswer, record: RequestRecord) -> None:
         """Tokens, check outcome and trace facts for one answer, once per request."""
@@ -373,16 +319,6 @@ class AnswerPipeline:
                     if p.get("code") != "no_where_clause"]
         reason = "; ".join(dict.fromkeys(problems)) or "it did not pass the SQL check"
         return SqlRejected(f"The generated SQL was rejected: {reason}", code=code, extra={"check": answer.check})
-
-
-def _low_confidence(verdict: Verdict, ballot: Ballot, threshold: float) -> Verdict:
-    """A passing answer too few candidates agree with: refused, with the competing queries for the analyst."""
-    agreement = ballot.agreement()
-    competing = [{"query": group.best.verdict.query, "votes": len(group.members)} for group in ballot.groups[:4]]
-    return refuse(verdict, code="low_confidence", problem="low_agreement",
-                  message=(f"only {agreement['agreeing']} of {agreement['candidates']} candidate queries agree, "
-                           f"below the {threshold:g} this gateway requires"),
-                  competing=competing)
 
 
 class PendingAnswer:

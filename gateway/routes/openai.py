@@ -8,12 +8,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
 
 from gateway.deps import Awake, Record, State
-from gateway.disconnect import until_disconnect
 from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, NotFound
-from gateway.pipeline import AnswerPipeline
 from gateway.routes.protocol import (
     ChatRequest,
     ChatResponse,
@@ -23,8 +20,8 @@ from gateway.routes.protocol import (
     ModelList,
     OpenAIRequest,
 )
-from gateway.routes.streaming import ChunkShaper, sse_body
-from gateway.sql_check import create_table_statements, find_create_tables
+from gateway.routes.questions import question_and_schema
+from gateway.routes.streaming import ChunkShaper, checked_answer, event_stream, sse_body
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -41,7 +38,8 @@ GENERATION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _check_model(state: State, body: OpenAIRequest) -> None:
+def check_model(state: State, body: OpenAIRequest) -> None:
+    """404 `model_not_found` unless `model` is absent or names the served model."""
     known = {state.settings.model_id, state.settings.upstream_model}
     if body.model is not None and body.model not in known:
         raise NotFound(
@@ -55,7 +53,7 @@ async def _respond(
     state: State, record: Record, request: Request, body: OpenAIRequest, *, question: str, schema: str,
     question_param: str, kind: Literal["completion", "chat"],
 ) -> JSONResponse | StreamingResponse:
-    _check_model(state, body)
+    check_model(state, body)
     pipeline = state.pipeline
     sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param)
     response_id = ("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex
@@ -65,17 +63,8 @@ async def _respond(
         pending = await pipeline.begin(sql_request, record, stream=True)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         shaper = ChunkShaper(kind, response_id, created, model)
-        return StreamingResponse(
-            sse_body(pending, shaper, include_usage=include_usage, record=record),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-            # Also when the body never starts (the client left first): a flight it leads must be handed back.
-            background=BackgroundTask(pending.aclose),
-        )
-    answer = await until_disconnect(request, pipeline.answer(sql_request, record))
-    rejected = AnswerPipeline.refusal(answer)
-    if rejected is not None:
-        raise rejected
+        return event_stream(sse_body(pending, shaper, include_usage=include_usage, record=record), pending)
+    answer = await checked_answer(request, pipeline, sql_request, record)
     finish_reason = answer.finish_reason or "stop"
     if kind == "completion":
         choice: dict[str, object] = {"index": 0, "text": answer.query, "logprobs": None,
@@ -105,24 +94,8 @@ async def completions(body: CompletionRequest, request: Request, state: State, r
 
 def chat_question_and_schema(body: ChatRequest) -> tuple[str, str]:
     """The last user message is the question; the schema is the `schema` field or CREATE TABLEs in the chat."""
-    users = [message for message in body.messages if message.role == "user"]
-    if not users:
-        raise CapExceeded("The messages hold no user message with a question.", param="messages",
-                          code="empty_question")
-    question = users[-1].text()
-    schema = body.schema_text()
-    if schema is None:
-        texts = [m.text() for m in body.messages if m.role in ("system", "developer", "user")]
-        schema = find_create_tables("\n".join(texts))
-        # The schema pasted into the question itself must not reach the prompt twice.
-        question = remove_create_tables(question)
-    return question, schema
-
-
-def remove_create_tables(text: str) -> str:
-    for statement in create_table_statements(text):
-        text = text.replace(statement, " ")
-    return " ".join(text.split())
+    return question_and_schema([(message.role, message.text()) for message in body.messages], body.schema_text(),
+                               param="messages")
 
 
 @router.post("/chat/completions", response_model=ChatResponse, responses=GENERATION_RESPONSES,

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.answer import SqlAnswer
+
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
@@ -149,6 +151,13 @@ class SqlResponseBody(BaseModel):
     usage: Usage
     model: str
     latency_ms: float
+
+    @classmethod
+    def from_answer(cls, answer: SqlAnswer, *, model: str, latency_s: float) -> SqlResponseBody:
+        """The `/v1/sql` answer (also the MCP tool `generate_sql`'s result) for a checked answer."""
+        return cls(sql=answer.query, valid=answer.valid, finish_reason=answer.finish_reason or "stop",
+                   check=SqlCheckModel.model_validate(answer.check), cached=answer.cached,
+                   usage=Usage.model_validate(answer.usage), model=model, latency_ms=round(latency_s * 1000, 3))
 
 
 class GenerateRequestBody(BaseModel):

@@ -15,10 +15,8 @@ from gateway.request_record import RequestRecord
 from gateway.routes.protocol import (
     GenerateRequestBody,
     GenerateResponseBody,
-    SqlCheckModel,
     SqlRequestBody,
     SqlResponseBody,
-    Usage,
 )
 
 router = APIRouter(tags=["sql"])
@@ -31,16 +29,8 @@ async def generate_sql(body: SqlRequestBody, request: Request, state: State, rec
     started = time.perf_counter()
     sql_request = state.pipeline.prepare(body.question, body.sql_schema, body.dialect, question_param="question")
     answer = await _valid_answer(state.pipeline, request, sql_request, record)
-    return SqlResponseBody(
-        sql=answer.query,
-        valid=answer.valid,
-        finish_reason=answer.finish_reason or "stop",
-        check=SqlCheckModel.model_validate(answer.check),
-        cached=answer.cached,
-        usage=Usage.model_validate(answer.usage),
-        model=state.settings.model_id,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-    )
+    return SqlResponseBody.from_answer(answer, model=state.settings.model_id,
+                                       latency_s=time.perf_counter() - started)
 
 
 @router.post("/generate", response_model=GenerateResponseBody, responses=ERROR_RESPONSES,

@@ -174,7 +174,24 @@
       .map((problem) => (problem && typeof problem.message === "string" ? problem.message : ""))
       .filter((message) => message !== "");
     if (reasons.length === 0 && fallback) reasons.push(fallback);
+    // A low-confidence refusal names the queries that competed, so the analyst can pick one knowingly.
+    const competing = check && Array.isArray(check.competing) ? check.competing : [];
+    for (const entry of competing) {
+      if (entry && typeof entry.query === "string" && Number.isInteger(entry.votes)) {
+        reasons.push(`${entry.votes} of the candidates: ${entry.query}`);
+      }
+    }
     return reasons;
+  }
+
+  /** "7 of 8 candidate queries agree", from the check's agreement; null when no vote ran. */
+  function agreementText(agreement) {
+    if (!agreement || !Number.isInteger(agreement.candidates) || !Number.isInteger(agreement.agreeing)
+        || agreement.candidates < 1) {
+      return null;
+    }
+    const verb = agreement.agreeing === 1 ? "agrees" : "agree";
+    return `${agreement.agreeing} of ${agreement.candidates} candidate queries ${verb}`;
   }
 
   // 422 refusals of the model's SQL (docs/contract.md): a title and what to do; the reasons come from the check.
@@ -201,6 +218,9 @@
     expensive_sql: ["The SQL would be too costly to run",
       "It asks for huge output or work without end (a string built millions of characters long, a " +
       "recursion with no stop, tables multiplied with no join). Rephrase the question."],
+    low_confidence: ["The candidate queries disagree",
+      "Too few of the queries the model wrote agree on what this question returns for the gateway to pick " +
+      "one. Make the question more specific, or see the competing queries."],
   };
 
   /**
@@ -521,6 +541,11 @@
       items.push(problems.length === 0
         ? badge("ok", "No problems", "problems")
         : badge("warn", plural(problems.length, "problem", "problems"), "problems"));
+      const agreement = agreementText(check.agreement);
+      if (agreement) {
+        const ratio = check.agreement.ratio;
+        items.push(badge(ratio >= 0.75 ? "ok" : ratio >= 0.5 ? "neutral" : "warn", agreement, "agreement"));
+      }
       if (typeof check.statement_type === "string" && check.statement_type) {
         items.push(badge("neutral", check.statement_type.toUpperCase(), "statement-type"));
       }
@@ -808,5 +833,5 @@
   });
 
   // Exposed so the browser tests can check the highlighter on hostile text directly.
-  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck });
+  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck, agreementText });
 })();

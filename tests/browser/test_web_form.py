@@ -529,6 +529,52 @@ def test_each_refusal_is_explained_plainly_with_the_failing_query_on_demand(
     assert not page.element("copy-sql").is_enabled()
 
 
+def test_the_answer_says_in_words_how_many_candidate_queries_agree(start_site: StartSite, open_form: Any) -> None:
+    # The `always` policy (the GPU default): the real vLLM draws 4 samples next to the greedy answer, and the
+    # gateway votes on what each returns from databases built from the schema.
+    site = start_site(sql_candidates_policy="always", sql_candidates=4)
+    page = open_form(site)
+    page.fill(SINGERS, key=site.api_key)
+    page.submit()
+    assert page.expect_result() == SINGERS.sql
+    kind, label = page.badges()["agreement"]
+    said = re.fullmatch(r"(\d) of 5 candidate queries agrees?", label)
+    assert said is not None, label
+    check = api_sql(site, SINGERS).json()["check"]  # the same request again: the cached answer, same vote
+    assert int(said.group(1)) == check["agreement"]["agreeing"]
+    assert kind == ("ok" if check["agreement"]["ratio"] >= 0.75 else "neutral" if check["agreement"]["ratio"] >= 0.5
+                    else "warn")
+
+
+def test_a_low_confidence_refusal_shows_the_competing_queries(site: Site, open_form: Any) -> None:
+    page = open_form(site)
+    check = {"valid": False, "statement_type": "select", "read_only": True, "tables": ["singer"], "columns": [],
+             "unknown_tables": [], "unknown_columns": [], "dialect": "sqlite", "query": "SELECT count(*) FROM singer",
+             "error_code": "low_confidence",
+             "problems": [{"code": "low_agreement", "message": "only 2 of 5 candidate queries agree, below the 0.75 "
+                                                               "this gateway requires"}],
+             "agreement": {"candidates": 5, "agreeing": 2, "ratio": 0.4},
+             "competing": [{"query": "SELECT count(*) FROM singer", "votes": 2},
+                           {"query": "SELECT count(DISTINCT Name) FROM singer", "votes": 1}]}
+    body = {"error": {"message": "The generated SQL was rejected", "type": "sql_check_error", "param": None,
+                      "code": "low_confidence", "check": check}}
+    page.driver.execute_script("""
+        const body = arguments[0];
+        window.fetch = async () => new Response(JSON.stringify(body),
+            {status: 422, headers: {"content-type": "application/json"}});
+    """, body)
+    page.fill(SINGERS, key=site.api_key)
+    page.submit()
+    page.expect_error()
+    assert page.element("error-title").text == "The candidate queries disagree"
+    reasons = [item.text for item in page.driver.find_elements(By.CSS_SELECTOR, "#error-reasons li")]
+    assert reasons == ["only 2 of 5 candidate queries agree, below the 0.75 this gateway requires",
+                       "2 of the candidates: SELECT count(*) FROM singer",
+                       "1 of the candidates: SELECT count(DISTINCT Name) FROM singer"]
+    page.element("show-failing").click()
+    assert page.badges()["agreement"] == ("warn", "2 of 5 candidate queries agree")
+
+
 def test_passed_check_means_the_check_said_valid_in_so_many_words(site: Site, open_form: Any) -> None:
     page = open_form(site)
     verdicts = page.driver.execute_script("""

@@ -67,7 +67,8 @@ def build_tiny_model(out_dir: Path = TINY_MODEL_DIR) -> Path:
     return out_dir
 
 
-def cpu_options(model_dir: Path, port: int, scratch_dir: Path, served_model_name: str) -> LaunchOptions:
+def cpu_options(model_dir: Path, port: int, scratch_dir: Path, served_model_name: str,
+                extra_args: tuple[str, ...] = ()) -> LaunchOptions:
     """How the tests run vLLM: CPU build, small KV cache, eager, every core."""
     return LaunchOptions(
         model=str(model_dir),
@@ -78,13 +79,14 @@ def cpu_options(model_dir: Path, port: int, scratch_dir: Path, served_model_name
         kv_cache_memory=KV_CACHE_MEMORY,
         python=str(vllm_python()),
         scratch_dir=str(scratch_dir),
+        extra_args=extra_args,
     )
 
 
 @contextmanager
 def vllm_cpu_server(
     model_dir: Path, log_dir: Path, served_model_name: str = DEFAULT_SERVED_MODEL_NAME,
-    startup_deadline_s: float = STARTUP_DEADLINE_S,
+    startup_deadline_s: float = STARTUP_DEADLINE_S, extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningVllm]:
     """Start real vLLM on CPU, wait until it generates, yield it, stop it with its whole process group."""
     with ExitStack() as stack:
@@ -94,7 +96,7 @@ def vllm_cpu_server(
         # A free port can be taken by someone else before vLLM binds it: retry on a fresh one.
         for attempt in range(1, PORT_ATTEMPTS + 1):
             log_path = log_dir / f"vllm-{attempt}.log"
-            options = cpu_options(model_dir, free_port(), scratch, served_model_name)
+            options = cpu_options(model_dir, free_port(), scratch, served_model_name, extra_args)
             try:
                 server = stack.enter_context(running_vllm(options, log_path, startup_deadline_s))
                 break
