@@ -110,7 +110,8 @@ def check(state: AppState, record: RequestRecord, *, sql: str, schema: str, dial
         return tool_error(state, record, error)
     try:
         result = check_sql(sql, schema=schema, dialect=name, policy=SqlPolicy(settings.sql_policy),
-                           grounding=settings.sql_grounding)
+                           grounding=settings.sql_grounding, unverified=settings.sql_unverified,
+                           expensive=settings.sql_expensive)
     except Exception:
         return _internal_error(state, record, "check_sql")
     checked = {**result.as_dict(), "query": sql, "dialect": name, "source_dialect": name}
