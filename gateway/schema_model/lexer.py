@@ -155,31 +155,39 @@ _ROUTINE = re.compile(
 _BLOCK_WORDS = re.compile(r"(?<![\w$])(BEGIN|CASE|END(?:\s+(?:IF|LOOP|WHILE|REPEAT|CASE)(?![\w$]))?)(?![\w$])")
 
 
-def split(masked: Masked) -> list[tuple[int, int]]:
-    """(start, end) of each statement of the text, in order (empty ones dropped)."""
+def split(masked: Masked) -> list[tuple[int, int, int]]:
+    """(piece start, statement start, end) of each statement of the text, in order, empty ones dropped: the
+    statement starts past the blanks and comments at the start of its piece (pg_dump's headers)."""
     upper = masked.upper
     pieces: list[tuple[int, int]] = []
     at = 0
     for piece in upper.split(";"):
         pieces.append((at, at + len(piece)))
         at += len(piece) + 1
-    creates = _word_positions(upper, "CREATE")
+    creates = _create_positions(upper)
     if len(creates) > 1:
         pieces = _split_at_creates(upper, pieces, creates)
     if "BEGIN" in upper and _ROUTINE.search(upper):
         pieces = _whole_routines(upper, pieces)
-    return [(start, end) for start, end in pieces if not upper[start:end].isspace() and start < end]
+    statements = []
+    for start, end in pieces:
+        found = _NONBLANK.search(upper, start, end)
+        if found is not None:
+            statements.append((start, found.start(), end))
+    return statements
 
 
-def _word_positions(upper: str, word: str) -> list[int]:
+_NONBLANK = re.compile(r"\S")
+_CREATE_WORD = re.compile(r"CREATE(?![\w$])")  # a literal first: the engine skips to candidates fast
+
+
+def _create_positions(upper: str) -> list[int]:
     positions = []
-    at = upper.find(word)
-    while at >= 0:
+    for found in _CREATE_WORD.finditer(upper):
+        at = found.start()
         before = upper[at - 1] if at else " "
-        after = upper[at + len(word):at + len(word) + 1]
-        if not (before.isalnum() or before in "_$") and not (after.isalnum() or after in "_$"):
+        if not (before.isalnum() or before in "_$"):
             positions.append(at)
-        at = upper.find(word, at + len(word))
     return positions
 
 

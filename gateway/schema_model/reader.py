@@ -71,16 +71,15 @@ class _Reader:
         self._piece_start = 0
 
     def read(self) -> SchemaModel:
-        for start, end in split(self._text):
-            self._statement(start, end)
+        for piece_start, start, end in split(self._text):
+            self._statement(piece_start, start, end)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())
         return SchemaModel(tables, tuple(self._unreadable), self._prompt_text())
 
     # ---- one statement -----------------------------------------------------------------------------------
 
-    def _statement(self, piece_start: int, end: int) -> None:
+    def _statement(self, piece_start: int, start: int, end: int) -> None:
         upper = self._text.upper
-        start = end - len(upper[piece_start:end].lstrip())  # past the blanks and comments before it
         self._piece_start = piece_start  # the comments above a CREATE TABLE may describe it
         kind = _KIND.match(upper, start, end)
         group = kind.lastgroup if kind is not None else None
