@@ -130,7 +130,11 @@ class SchemaModel:
         return frozenset(table.schema.lower() for table in self.tables if table.schema)
 
     def qualifiers(self) -> frozenset[str]:
-        """Every (lower-cased) schema or database name the text qualifies a table with, defaults included."""
+        """Every (lower-cased) schema or database name the text qualifies a table with."""
+        return self._qualifiers
+
+    @functools.cached_property
+    def _qualifiers(self) -> frozenset[str]:  # asked on every check: computed once per model
         names = {part.lower() for table in self.tables for part in (table.schema, table.catalog) if part}
         return frozenset(names | {part.schema.lower() for part in self.unreadable if part.schema})
 

@@ -29,7 +29,7 @@ from gateway.schema_model import DEFAULT_SCHEMAS, SchemaModel, read_schema
 from gateway.sql_check.duck import COMPILE_TIMEOUT_S, duckdb_prepare
 from gateway.sql_check.names import names_in_query
 from gateway.sql_check.parsing import get_dialect, translate
-from gateway.sql_check.schema_db import SqliteImages, sqlite_images
+from gateway.sql_check.schema_db import WHOLE_SCHEMA_TABLES, SqliteImages, sqlite_images
 
 CompilePath = Literal["sqlite", "sqlite_transpiled", "duckdb", "none"]
 TableKey = tuple[str, str]  # (schema, table), lower-cased; "" for the default schema
@@ -72,8 +72,9 @@ def _compile(sql: str, schema: str | None, dialect: str, touched: Collection[Tab
     model = read_schema(schema)
     if not model.tables:
         return CompileResult(None, "", "The schema has no table or view definition that could be read.", "none")
-    images = sqlite_images(schema)
     keys = set(touched) if touched is not None else tables_of(sql, dialect)
+    # a big schema: only the tables the query reads (a name the schema lacks stays missing: the query's fault)
+    images = sqlite_images(schema, frozenset(keys) if len(model.tables) > WHOLE_SCHEMA_TABLES else None)
     # In the schema but not built (a statement that could not be read, a name SQLite reserves): the engine can't
     # judge a query that reads one. A name the schema lacks altogether is the query's fault.
     missing = [".".join(part for part in key if part) for key in keys

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from gateway.schema_model import read_schema
 from gateway.sql_check.names import names_in_query
 from gateway.sql_check.parsing import translate
-from gateway.sql_check.schema_db import DuckTable, duckdb_ddl, family_ddl, quote_identifier
+from gateway.sql_check.schema_db import (
+    WHOLE_SCHEMA_TABLES,
+    DuckTable,
+    duckdb_ddl,
+    family_ddl,
+    quote_identifier,
+)
 
 if TYPE_CHECKING:  # only for the annotation: DuckDB is imported when a query first needs it
     import duckdb
@@ -41,6 +47,7 @@ def duckdb_prepare(sql: str, schema: str, dialect: str, touched: Collection[Tabl
     except Exception:
         return None, "duckdb", "it uses syntax that has no DuckDB equivalent"
     database = _database(schema)
+    database.ensure(touched)
     engine = f"duckdb {database.version}"
     connection = database.connect()  # a fresh cursor on the cached empty database: opening one costs ~150 ms
     timer = threading.Timer(COMPILE_TIMEOUT_S, connection.interrupt)
@@ -74,33 +81,46 @@ def _first_line(message: str) -> str:
 
 
 class _Database:
+    """One schema's empty DuckDB database. A small schema is built whole; a big one (over WHOLE_SCHEMA_TABLES
+    tables) table by table, as queries first read them: DuckDB's CREATE TABLE costs milliseconds each."""
+
     def __init__(self, schema: str) -> None:
         import duckdb
 
         self.version = duckdb.__version__
         self._lock = threading.Lock()
         self._root: duckdb.DuckDBPyConnection = duckdb.connect(":memory:", config=duckdb_config())
-        built: set[TableKey] = set()
-        exact: set[TableKey] = set()
+        self.built: set[TableKey] = set()
+        self.exact: set[TableKey] = set()
         schemas, tables = duckdb_ddl(read_schema(schema))
+        self._pending = {table.table.key: table for table in tables}
         for name in schemas:
             self._root.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(name)}")
-        for table in tables:
-            for statement, as_written in ((table.statement, table.exact_types), (self._mapped(table), False)):
-                try:
-                    self._root.execute(statement)
-                except duckdb.Error:
-                    continue
-                built.add(table.table.key)
-                if as_written:
-                    exact.add(table.table.key)
-                break
-        self.built = frozenset(built)
-        self.exact = frozenset(exact)
         if schemas:  # a bare name finds a table of any schema, as SQLite's attached databases do
             path = ",".join(quote_identifier(name) for name in ["main", *schemas]).replace("'", "''")
             self._root.execute(f"SET search_path = '{path}'")
-        self._root.execute("SET lock_configuration = true")
+        self._root.execute("SET lock_configuration = true")  # no query may change the bounds set above
+        if len(tables) <= WHOLE_SCHEMA_TABLES:
+            self.ensure(list(self._pending))
+
+    def ensure(self, keys: Collection[TableKey]) -> None:
+        """Build the tables of `keys` not built yet (once; a table DuckDB refuses stays unbuilt)."""
+        import duckdb
+
+        with self._lock:
+            for key in keys:
+                table = self._pending.pop(key, None)
+                if table is None:
+                    continue
+                for statement, as_written in ((table.statement, table.exact_types), (self._mapped(table), False)):
+                    try:
+                        self._root.execute(statement)
+                    except duckdb.Error:
+                        continue
+                    self.built.add(key)
+                    if as_written:
+                        self.exact.add(key)
+                    break
 
     def _mapped(self, table: DuckTable) -> str:
         """The table with only the types DuckDB refuses (a PostgreSQL enum it lacks) mapped to their family."""
