@@ -63,6 +63,11 @@ def schema_tables(schema: str, dialect: str = "sqlite") -> SchemaTables:
     return SchemaTables(tuple(tables.values()), tuple(unreadable))
 
 
+def read_table(statement: str, dialect: str = "sqlite") -> TableDef | None:
+    """One CREATE TABLE statement's name and columns, or None when even those can't be read."""
+    return _read_table(statement, dialect)
+
+
 def _read_table(statement: str, dialect: str) -> TableDef | None:
     for read in dict.fromkeys((dialect if dialect in SUPPORTED_DIALECTS else "sqlite", "sqlite")):
         try:
