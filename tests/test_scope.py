@@ -64,7 +64,7 @@ async def test_a_whole_warehouse_is_accepted_and_the_model_sees_the_tables_the_q
 
 
 async def test_tables_joined_through_a_bridge_are_sent_together() -> None:
-    response, sent = await ask({"question": "What are the last names of students who have a dog?",
+    response, _ = await ask({"question": "What are the last names of students who have a dog?",
                                 "schema": warehouse(200)},
                                answer="SELECT T1.LName FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID")
     assert response.status_code == 200, response.text
