@@ -55,10 +55,12 @@ def _renamed(statement: str, prefix: str) -> str:
     return _HEAD_NAME.sub(lambda m: m.group(1) + prefix + m.group(2).strip('"`[]'), statement, count=1)
 
 
-def scaled(rows: Sequence[dict[str, object]], size: int) -> list[ScaledRow]:
-    """Every row with `size` tables in its schema (its own tables count; fewer own tables than that always)."""
+def scaled(rows: Sequence[dict[str, object]], size: int, pool_rows: Sequence[dict[str, object]] | None = None
+           ) -> list[ScaledRow]:
+    """Every row with `size` tables in its schema (its own tables count; fewer own tables than that always); the
+    distractors come from the databases of `pool_rows` (default: `rows`)."""
     databases: dict[str, str] = {}
-    for row in rows:
+    for row in pool_rows or rows:
         databases.setdefault(str(row["db_id"]), str(row["context"]))
     out = []
     for index, row in enumerate(rows):
