@@ -36,6 +36,7 @@ from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
 from gateway.routes import health, openai, responses, sql, web
+from gateway.scope import SchemaScoper
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -150,6 +151,8 @@ def create_app(
                 metrics=metrics,
                 tracer=state.tracer,
                 fingerprint=fingerprint,
+                scoper=SchemaScoper(tokenizer, min(settings.prompt_budget_tokens,
+                                                   settings.max_model_len - generation.max_tokens)),
                 escalation=Escalation(
                     escalation_upstream, str(settings.escalation_model),
                     greedy_fields=generation.as_upstream_fields(),

@@ -139,9 +139,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(30, ge=0)
     redis_url: SecretStr | None = None
     max_question_chars: int = Field(500, ge=1)
-    # At most MAX_SCHEMA_CHARS (10,000,000): a bigger setting refuses to load rather than be cut silently.
-    max_schema_chars: int = Field(2000, ge=1, le=MAX_SCHEMA_CHARS)
-    max_body_bytes: int = Field(65536, ge=1024)
+    # A whole database's DDL (a pg_dump of ~2,000 tables); above the upper bound start-up refuses.
+    max_schema_chars: int = Field(1_000_000, ge=1, le=MAX_SCHEMA_CHARS)  # over it: 422 schema_too_long, no cut
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Tokens of the rendered prompt the model may see (its training length); a bigger schema is pruned to the
+    # tables the question needs (gateway/scope). Never above the served context minus the answer's tokens.
+    prompt_budget_tokens: int = Field(512, ge=64)
     max_model_len: int = Field(1024, ge=64)
     tokenizer: Path | None = None
 

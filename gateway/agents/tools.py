@@ -59,8 +59,8 @@ def _dialect(state: AppState, dialect: str | None) -> str:
     return name
 
 
-async def generate(state: AppState, record: RequestRecord, *, question: str, schema: str, dialect: str | None
-                   ) -> CallToolResult:
+async def generate(state: AppState, record: RequestRecord, *, question: str, schema: str, dialect: str | None,
+                   tables: list[str] | None = None) -> CallToolResult:
     """Question + CREATE TABLE statements -> one checked query, exactly as `POST /v1/sql` answers it."""
     started = time.perf_counter()
     pipeline = state.pipeline
@@ -70,7 +70,7 @@ async def generate(state: AppState, record: RequestRecord, *, question: str, sch
         except ModelAsleep:
             state.metrics.rejected("asleep")
             raise
-        request = pipeline.prepare(question, schema, dialect, question_param="question")
+        request = pipeline.prepare(question, schema, dialect, question_param="question", tables=tables)
         answer = await pipeline.answer(request, record)
         rejected = AnswerPipeline.refusal(answer)
         if rejected is not None:

@@ -122,7 +122,7 @@ class _Reader:
         key = _key(schema, name)
         if key in self._drafts and (found.group("exists") or "REPLACE" not in found.group()):
             return  # a table defined twice: the first definition stands, as in a database
-        draft = TableDraft(_schema(schema), name, quote, [], text.text[start:end].strip())
+        draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
         at = found.end()
         if text.masked.startswith("(", at):
@@ -152,7 +152,7 @@ class _Reader:
     def _create_view(self, start: int, end: int, found: re.Match[str]) -> None:
         text = self._text
         schema, name, quote = qualified_name(text, found.start("name"), found.end("name"))
-        draft = TableDraft(_schema(schema), name, quote, [], text.text[start:end].strip())
+        draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
         at = found.end()
         explicit: tuple[str, ...] = ()
         if found.group("columns"):
@@ -225,9 +225,12 @@ class _Reader:
             guess = _NAME_GUESS.match(self._text.upper, start, end)
             if guess is not None:
                 schema, name, _ = qualified_name(self._text, guess.start("name"), guess.end("name"))
-        self._unreadable.append(Unreadable(self._text.text[start:end].strip(), reason, name or None,
-                                           _schema(schema)))
+        self._unreadable.append(Unreadable(self._statement_text(start, end), reason, name or None, _schema(schema)))
         self._kept[len(self._unreadable)] = (start, end)
+
+    def _statement_text(self, start: int, end: int) -> str:
+        """The statement as written, without a comment after its last word (joined with `;` it would swallow it)."""
+        return self._text.text[start:start + len(self._text.masked[start:end].rstrip())]
 
     def _table(self, key: tuple[str, str], draft: TableDraft) -> Table:
         columns = list(draft.columns)
@@ -245,7 +248,7 @@ class _Reader:
     def _prompt_text(self) -> str:
         if not self._skipped:
             return self._text.text.strip()
-        kept = [self._text.text[start:end].strip() for start, end in sorted(self._kept.values())]
+        kept = [self._statement_text(start, end) for start, end in sorted(self._kept.values())]
         return (";\n" if any("\n" in part for part in kept) else "; ").join(kept)
 
 

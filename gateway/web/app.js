@@ -184,6 +184,16 @@
     return reasons;
   }
 
+  /** "Tables considered (3 of 200): a, b, c" from the check's schema_scope; null without one. */
+  function scopeText(scope) {
+    if (!scope || !Array.isArray(scope.tables_sent) || !Number.isInteger(scope.tables_total)) return null;
+    const names = scope.tables_sent.filter((name) => typeof name === "string");
+    if (names.length === 0) return null;
+    const count = names.length === scope.tables_total ? `all ${scope.tables_total}`
+      : `${names.length} of ${scope.tables_total}`;
+    return `Tables considered (${count}): ${names.join(", ")}`;
+  }
+
   /** "7 of 8 candidate queries agree", from the check's agreement; null when no vote ran. */
   function agreementText(agreement) {
     if (!agreement || !Number.isInteger(agreement.candidates) || !Number.isInteger(agreement.agreeing)
@@ -273,6 +283,8 @@
       context_length_exceeded: ["Too long for the model", "schema"],
       body_too_large: ["Request is too large", "schema"],
       unsupported_dialect: ["Dialect not supported", "dialect"],
+      unknown_table: ["No such table in the schema", "tables"],
+      schema_too_large: ["Too many tables to include", "tables"],
     };
     if (code in fieldCopy || status === 413 || (status >= 400 && status < 500 && field)) {
       const [title, defaultField] = fieldCopy[code] || ["Check the form", "schema"];
@@ -333,12 +345,14 @@
     const notes = byId("notes");
     const meta = byId("meta");
     const showFailing = byId("show-failing");
+    const scopeLine = byId("scope");
 
     const fields = {
       "api-key": { input: keyInput, error: byId("api-key-error") },
       schema: { input: schemaInput, error: byId("schema-error") },
       question: { input: questionInput, error: byId("question-error") },
       dialect: { input: dialectSelect, error: byId("dialect-error") },
+      tables: { input: byId("tables"), error: byId("tables-error") },
     };
     const counters = [
       { input: schemaInput, counter: byId("schema-counter") },
@@ -635,6 +649,9 @@
       if (typeof result.model === "string") entries.push(metaEntry("Model", result.model, "model"));
       meta.replaceChildren(...entries);
       meta.hidden = false;
+      const text = scopeText(result.check && result.check.schema_scope);
+      scopeLine.textContent = text || "";
+      scopeLine.hidden = !text;
     }
 
     function hideResult() {
@@ -643,6 +660,7 @@
       badges.replaceChildren();
       notes.replaceChildren();
       meta.replaceChildren();
+      scopeLine.hidden = true;
       copyableSql = "";
       copyButton.disabled = true;
     }
@@ -674,6 +692,14 @@
       return first === null;
     }
 
+    /** The /v1/sql body: the pinned tables only when the analyst named some. */
+    function requestBody(question, schema) {
+      const body = { question, schema, dialect: dialectSelect.value };
+      const pinned = fields.tables.input.value.split(/[\s,]+/).filter((name) => name !== "");
+      if (pinned.length > 0) body.tables = pinned;
+      return body;
+    }
+
     async function readJson(response) {
       try {
         return await response.json();
@@ -703,7 +729,7 @@
           response = await fetch(API_PATH, {
             method: "POST",
             headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-            body: JSON.stringify({ question, schema, dialect: dialectSelect.value }),
+            body: JSON.stringify(requestBody(question, schema)),
             signal: controller.signal,
             cache: "no-store",
             credentials: "omit",
@@ -833,5 +859,6 @@
   });
 
   // Exposed so the browser tests can check the highlighter on hostile text directly.
-  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck, agreementText });
+  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck, agreementText,
+    scopeText });
 })();
