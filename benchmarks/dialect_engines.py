@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlglot
-import sqlglot.expressions as exp
 
-from gateway.sql_check import check_sql, create_table_statements
+from gateway.sql_check import check_sql, read_schema
 from gateway.sql_check.transpile import transpile_sql
 from gateway.sql_check.transpiled import TranspileRefused
 
 DEFAULT_DATA = Path("/work/shared/data/spider_dev_public.jsonl")
 ENGINES = ("duckdb", "postgres")
-_TYPE_WORDS = frozenset({"integer", "int", "varchar", "text", "real", "float", "double", "numeric", "boolean", "date"})
 _PG_TIMEOUT_S = 60
 
 
@@ -68,43 +66,14 @@ class EngineFigures:
 
 
 def quoted_schema(context: str) -> list[str]:
-    """Each CREATE TABLE of `context` with every name double-quoted: SQLite text that any file of the
-    sql-create-context shape turns into, including names that are not valid unquoted (`Official_ratings_(millions)`)."""
+    """Each table of `context` (read by the gateway's one schema reader) with every name double-quoted: SQLite text
+    that any file of the sql-create-context shape turns into, including names that are not valid unquoted
+    (`Official_ratings_(millions)`)."""
     statements = []
-    for statement in create_table_statements(context):
-        parsed = _table_and_columns(statement)
-        if parsed is not None:
-            table, columns = parsed
-            body = ", ".join(f'"{name}" {kind}' for name, kind in columns)
-            statements.append(f'CREATE TABLE "{table}" ({body})')
+    for table in read_schema(context).tables:
+        body = ", ".join(f'"{column.name}" {column.type or "TEXT"}' for column in table.columns)
+        statements.append(f'CREATE TABLE "{table.name}" ({body})')
     return statements
-
-
-def _table_and_columns(statement: str) -> tuple[str, list[tuple[str, str]]] | None:
-    try:
-        create = sqlglot.parse_one(statement, read="sqlite")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
-        create = None
-    if isinstance(create, exp.Create) and isinstance(create.this, exp.Schema):
-        columns = [(d.name, d.args["kind"].sql("sqlite") if d.args.get("kind") else "TEXT")
-                   for d in create.this.expressions if isinstance(d, exp.ColumnDef)]
-        if all(_PLAIN.fullmatch(name) for name, _ in columns):
-            return create.this.this.name, columns
-    # sqlglot reads `Official_ratings_(millions) INTEGER` as a call; split the items by hand instead.
-    head = re.match(r"\s*CREATE\s+TABLE\s+(\S+)\s*\((.*)\)\s*$", statement, re.IGNORECASE | re.DOTALL)
-    if head is None:
-        return None
-    columns = []
-    for item in head.group(2).split(","):
-        words = item.split()
-        if len(words) >= 2 and words[-1].lower() in _TYPE_WORDS:
-            columns.append((" ".join(words[:-1]).strip('"`[]'), words[-1]))
-        elif words:
-            columns.append((" ".join(words).strip('"`[]'), "TEXT"))
-    return head.group(1).strip('"`[]'), columns
-
-
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def engine_schema(context: str, engine: str) -> list[str]:

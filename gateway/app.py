@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.routing import Route
 
@@ -38,6 +39,7 @@ from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
 from gateway.routes import feedback, health, openai, responses, sql, web
+from gateway.scope import SchemaScoper
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -92,32 +94,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        upstream = upstream_class(
-            settings.upstream_url,
-            UpstreamLimits(
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                read_timeout_s=settings.upstream_read_timeout_s,
-                pool_size=settings.upstream_pool_size,
-                retry_attempts=settings.upstream_retry_attempts,
-                retry_budget_s=settings.upstream_retry_budget_s,
-            ),
-            api_key=settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None,
-            sleep=retry_sleep,
-            on_retry=metrics.retry,
+        limits = UpstreamLimits(
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+            pool_size=settings.upstream_pool_size,
+            retry_attempts=settings.upstream_retry_attempts,
+            retry_budget_s=settings.upstream_retry_budget_s,
         )
-        escalation_upstream = upstream_class(
-            settings.escalation_url,
-            UpstreamLimits(
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                read_timeout_s=settings.upstream_read_timeout_s,
-                pool_size=settings.upstream_pool_size,
-                retry_attempts=settings.upstream_retry_attempts,
-                retry_budget_s=settings.upstream_retry_budget_s,
-            ),
-            api_key=settings.escalation_api_key.get_secret_value() if settings.escalation_api_key else None,
-            sleep=retry_sleep,
-            on_retry=metrics.retry,
-        ) if settings.escalation_url else None
+
+        def upstream_for(url: str, key: SecretStr | None) -> UpstreamClient:
+            return upstream_class(url, limits, api_key=key.get_secret_value() if key else None, sleep=retry_sleep,
+                                  on_retry=metrics.retry)
+
+        upstream = upstream_for(settings.upstream_url, settings.upstream_api_key)
+        # The second model, asked only below the agreement threshold (gateway/pipeline/escalation.py).
+        escalation_upstream = (upstream_for(settings.escalation_url, settings.escalation_api_key)
+                               if settings.escalation_url else None)
         state.tracer = build_tracer(
             public_key=settings.langfuse_public_key,
             secret_key=settings.langfuse_secret_key.get_secret_value() if settings.langfuse_secret_key else None,
@@ -126,7 +118,8 @@ def create_app(
         )
         store = open_store(settings.database())
         answers = AnswerLog(store, retention_days=settings.answer_retention_days)
-        check = CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding)
+        check = CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding,
+                             unverified=settings.sql_unverified, expensive=settings.sql_expensive)
         try:
             # A store that can't be opened or migrated stops start-up: feedback would otherwise be lost silently.
             await store.start()
@@ -171,6 +164,8 @@ def create_app(
                 metrics=metrics,
                 tracer=state.tracer,
                 fingerprint=fingerprint,
+                scoper=SchemaScoper(tokenizer, min(settings.prompt_budget_tokens,
+                                                   settings.max_model_len - generation.max_tokens)),
                 escalation=Escalation(
                     escalation_upstream, str(settings.escalation_model),
                     greedy_fields=generation.as_upstream_fields(),

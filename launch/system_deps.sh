@@ -8,6 +8,8 @@
 #   amtool                            (prometheus-alertmanager) the alert routing check
 #   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests, and
 #                                                               the store's tests on a real PostgreSQL (feedback, SIGKILL)
+#   mariadb-install-db, mysqldump     (mariadb-server, -client) the schema corpus: a throwaway MariaDB, mysqldump --no-data
+#   sqlite3                           (sqlite3)                 the schema corpus's `.schema` output
 #
 # Nothing missing: exit 0 at once. Missing and root (or password-less sudo): apt-get installs them. Otherwise one
 # message naming the packages and the command, and exit 1, before any test runs.
@@ -18,7 +20,7 @@ set -euo pipefail
 
 # program:debian-package
 NEEDED=(redis-server:redis-server chromium:chromium chromedriver:chromium-driver promtool:prometheus
-        amtool:prometheus-alertmanager)
+        amtool:prometheus-alertmanager mysqldump:mariadb-client mariadb-install-db:mariadb-server sqlite3:sqlite3)
 
 missing_packages() {
   local entry packages=()

@@ -1,32 +1,22 @@
-"""The schema fingerprint that keys verified queries: tables, columns and their types, not whitespace, comments,
-order or quoting. A verified query is only ever used for the schema it was verified on.
+"""The schema fingerprint that keys verified queries: tables, columns and their types, not layout, comments, case
+or the order of the tables. A verified query is only ever used for the schema it was verified on.
 
-The ONE function the memory calls: issue 21's typed schema model will provide the fingerprint; when it lands, this
-body switches to it (and FINGERPRINT_VERSION changes, so pairs keyed by the old digest are simply not found)."""
+The ONE function the memory calls; it is the schema model's own fingerprint (gateway/schema_model, issue 21), so
+the memory and every other reader agree on what "the same schema" means."""
 
 from __future__ import annotations
 
-import hashlib
-
-import orjson
-
-from gateway.sql_check.schema_db import schema_tables
-
-FINGERPRINT_VERSION = "1"
+from gateway.schema_model import read_schema
 
 
 def schema_fingerprint(schema: str) -> str:
-    """A digest of the schema's tables, columns and types, each lower-cased, sorted."""
-    read = schema_tables(schema)
-    tables = sorted(
-        (table.name.lower(), sorted((column.name.lower(), " ".join(column.type_text.lower().split()))
-                                    for column in table.columns))
-        for table in read.tables)
-    # Statements the reader could not take still count: a change in them is a change of schema.
-    unreadable = sorted(" ".join(text.lower().split()) for text in read.unreadable)
-    return hashlib.sha256(orjson.dumps([FINGERPRINT_VERSION, tables, unreadable])).hexdigest()[:32]
+    """A digest of the schema's tables (and views), columns and types."""
+    return read_schema(schema).fingerprint
 
 
-def schema_columns(schema: str) -> frozenset[str]:
-    """Every column name of the schema, lower-cased (tells SQLite's double-quoted strings from column names)."""
-    return frozenset(column.name.lower() for table in schema_tables(schema).tables for column in table.columns)
+def schema_names(schema: str) -> frozenset[str]:
+    """Every table and column name of the schema, lower-cased: a double-quoted word that is none of them is
+    SQLite's string (`name = "John"`), one that is one of them is a name."""
+    model = read_schema(schema)
+    return frozenset({table.name.lower() for table in model.tables}
+                     | {column.name.lower() for table in model.tables for column in table.columns})

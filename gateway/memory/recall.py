@@ -10,13 +10,12 @@ from typing import Any
 
 from gateway.answer import SqlAnswer, SqlRequest
 from gateway.memory.answer_log import AnswerLog
-from gateway.memory.fingerprint import schema_columns, schema_fingerprint
+from gateway.memory.fingerprint import schema_fingerprint, schema_names
 from gateway.memory.question import question_shape
 from gateway.memory.rebind import rebind
 from gateway.observability.metrics import Metrics
 from gateway.observability.trace_ids import trace_id_for
 from gateway.pipeline.verdict import CheckOptions, judge_query
-from gateway.sql_check.schema_db import schema_tables
 from gateway.store import Store, StoreError
 from gateway.store.records import AnswerRow, VerifiedPair, utc_now
 
@@ -56,7 +55,7 @@ class VerifiedMemory:
             logger.warning("memory lookup failed, answering without it: %s", exc)
             self._metrics.memory("error")
             return None
-        names = schema_columns(request.schema) | {t.name.lower() for t in schema_tables(request.schema).tables}
+        names = schema_names(request.schema)
         refused = False
         # The same question first (nothing to re-bind), then the newest.
         for pair in sorted(pairs, key=lambda p: question_shape(p.question).values != shape.values):
@@ -69,7 +68,8 @@ class VerifiedMemory:
                 continue
             self._metrics.memory("hit")
             check = {**verdict.check, "repair": None, "agreement": None, "vote": None, "answered_by": MEMORY_MODEL,
-                     "source": "verified", "memory": memory_facts(pair, rebound=query != pair.source_query)}
+                     "schema_scope": None, "source": "verified",
+                     "memory": memory_facts(pair, rebound=query != pair.source_query)}
             return SqlAnswer(query=verdict.query, source_query=verdict.source_query, raw_text=query,
                              finish_reason="stop", prompt_tokens=0, completion_tokens=0, check=check,
                              source="verified", answered_by=MEMORY_MODEL, verified_id=pair.id)

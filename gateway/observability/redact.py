@@ -15,7 +15,7 @@ import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import SqlglotError
 
-from gateway.sql_check.schema_db import schema_tables
+from gateway.schema_model import read_schema
 
 REDACTED_LITERAL = "'?'"
 # Quoted strings (either quote, doubled quotes inside) and numbers standing on their own.
@@ -46,8 +46,8 @@ def redact_sql(sql: str, dialect: str = "sqlite", *, schema: str | None = None) 
 def _columns(schema: str | None) -> frozenset[str] | None:
     if not schema:
         return None
-    read = schema_tables(schema)
-    names = frozenset(column.name.lower() for table in read.tables for column in table.columns)
+    model = read_schema(schema)
+    names = frozenset(column.name.lower() for table in model.tables for column in table.columns)
     return names or None
 
 

@@ -31,6 +31,7 @@ from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge
 from gateway.pipeline.voting import CandidateBudget, VoteStage, candidate_call_fields, check_object
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
+from gateway.scope import SameText, SchemaScoper
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS
 from gateway.upstream import UpstreamClient, UpstreamStream
@@ -51,6 +52,7 @@ class AnswerPipeline:
         metrics: Metrics,
         tracer: RequestTracer,
         fingerprint: ModelFingerprint,
+        scoper: SchemaScoper,
         escalation: Escalation | None = None,
         memory: AnswerMemory | None = None,
         refusal_ttl_s: int = 300,
@@ -61,6 +63,8 @@ class AnswerPipeline:
         self._generation = generation
         self._greedy_fields = generation.as_upstream_fields()
         self._candidates = candidates
+        self._scoper = scoper
+        self._schemas = SameText()
         self._votes = VoteStage(upstream=upstream, budget=candidates, metrics=metrics, escalation=escalation,
                                 fields=candidate_call_fields(generation, candidates.k), payload=self._payload)
         self._upstream_model = upstream_model
@@ -88,9 +92,11 @@ class AnswerPipeline:
     # ---- prepare ------------------------------------------------------------------------------------------
 
     def prepare(self, question: str, schema: str, dialect: str | None, *, question_param: str,
-                schema_param: str = "schema") -> SqlRequest:
-        """Apply the caps and render the training prompt; raises before anything reaches vLLM."""
+                schema_param: str = "schema", tables: list[str] | None = None) -> SqlRequest:
+        """Apply the caps, choose what of the schema the model sees (`tables`: pinned by the caller) and render the
+        training prompt; raises before anything reaches vLLM."""
         self._caps.check_fields(question, schema, question_param=question_param, schema_param=schema_param)
+        schema = self._schemas.same(schema)
         dialect = (dialect or self._default_dialect).lower()
         if dialect not in SUPPORTED_DIALECTS:
             raise InvalidRequest(
@@ -98,9 +104,11 @@ class AnswerPipeline:
                 param="dialect",
                 code="unsupported_dialect",
             )
-        prompt = render_prompt(question, schema)
-        self._caps.check_prompt(prompt, param=schema_param, schema=schema.strip())
-        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt)
+        scope = self._scoper.scope(question, schema, tables, render_prompt)
+        prompt = render_prompt(question, scope.text)
+        self._caps.check_prompt(prompt, param=schema_param, schema=scope.text.strip())
+        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt,
+                          prompt_schema=scope.text, schema_scope=scope.as_dict())
 
     # ---- the whole answer ---------------------------------------------------------------------------------
 
@@ -115,7 +123,7 @@ class AnswerPipeline:
     async def begin(self, request: SqlRequest, record: RequestRecord, *, stream: bool) -> PendingAnswer:
         """Everything up to the first upstream byte: a failure here is a plain HTTP error. With `stream`, vLLM's
         stream is opened now and read by `PendingAnswer.result()`."""
-        self._tracer.start(record, question=request.question, schema=request.schema)
+        self._tracer.start(record, question=request.question, schema=request.sent_schema)
         verified = await self._memory.recall(request)
         if verified is not None:
             record.cache = "verified"
@@ -249,7 +257,8 @@ class AnswerPipeline:
             query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
-            check=check_object(chosen.verdict, settled, model=self._upstream_model, source="generated"),
+            check=check_object(chosen.verdict, settled, model=self._upstream_model, source="generated",
+                               schema_scope=request.schema_scope),
             repair=settled.repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
             extra_tokens=settled.extra_tokens, agreement=settled.agreement,
             answered_by=settled.answered_by or self._upstream_model,

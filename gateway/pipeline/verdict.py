@@ -12,7 +12,7 @@ from gateway.sql_check import MODEL_DIALECT, SqlPolicy, TranspileRefused, check_
 from gateway.sql_check.extract import looks_like_sql
 
 # Bumped whenever the chain below can judge the same text differently; part of every cache key.
-CHECK_VERSION = "3"
+CHECK_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Verdict:
 class CheckOptions:
     policy: SqlPolicy
     grounding: str = "strict"
+    unverified: str = "refuse"  # SQLGATE_SQL_UNVERIFIED: SQL reading schema text that could not be read
+    expensive: str = "refuse"  # SQLGATE_SQL_EXPENSIVE: SQL that only asks for huge output or unbounded work
 
 
 def judge(raw_text: str, finish_reason: str | None, *, schema: str, dialect: str, options: CheckOptions) -> Verdict:
@@ -55,7 +57,7 @@ def judge_query(query: str, finish_reason: str | None, *, schema: str, dialect: 
 
 def _judge(query: str, truncated: bool, schema: str, dialect: str, options: CheckOptions) -> Verdict:
     check = check_sql(query, schema=schema, dialect=MODEL_DIALECT, policy=options.policy,
-                      grounding=options.grounding)
+                      grounding=options.grounding, unverified=options.unverified, expensive=options.expensive)
     result: dict[str, Any] = {**check.as_dict(), "query": query, "source_dialect": MODEL_DIALECT,
                               "dialect": MODEL_DIALECT}
     if truncated:
@@ -80,8 +82,14 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
     except TranspileRefused as refused:
         refusal = _refused(source, code="untranslatable_sql", problem="untranslatable", message=str(refused))
         return Verdict(query, query, refusal)
-    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, grounding=options.grounding)
+    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, grounding=options.grounding,
+                      unverified=options.unverified, expensive=options.expensive)
     result = {**again.as_dict(), "query": text, "source_dialect": MODEL_DIALECT, "dialect": dialect}
+    if again.compiled is False and again.error_code == "invalid_sql":
+        # The target engine refuses what SQLite accepted (a DuckDB binder error): the translation did not keep it.
+        refusal = _refused(result, code="untranslatable_sql", problem="untranslatable",
+                           message=f"The translated query does not compile in {dialect}: {again.compile_message}")
+        return Verdict(text, query, refusal)
     if again.error_code is None:
         # The compile step is authoritative in the model's dialect; what the target engine would say is
         # reported by the second check's own `compiled` (null where no engine of that family runs here).

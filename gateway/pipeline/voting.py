@@ -82,7 +82,8 @@ class VoteStage:
         return asyncio.create_task(self._draw(request, judged)) if self.budget.always else None
 
     async def _draw(self, request: SqlRequest, judged: Judged) -> Draw:
-        fields = candidate_fields(self._fields, self.budget.strategy, request.schema)
+        # The grammar offers the names the model was shown (the whole schema, or the tables sent).
+        fields = candidate_fields(self._fields, self.budget.strategy, request.sent_schema)
         return await draw_candidates(self._upstream, self._payload(request, fields), k=self.budget.k,
                                      budget_s=self.budget.budget_s, judged=judged)
 
@@ -108,7 +109,9 @@ class VoteStage:
 
     async def _vote(self, request: SqlRequest, candidates: tuple[Candidate, ...]) -> ResultsBallot:
         # It runs SQL on synthesized databases: milliseconds of CPU, kept off the event loop.
-        counted = await asyncio.to_thread(results_vote, candidates, schema=request.schema, question=request.question)
+        # Databases of the tables the model was shown: a warehouse of thousands of tables is never built whole.
+        counted = await asyncio.to_thread(results_vote, candidates, schema=request.sent_schema,
+                                          question=request.question)
         self._metrics.vote(counted.seconds)
         return counted
 
@@ -153,13 +156,15 @@ class VoteStage:
         return threshold is not None and agreement is not None and agreement["ratio"] < threshold
 
 
-def check_object(verdict: Verdict, settled: Settled, *, model: str, source: str) -> dict[str, Any]:
+def check_object(verdict: Verdict, settled: Settled, *, model: str, source: str,
+                 schema_scope: dict[str, Any] | None) -> dict[str, Any]:
     """The check object of an answer the pipeline settled: the chain's verdict, what the candidate step did, which
-    model answered and where the answer came from (`generated` now, or `cache`)."""
+    model answered, what of the schema it was shown, and where the answer came from (`generated` now, or
+    `cache`)."""
     repair = settled.repair
     return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
             "agreement": settled.agreement, "vote": settled.vote, "answered_by": settled.answered_by or model,
-            "source": source, "memory": None}
+            "schema_scope": schema_scope or None, "source": source, "memory": None}
 
 
 def _vote_facts(counted: ResultsBallot) -> dict[str, Any]:

@@ -8,12 +8,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
 
 from gateway.deps import Awake, Record, State
-from gateway.disconnect import until_disconnect
 from gateway.errors import ERROR_RESPONSES, CapExceeded, ErrorResponse, NotFound
-from gateway.pipeline import AnswerPipeline
 from gateway.routes.protocol import (
     ChatRequest,
     ChatResponse,
@@ -24,7 +21,7 @@ from gateway.routes.protocol import (
     OpenAIRequest,
 )
 from gateway.routes.questions import question_and_schema
-from gateway.routes.streaming import ChunkShaper, sse_body
+from gateway.routes.streaming import ChunkShaper, checked_answer, event_stream, sse_body
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -58,7 +55,8 @@ async def _respond(
 ) -> JSONResponse | StreamingResponse:
     check_model(state, body)
     pipeline = state.pipeline
-    sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param)
+    sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param,
+                                   tables=body.tables)
     response_id = ("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex
     record.answer_id = response_id  # what feedback names the answer by (POST /v1/feedback)
     created = int(time.time())
@@ -67,17 +65,8 @@ async def _respond(
         pending = await pipeline.begin(sql_request, record, stream=True)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         shaper = ChunkShaper(kind, response_id, created, model)
-        return StreamingResponse(
-            sse_body(pending, shaper, include_usage=include_usage, record=record),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-            # Also when the body never starts (the client left first): a flight it leads must be handed back.
-            background=BackgroundTask(pending.aclose),
-        )
-    answer = await until_disconnect(request, pipeline.answer(sql_request, record))
-    rejected = AnswerPipeline.refusal(answer)
-    if rejected is not None:
-        raise rejected
+        return event_stream(sse_body(pending, shaper, include_usage=include_usage, record=record), pending)
+    answer = await checked_answer(request, pipeline, sql_request, record)
     finish_reason = answer.finish_reason or "stop"
     if kind == "completion":
         choice: dict[str, object] = {"index": 0, "text": answer.query, "logprobs": None,

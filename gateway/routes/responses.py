@@ -7,14 +7,12 @@ import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
 
 from gateway.deps import Awake, Record, State
-from gateway.disconnect import until_disconnect
-from gateway.pipeline import AnswerPipeline
 from gateway.routes.openai import GENERATION_RESPONSES, check_model
 from gateway.routes.questions import question_and_schema
 from gateway.routes.responses_shape import ResponseObject, ResponseShaper, ResponsesRequest, response_events
+from gateway.routes.streaming import checked_answer, event_stream
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -27,21 +25,12 @@ async def responses(body: ResponsesRequest, request: Request, state: State, reco
     check_model(state, body)
     question, schema = question_and_schema(body.messages(), body.schema_text(), param="input")
     pipeline = state.pipeline
-    sql_request = pipeline.prepare(question, schema, body.dialect, question_param="input")
+    sql_request = pipeline.prepare(question, schema, body.dialect, question_param="input", tables=body.tables)
     response_id = "resp_" + uuid.uuid4().hex
     record.answer_id = response_id  # what feedback names the answer by (POST /v1/feedback)
     shaper = ResponseShaper(response_id, "msg_" + uuid.uuid4().hex, int(time.time()), state.settings.model_id)
     if body.stream:
         pending = await pipeline.begin(sql_request, record, stream=True)
-        return StreamingResponse(
-            response_events(pending, shaper, record),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-            # Also when the body never starts (the client left first): a flight it leads must be handed back.
-            background=BackgroundTask(pending.aclose),
-        )
-    answer = await until_disconnect(request, pipeline.answer(sql_request, record))
-    rejected = AnswerPipeline.refusal(answer)
-    if rejected is not None:
-        raise rejected
+        return event_stream(response_events(pending, shaper, record), pending)
+    answer = await checked_answer(request, pipeline, sql_request, record)
     return JSONResponse(shaper.response(answer))

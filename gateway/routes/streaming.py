@@ -9,8 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
-from gateway.answer import SqlAnswer
+from gateway.answer import SqlAnswer, SqlRequest
+from gateway.disconnect import until_disconnect
 from gateway.errors import GatewayError
 from gateway.pipeline import AnswerPipeline, PendingAnswer
 from gateway.request_record import RequestRecord
@@ -22,6 +26,27 @@ DONE = b"data: [DONE]\n\n"
 
 def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def event_stream(body: AsyncIterator[bytes], pending: PendingAnswer) -> StreamingResponse:
+    """The streamed answer of any route: server-sent events, never cached by a proxy or buffered by nginx."""
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        # Also when the body never starts (the client left first): a flight it leads must be handed back.
+        background=BackgroundTask(pending.aclose),
+    )
+
+
+async def checked_answer(request: Request, pipeline: AnswerPipeline, sql_request: SqlRequest,
+                         record: RequestRecord) -> SqlAnswer:
+    """The plain answer of any route, or its typed refusal raised (the one error shape does the rest)."""
+    answer = await until_disconnect(request, pipeline.answer(sql_request, record))
+    rejected = AnswerPipeline.refusal(answer)
+    if rejected is not None:
+        raise rejected
+    return answer
 
 
 class ChunkShaper:

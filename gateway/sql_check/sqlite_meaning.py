@@ -20,12 +20,9 @@ from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
 import sqlglot.expressions as exp
-from sqlglot.errors import ParseError, TokenError
 
+from gateway.schema_model import read_schema
 from gateway.sql_check.names import query_columns
-from gateway.sql_check.parsing import get_dialect
-from gateway.sql_check.result import MAX_SCHEMA_CHARS
-from gateway.sql_check.schema import create_table_statements, parse_schema_cached
 from gateway.sql_check.transpiled import TranspileRefused
 
 _E = TypeVar("_E", bound=exp.Expr)
@@ -54,16 +51,18 @@ def strings_in_double_quotes(tree: exp.Expr, schema: str | None) -> None:
 
     Only with a readable schema that knows every table the query reads; otherwise the name stays a name (the
     target then refuses an unknown column, rather than answering something else)."""
-    known = parse_schema_cached(schema, "sqlite") if schema and schema.strip() else {}
-    if not known:
+    model = read_schema(schema) if schema and schema.strip() else None
+    if model is None or not model.tables:
         return
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     names: set[str] = set()
     for table in tree.find_all(exp.Table):
-        columns = known.get(table.name.lower())
-        if columns is None and table.name.lower() not in ctes:
+        if not table.db and table.name.lower() in ctes:
+            continue
+        found = model.lookup(table.name, table.db).table
+        if found is None:
             return
-        names |= columns or frozenset()
+        names |= found.column_names()
     for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE, exp.Subquery):
         if node.alias:
             names.add(node.alias.lower())
@@ -178,26 +177,17 @@ def _text_affinity(declared: str) -> bool:
 
 
 def column_types(schema: str) -> Mapping[str, Mapping[str, str]]:
-    """Table -> column -> declared type (lower-cased names) from the CREATE TABLE text; never raises."""
+    """Table -> column -> declared type (lower-cased names) from the schema model; never raises."""
     return _column_types_cached(schema)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _column_types_cached(schema: str) -> Mapping[str, Mapping[str, str]]:
     types: dict[str, dict[str, str]] = {}
-    if len(schema) > MAX_SCHEMA_CHARS:
-        return types
-    for statement in create_table_statements(schema):
-        try:
-            create = get_dialect("sqlite").parse(statement)[0]
-        except (ParseError, TokenError, RecursionError, IndexError):
-            continue
-        if isinstance(create, exp.Create) and isinstance(create.this, exp.Schema):
-            columns = types.setdefault(create.this.this.name.lower(), {})
-            for definition in create.this.expressions:
-                if isinstance(definition, exp.ColumnDef):
-                    kind = definition.args.get("kind")
-                    columns[definition.name.lower()] = kind.sql("sqlite") if kind is not None else ""
+    for table in read_schema(schema).tables:
+        columns = types.setdefault(table.name.lower(), {})
+        for column in table.columns:
+            columns.setdefault(column.name.lower(), column.type)
     return types
 
 
@@ -265,9 +255,14 @@ def bare_columns(tree: exp.Expr, target: str) -> None:
         if any(not isinstance(key, exp.Column) for key in keys):
             continue  # grouped by position or expression: leave it to the target's own check
         aliases = {item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)}
+        # `strftime('%m', d) AS month ... GROUP BY month`: the columns of a grouped alias are the key itself
+        grouped = [item for item in select.expressions if isinstance(item, exp.Alias)
+                   and any(isinstance(key, exp.Column) and not key.table and key.name.lower() == item.alias.lower()
+                           for key in keys)]
         bare = [column for clause in clauses if clause is not None for column in _own(clause, select, exp.Column)
                 if not _inside(column, select, (exp.AggFunc, exp.Window)) and not isinstance(column.this, exp.Star)
-                and not _is_key(column, keys) and not _output_alias(column, aliases)]
+                and not _is_key(column, keys) and not _output_alias(column, aliases)
+                and not any(column in item.find_all(exp.Column) for item in grouped)]
         if not bare:
             continue
         if sum(isinstance(a, exp.Min | exp.Max) for a in aggregates) == 1:
