@@ -44,7 +44,7 @@ from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
 from gateway.state import AppState
-from gateway.store import open_store
+from gateway.store import StoreError, open_store
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
 
 logger = logging.getLogger("sqlgate")
@@ -122,7 +122,11 @@ def create_app(
                              unverified=settings.sql_unverified, expensive=settings.sql_expensive)
         try:
             # A store that can't be opened or migrated stops start-up: feedback would otherwise be lost silently.
-            await store.start()
+            try:
+                await store.start()
+            except StoreError as exc:
+                logger.error("sqlgate cannot start: the store (SQLGATE_DATABASE_URL) failed: %s", exc)
+                raise
             answers.start()
             state.store = store
             state.feedback = FeedbackDesk(store, answers, check=check, metrics=metrics, tracer=state.tracer,

@@ -164,3 +164,14 @@ def test_settings_refuse_a_database_of_another_kind_and_default_to_the_run_folde
         make_settings(database_url="mysql://root@localhost/sqlgate")
     settings = make_settings(database_url=None, run_dir=tmp_path / "run")
     assert settings.database() == f"sqlite:///{tmp_path / 'run' / 'sqlgate.db'}"
+
+
+async def test_a_store_that_cannot_be_opened_stops_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(database_url=f"postgresql://sqlgate:s3cret-pw@/sqlgate?host={tmp_path}"))
+    with pytest.raises(StoreError):
+        async with app.router.lifespan_context(app):
+            pass
+    assert "the store (SQLGATE_DATABASE_URL) failed" in caplog.text and "s3cret-pw" not in caplog.text
