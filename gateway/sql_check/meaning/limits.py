@@ -1,0 +1,52 @@
+"""LIMIT and subqueries: SQLite reads a negative LIMIT as none and a negative OFFSET as 0 (the others raise);
+MySQL and MariaDB refuse LIMIT inside an IN/ANY/ALL subquery (it is moved into a derived table, which they take);
+a subquery in FROM needs a name in PostgreSQL, MySQL and SQL Server (SQLite lets it go without)."""
+
+from __future__ import annotations
+
+import sqlglot.expressions as exp
+
+# MySQL's documented way to say "no limit" when an OFFSET is given.
+_MYSQL_NO_LIMIT = "18446744073709551615"
+
+
+def _negative(node: exp.Expr | None) -> bool:
+    value = node.args.get("expression") if isinstance(node, exp.Limit | exp.Offset) else node
+    return isinstance(value, exp.Neg) and isinstance(value.this, exp.Literal) and not value.this.is_string
+
+
+def limits(tree: exp.Expr, target: str) -> None:
+    for query in list(tree.find_all(exp.Select, exp.SetOperation)):
+        limit, offset = query.args.get("limit"), query.args.get("offset")
+        if offset is not None and _negative(offset):
+            query.set("offset", None)
+            offset = None
+        if limit is not None and _negative(limit):
+            if offset is not None and target == "mysql":
+                query.set("limit", exp.Limit(expression=exp.Literal.number(_MYSQL_NO_LIMIT)))
+            else:
+                query.set("limit", None)
+    if target == "mysql":
+        _limits_out_of_in_subqueries(tree)
+    if target in ("postgres", "mysql", "tsql"):
+        _named_derived_tables(tree)
+
+
+def _limits_out_of_in_subqueries(tree: exp.Expr) -> None:
+    for membership in list(tree.find_all(exp.In, exp.Any, exp.All)):
+        query = membership.args.get("query") if isinstance(membership, exp.In) else membership.this
+        inner = query.this if isinstance(query, exp.Subquery) else query
+        if not isinstance(inner, exp.Query) or inner.args.get("limit") is None:
+            continue
+        derived = exp.select("*").from_(exp.Subquery(this=inner.copy(), alias=exp.TableAlias(
+            this=exp.to_identifier("sqlgate_limited"))))
+        inner.replace(derived)
+
+
+def _named_derived_tables(tree: exp.Expr) -> None:
+    count = 0
+    for subquery in list(tree.find_all(exp.Subquery)):
+        if subquery.alias or not isinstance(subquery.parent, exp.From | exp.Join):
+            continue
+        count += 1
+        subquery.set("alias", exp.TableAlias(this=exp.to_identifier(f"sqlgate_derived_{count}")))

@@ -1,0 +1,109 @@
+"""Strings SQLite reads differently: a "double-quoted" word that names no column is a string literal; a number
+meeting a TEXT column is compared as text, and a TEXT column meeting a numeric one as a number (datatype3.html,
+"Type Conversions Prior To Comparison")."""
+
+from __future__ import annotations
+
+import sqlglot.expressions as exp
+
+from gateway.sql_check.dialect_names import dialect_label
+from gateway.sql_check.meaning.schema_view import SchemaView
+from gateway.sql_check.meaning.scope import Scope, affinity
+from gateway.sql_check.names import query_columns
+from gateway.sql_check.transpiled import TranspileRefused
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_HAS_TRY_CAST = frozenset({"duckdb", "tsql"})
+
+
+def strings_in_double_quotes(tree: exp.Expr, view: SchemaView) -> None:
+    """SQLite reads `WHERE name = "Alice"` as a string when no column is called Alice; so must the target.
+
+    Only with a readable schema that knows every table the query reads; otherwise the name stays a name (the
+    target then refuses an unknown column, rather than answering something else)."""
+    if not view.tables:
+        return
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    names: set[str] = set()
+    for table in tree.find_all(exp.Table):
+        found = view.table(table.name)
+        if found is None and table.name.lower() not in ctes:
+            return
+        names |= {column.name.lower() for column in found.columns} if found else set()
+    for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE, exp.Subquery):
+        if node.alias:
+            names.add(node.alias.lower())
+        alias = node.args.get("alias")
+        if isinstance(alias, exp.TableAlias):
+            names |= {column.name.lower() for column in alias.columns}
+        if isinstance(node, exp.CTE | exp.Subquery):
+            names |= query_columns(node.this) or frozenset()
+    for column in list(tree.find_all(exp.Column)):
+        identifier = column.this
+        if (not column.table and isinstance(identifier, exp.Identifier) and identifier.quoted
+                and identifier.name.lower() not in names):
+            column.replace(exp.Literal.string(identifier.name))
+
+
+def text_comparisons(tree: exp.Expr, target: str, scope: Scope) -> None:
+    """A number meeting a TEXT column becomes text; a TEXT column meeting a numeric column is read as a number."""
+    for comparison in list(tree.find_all(*_COMPARISONS)):
+        _compare(scope, comparison.this, comparison.expression, target, isinstance(comparison, exp.EQ | exp.NEQ))
+    for membership in list(tree.find_all(exp.In)):
+        query = membership.args.get("query")
+        values = list(membership.expressions)
+        if isinstance(query, exp.Subquery) and isinstance(query.this, exp.Select) and len(query.this.expressions) == 1:
+            values.append(query.this.expressions[0])
+        for value in values:
+            _compare(scope, membership.this, value, target, True)
+    for between in list(tree.find_all(exp.Between)):
+        for bound in (between.args.get("low"), between.args.get("high")):
+            if bound is not None:
+                _compare(scope, between.this, bound, target, False)
+
+
+def _compare(scope: Scope, left: exp.Expr, right: exp.Expr, target: str, equality: bool) -> None:
+    left_type, right_type = scope.declared(left), scope.declared(right)
+    left_kind, right_kind = affinity(left_type), affinity(right_type)
+    if left_kind == "text":
+        if right_type is None:
+            _number_as_text(right)
+        elif right_kind in ("int", "real", "num"):
+            _text_as_number(left, right_type or "", target, right, equality)
+    elif right_kind == "text":
+        if left_type is None:
+            _number_as_text(left)
+        elif left_kind in ("int", "real", "num"):
+            _text_as_number(right, left_type or "", target, left, equality)
+
+
+# SQLite applies numeric affinity to the text: text that reads as a number compares as that number, other text
+# compares unequal (and above every number).
+_NUMBER_TEXT = r"^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$"
+
+
+def _text_as_number(column: exp.Expr, declared: str, target: str, other: exp.Expr, equality: bool) -> None:
+    value = column.this if isinstance(column, exp.Alias) else column
+    double = exp.DataType.build("DOUBLE")
+    if target in _HAS_TRY_CAST:  # NULL for text that is no number: unequal, as in SQLite
+        value.replace(exp.TryCast(this=value.copy(), to=double))
+    elif target == "postgres":
+        guarded = exp.Case(ifs=[exp.If(this=exp.RegexpLike(this=value.copy(), expression=exp.Literal.string(
+            _NUMBER_TEXT)), true=exp.Cast(this=value.copy(), to=double))])
+        value.replace(guarded)
+    elif equality:
+        # MySQL reads any text as a number ('' and 'abc' as 0): compare the number as text instead (exact for
+        # keys written canonically, which is what joins on a text key hold).
+        target_value = other.this if isinstance(other, exp.Alias) else other
+        target_value.replace(exp.Cast(this=target_value.copy(), to=exp.DataType.build("TEXT")))
+    else:
+        raise TranspileRefused(
+            f"The query orders the text column {value.sql('sqlite')} against a number; SQLite compares only text "
+            f"that reads as a number that way, which {dialect_label(target)} can't express faithfully.")
+
+
+def _number_as_text(node: exp.Expr | None) -> None:
+    if isinstance(node, exp.Literal) and not node.is_string:
+        node.replace(exp.Literal.string(node.this))
+    elif isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        node.replace(exp.Literal.string(f"-{node.this.this}"))
