@@ -39,6 +39,7 @@ from gateway.routes import health, openai, responses, sql, web
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
+from gateway.sql_check.target import TargetEngines
 from gateway.state import AppState
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
 
@@ -111,6 +112,10 @@ def create_app(
             base_url=settings.langfuse_base_url,
             redact_question=settings.trace_redact_question,
         )
+        engines = TargetEngines(
+            postgres_url=settings.check_postgres_url.get_secret_value() if settings.check_postgres_url else None,
+            mysql_url=settings.check_mysql_url.get_secret_value() if settings.check_mysql_url else None,
+            timeout_s=settings.check_timeout_s, pool_size=settings.check_pool_size)
         try:
             state.upstream = upstream
             if settings.rate_limit_per_minute > 0:
@@ -144,7 +149,8 @@ def create_app(
                                            policy=settings.sql_candidates_policy,
                                            min_agreement=settings.sql_min_agreement),
                 upstream_model=settings.upstream_model,
-                check=CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding),
+                check=CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding,
+                                   engines=engines),
                 default_dialect=settings.sql_dialect,
                 metrics=metrics,
                 tracer=state.tracer,
@@ -185,6 +191,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
             state.tracer.shutdown()
+            engines.close()
 
     app = FastAPI(
         title="sqlgate",

@@ -27,12 +27,21 @@ from gateway.pipeline.candidates import Candidate, Draw
 from gateway.pipeline.escalation import Escalation
 from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import FlightAbandoned, Flights
-from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge, judge_query
+from gateway.pipeline.verdict import (
+    CHECK_VERSION,
+    CheckOptions,
+    Verdict,
+    in_target_engine,
+    judge,
+    judge_query,
+    with_target,
+)
 from gateway.pipeline.voting import CandidateBudget, Settled, VoteStage, candidate_call_fields
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS
+from gateway.sql_check.target import TargetCheck
 from gateway.upstream import UpstreamClient, UpstreamStream
 
 
@@ -142,15 +151,21 @@ class AnswerPipeline:
         if not self._cache.enabled:
             return None  # no hit or miss to count: a cache that is off must not look like one that never hits
         stored = await self._cache.get(key)
-        answer = self._from_store(request, stored) if stored is not None else None
+        answer = None
+        if stored is not None:
+            try:
+                verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
+                                      dialect=request.dialect, options=self._check)
+            except (KeyError, TypeError, ValueError):
+                verdict = None  # written by an older version: answer afresh
+            if verdict is not None:
+                answer = self._from_store(request, stored, await self.in_target(verdict, request))
         self._metrics.cache(answer is not None)
         record.cache = "hit" if answer is not None else "miss"
         return answer
 
-    def _from_store(self, request: SqlRequest, stored: dict[str, Any]) -> SqlAnswer | None:
+    def _from_store(self, request: SqlRequest, stored: dict[str, Any], verdict: Verdict) -> SqlAnswer | None:
         try:
-            verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
-                                  dialect=request.dialect, options=self._check)
             stored_repair = stored.get("repair")
             repair = Repair(**stored_repair) if isinstance(stored_repair, dict) else None
             answered_by = str(stored["answered_by"]) if stored.get("answered_by") else None
@@ -281,14 +296,30 @@ class AnswerPipeline:
         greedy = Candidate(verdict, generation.finish_reason, generation.raw_text)
         settled = await self._votes.settle(request, greedy, judged, drawing)
         chosen = settled.chosen
+        verdict = await self.in_target(chosen.verdict, request)
         return SqlAnswer(
-            query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
+            query=verdict.query, source_query=verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens, check=self._check_object(chosen.verdict, settled),
+            completion_tokens=generation.completion_tokens, check=self._check_object(verdict, settled),
             repair=settled.repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
             extra_tokens=settled.extra_tokens, agreement=settled.agreement,
             answered_by=settled.answered_by or self._upstream_model,
         )
+
+    async def in_target(self, verdict: Verdict, request: SqlRequest) -> Verdict:
+        """The configured check database's word on the answer, asked in a worker thread under a deadline: a slow
+        or unreachable database leaves the answer at `target_verified: "translation"` (with the reason), never
+        holds the request past the deadline nor blocks the event loop."""
+        engines = self._check.engines
+        if engines is None or verdict.error_code is not None or not engines.remote(request.dialect):
+            return verdict
+        call = asyncio.to_thread(in_target_engine, verdict, schema=request.schema, dialect=request.dialect,
+                                 engines=engines)
+        try:
+            return await asyncio.wait_for(call, timeout=engines.timeout_s)
+        except TimeoutError:
+            return with_target(verdict, TargetCheck.translation(
+                f"the check database did not answer within {engines.timeout_s} s"), request.dialect)
 
     def _check_object(self, verdict: Verdict, settled: Settled) -> dict[str, Any]:
         repair = settled.repair

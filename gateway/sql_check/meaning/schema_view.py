@@ -14,8 +14,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from gateway.sql_check.parsing import get_dialect
 from gateway.sql_check.result import MAX_SCHEMA_CHARS
-from gateway.sql_check.schema import create_table_statements
-from gateway.sql_check.schema_db import schema_tables
+from gateway.sql_check.schema import create_table_statements, top_level_items, unquote
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -64,15 +63,10 @@ def read_schema(schema: str) -> SchemaView:
     tables: dict[str, Table] = {}
     try:
         for statement in create_table_statements(schema):
-            table = _parsed(statement)
+            # What sqlglot can't read (a column named Official_ratings_(millions)) is read by hand.
+            table = _parsed(statement) or _by_hand(statement)
             if table is not None:
                 tables.setdefault(table.name.lower(), table)
-        # What sqlglot could not read (names such as Official_ratings_(millions)): the lenient reader's names.
-        for lenient in schema_tables(schema).tables:
-            if lenient.name.lower() not in tables:
-                tables[lenient.name.lower()] = Table(
-                    lenient.name, tuple(Column(c.name, c.type_text, _quote_if_needed(c.name)) for c in lenient.columns),
-                    _quote_if_needed(lenient.name))
     except (Exception, RecursionError):
         return SchemaView(tuple(tables.values()))
     return SchemaView(tuple(tables.values()))
@@ -91,11 +85,35 @@ def _parsed(statement: str) -> Table | None:
         return None
     columns = []
     for definition in create.this.expressions:
+        if isinstance(definition, exp.ColumnDef) and not isinstance(definition.this, exp.Identifier):
+            return None
         if isinstance(definition, exp.ColumnDef) and definition.name:
             kind = definition.args.get("kind")
             columns.append(Column(definition.name, kind.sql() if isinstance(kind, exp.DataType) else "",
                                   _quote(definition.this)))
     return Table(table.name, tuple(columns), _quote(table.this))
+
+
+_HEAD = re.compile(r"""\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>"[^"]+"|`[^`]+`|"""
+                   r"""\[[^\]]+\]|[^\s(]+)\s*\((?P<body>.*)\)\s*$""", re.IGNORECASE | re.DOTALL)
+_TYPE = re.compile(r"[A-Za-z]+(?:\s*\([0-9,\s]*\))?")
+_CONSTRAINTS = frozenset({"primary", "foreign", "unique", "check", "constraint", "key", "index"})
+
+
+def _by_hand(statement: str) -> Table | None:
+    head = _HEAD.match(statement)
+    if head is None:
+        return None
+    columns = []
+    for item in top_level_items(head.group("body")):
+        words = item.split()
+        if not words or words[0].lower() in _CONSTRAINTS:
+            continue
+        name, declared = (" ".join(words[:-1]), words[-1]) if len(words) > 1 and _TYPE.fullmatch(words[-1]) else (
+            item, "")
+        columns.append(Column(unquote(name), declared, '"' if name != unquote(name) else _quote_if_needed(name)))
+    name = head.group("name").split(".")[-1]
+    return Table(unquote(name), tuple(columns), '"' if name != unquote(name) else _quote_if_needed(name))
 
 
 def _quote(identifier: object) -> str:

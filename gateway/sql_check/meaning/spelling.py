@@ -50,6 +50,15 @@ def spell_names(tree: exp.Expr, target: str, view: SchemaView) -> None:
             _plain(identifier, name, reserved, strategy)
 
 
+def written_identifier(name: str, quote: str, target: str) -> exp.Identifier:
+    """A schema name as the analyst's database in `target` holds it (for building that database's tables)."""
+    dialect = get_dialect(target)
+    known = frozenset(word.lower() for word in getattr(dialect.generator_class, "RESERVED_KEYWORDS", ()))
+    identifier = exp.Identifier(this=name, quoted=False)
+    _as_written(identifier, name, quote, target=target, reserved=reserved_in(target, known))
+    return identifier
+
+
 def _as_written(identifier: exp.Identifier, spelling: str, quote: str, *, target: str,
                 reserved: frozenset[str]) -> None:
     identifier.set("this", spelling)
