@@ -265,3 +265,35 @@ def test_the_test_data_really_exercises_the_cases() -> None:
     assert any(isinstance(v, int | float) and v < 0 for v in values)
     assert {"Alpha", "alpha"} <= set(values)
     assert not any(isinstance(v, float) and math.isnan(v) for v in values)
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "duckdb"])
+async def test_what_the_target_engine_refuses_is_422_untranslatable_with_the_engines_message(
+        dialect: str, request: pytest.FixtureRequest) -> None:
+    # SQLite lets `*` stand next to GROUP BY; no rule rewrites it, so the engine is the one that catches it.
+    settings = ({"check_postgres_url": request.getfixturevalue("postgres").check_url} if dialect == "postgres"
+                else {})
+    status, body = await _answer("SELECT * FROM t GROUP BY a", dialect, settings)
+    assert status == 422, body
+    error = body["error"]
+    assert error["code"] == "untranslatable_sql"
+    check = error["check"]
+    assert check["target_verified"] == "engine"
+    assert check["target_engine"].startswith(dialect)
+    assert "GROUP BY" in check["target_message"]  # the engine's own words
+    assert check["problems"][0]["code"] == "target_refused"
+
+
+async def test_the_mysql_check_database_sees_the_schema_as_written(mariadb: ThrowawayMariaDB) -> None:
+    # MySQL on Linux finds a table only by its exact name: the check database refuses a misspelt one, which the
+    # gateway never writes (it spells names as the schema does).
+    from gateway.sql_check.target import TargetEngines
+
+    engines = TargetEngines(mysql_url=mariadb.check_url)
+    try:
+        wrong = engines.check("SELECT `FirstName` FROM users", schema=SCHEMA, dialect="mysql")
+        right = engines.check("SELECT `FirstName` FROM `Users`", schema=SCHEMA, dialect="mysql")
+    finally:
+        engines.close()
+    assert wrong.refused is not None and "users" in wrong.refused
+    assert (right.level, right.refused) == ("engine", None)
