@@ -198,6 +198,14 @@ def test_names_with_odd_characters_keep_their_quotes() -> None:
         ("SELECT FROM WHERE", "postgres", "could not be parsed"),
         ("SELECT " + "(" * 40 + "1" + ")" * 40, "postgres", "nested too deeply"),
         ("SELECT 1", "klingon", "'klingon' is not offered"),
+        # issue 22: what can't keep SQLite's meaning is refused, naming the construct
+        ("SELECT substr(Name, Age) FROM singer", "postgres", "substr() with a computed start"),
+        ("SELECT substr(Name, 2, Age) FROM singer", "mysql", "substr() with a computed length"),
+        ("SELECT CAST(Name AS INT) FROM singer", "postgres", "casts Name to a number"),
+        ("SELECT count(*) FROM singer WHERE Name", "duckdb", "Name (text) as a condition"),
+        ("SELECT Name FROM singer WHERE Name LIKE 'a\\_%'", "mysql", "LIKE pattern with a backslash"),
+        ("SELECT strftime('%w', Joined) FROM singer", "postgres", "format %w has no equivalent"),
+        ("SELECT Name, max(Age) FROM singer", "mysql", "row holding the minimum or maximum"),
     ],
 )
 def test_untranslatable_sql_is_refused_with_a_reason(sql: str, target: str, reason: str) -> None:
