@@ -67,30 +67,35 @@ def _read_image(image: bytes) -> Instance:
 
 
 def _edge_cases(base: Instance, schema: str) -> Instance:
-    """The first instance with each ordinary text value doubled by a case variant, an empty string and negative
-    numbers in the columns that are no keys."""
-    keys = {(table.name.lower(), column) for table in plan_tables(schema)
-            for column in ([table.key] if table.key else []) + [ref[0] for ref in table.refs]}
+    """The first instance with every row doubled: the copy has a key of its own (keys stay unique, so a column
+    that depends on the key still does), the same foreign keys (it joins where the original does), each ordinary
+    text value in another letter case (every third an empty string) and every other number negated."""
+    plans = {table.name.lower(): table for table in plan_tables(schema)}
     view = read_schema(schema)
     result = []
     for table in base:
-        declared = view.table(table.name)
+        plan = plans.get(table.name.lower())
+        key = plan.key if plan else None
+        refs = {ref[0] for ref in plan.refs} if plan else set()
+        declared = view.lookup(table.name).table
         kinds = [affinity(declared.column(c).type) if declared and declared.column(c) else None
                  for c in table.columns]
-        ordinary = [(table.name.lower(), column.lower()) not in keys for column in table.columns]
-        rows = [list(row) for row in table.rows]
         extra = []
-        for index, row in enumerate(rows):
+        for index, row in enumerate(table.rows):
             variant = list(row)
             for position, value in enumerate(row):
-                if not ordinary[position]:
+                name = table.columns[position].lower()
+                if name == key:
+                    variant[position] = (value + 1000 if isinstance(value, int) else f"{value}_copy"
+                                         if isinstance(value, str) else value)
+                elif name in refs:
                     continue
-                if kinds[position] == "text" and isinstance(value, str):
+                elif kinds[position] == "text" and isinstance(value, str):
                     variant[position] = value.swapcase() if index % 3 else ""
                 elif kinds[position] in ("int", "real") and isinstance(value, int | float) and index % 2:
                     variant[position] = -value
-            extra.append(variant)
-        result.append(TableData(table.name, table.columns, tuple(map(tuple, rows + extra))))
+            extra.append(tuple(variant))
+        result.append(TableData(table.name, table.columns, (*table.rows, *extra)))
     return tuple(result)
 
 
