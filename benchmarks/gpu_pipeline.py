@@ -69,7 +69,7 @@ from launch.vllm_server import DEFAULT_SERVED_MODEL_NAME
 
 BENCH_KEY = "sk-bench-gpu-pipeline-0123456789"
 # In order of need: a call that runs out of time leaves the last ones for the next call (--resume).
-PHASES = ("serving", "quality", "candidates", "weights", "weights_quality", "speculative", "grammar")
+PHASES = ("serving", "quality", "candidates", "weights", "weights_quality", "speculative", "grammar", "schema_scale")
 WEIGHTS = ("bf16", "fp8", "fp8_marlin", "int8")
 
 
@@ -331,6 +331,20 @@ def run_quality(ctx: Context, out_dir: Path) -> None:
         ctx.report.save()
 
 
+def run_schema_scale(ctx: Context, out_dir: Path) -> None:
+    """`make schema-scale` on the GPU: every row among 10, 50 and 200 tables, the real model, the GPU defaults."""
+    from benchmarks.schema_scale import main as schema_scale_main
+
+    argv = ["--vllm-url", ctx.url("c05_bf16"), "--target", "gpu", "--concurrency", str(ctx.plan.quality_concurrency),
+            "--file", str(ctx.rows_file), "--out", str(out_dir / "schema_scale.json"),
+            "--rows-out", str(out_dir / "schema_scale_rows.jsonl")]
+    if ctx.plan.quality_limit:
+        argv += ["--limit", str(ctx.plan.quality_limit)]
+    schema_scale_main(argv)
+    ctx.report.body["schema_scale"] = json.loads((out_dir / "schema_scale.json").read_text())["summary"]
+    ctx.report.save()
+
+
 def run_candidates(ctx: Context) -> None:
     """What the `always` policy costs: the gateway with candidates off and with the GPU defaults, and direct."""
     url = ctx.url("c05_bf16")
@@ -477,6 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "candidates": lambda: run_candidates(ctx),
         "speculative": lambda: run_speculative(ctx),
         "grammar": lambda: run_grammar(ctx),
+        "schema_scale": lambda: run_schema_scale(ctx, args.out.parent),
     }
     try:
         for name in args.phases:

@@ -16,6 +16,9 @@ GP=/root/gp
 ROWS=/root/coder-gguf/spider_dev_public.jsonl
 CALL_START=$(date +%s)
 CALL_BUDGET_S=${CALL_BUDGET_S:-570}
+# A later lease may need fewer servers and phases: FLEET_ONLY=c05_bf16 PHASES=quality,schema_scale,candidates
+FLEET_ONLY=${FLEET_ONLY:-}
+PHASES=${PHASES:-}
 
 collect() {
   [[ -n ${OUT:-} ]] || return 0
@@ -29,7 +32,7 @@ collect() {
 measure() {
   local until=$(( CALL_START + CALL_BUDGET_S ))
   python3 -m benchmarks.gpu_pipeline --fleet "$GP" --out "$GP/out/gpu_pipeline.json" --rows "$ROWS" \
-    --until "$until" --resume
+    --until "$until" --resume ${PHASES:+--phases "$PHASES"}
   collect
 }
 
@@ -46,7 +49,8 @@ case ${1:-} in
     python3 -m benchmarks.coder_pieces assemble /root/coder-gguf /root/coder-0.5b
     echo "model converted at $(( $(date +%s) - CALL_START )) s"
     mkdir -p "$GP/out"
-    python3 -m benchmarks.gpu_fleet start --dir "$GP" --coder /root/coder-0.5b --deadline-s 400
+    python3 -m benchmarks.gpu_fleet start --dir "$GP" --coder /root/coder-0.5b --deadline-s 400 \
+      ${FLEET_ONLY:+--only "$FLEET_ONLY"}
     echo "fleet up at $(( $(date +%s) - CALL_START )) s"
     nvidia-smi --query-gpu=memory.used --format=csv,noheader
     set +e

@@ -21,6 +21,7 @@ from clients.bench import (
     write_report,
 )
 from clients.bench import format_summary as format_bench_summary
+from clients.catalog import CatalogError, schema_from
 from clients.connection import DEFAULT_MODEL, DEFAULT_TIMEOUT_S, resolve_connection
 from clients.eval_data import DataError
 from clients.evaluation import EvalConfig, RunMismatch, run_eval
@@ -93,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="file with CREATE TABLE statements, '-' for stdin (default: stdin when piped); "
         "text starting with CREATE TABLE is used as is",
+    )
+    ask.add_argument(
+        "--schema-from",
+        metavar="SOURCE",
+        help="read the schema from a live database's catalog, read-only, instead: postgresql://..., "
+        "sqlite:///FILE or duckdb:///FILE (a whole database is fine: the gateway shows the model the tables the "
+        "question needs)",
+    )
+    ask.add_argument(
+        "--tables",
+        metavar="NAMES",
+        help="comma-separated tables to always show the model, for a big schema whose chosen tables missed one",
     )
     ask.add_argument("--dialect", help="SQL dialect for the gateway's check (default: the gateway's, sqlite)")
     ask.add_argument(
@@ -399,12 +412,21 @@ async def _ask_async(args: argparse.Namespace, question: str, schema: str) -> An
         connection, model=args.model, timeout_s=args.timeout, max_retries=args.max_retries
     ) as client:
         route: Route = args.route
-        return await client.ask(question, schema, dialect=args.dialect, route=route)
+        tables = [name.strip() for name in (args.tables or "").split(",") if name.strip()] or None
+        return await client.ask(question, schema, dialect=args.dialect, route=route, tables=tables)
 
 
 def _ask(args: argparse.Namespace) -> int:
     question = _question(args)
-    schema = _schema(args.schema)
+    if args.schema_from is not None:
+        if args.schema is not None:
+            raise UsageError("give --schema or --schema-from, not both")
+        try:
+            schema = schema_from(args.schema_from)
+        except CatalogError as error:
+            raise UsageError(str(error)) from None
+    else:
+        schema = _schema(args.schema)
     try:
         answer = asyncio.run(_ask_async(args, question, schema))
     except GatewayFailure as failure:

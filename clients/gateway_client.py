@@ -82,11 +82,13 @@ class SqlGatewayClient:
         return self._model
 
     async def ask(
-        self, question: str, schema: str, *, dialect: str | None = None, route: Route = "completions"
+        self, question: str, schema: str, *, dialect: str | None = None, route: Route = "completions",
+        tables: list[str] | None = None,
     ) -> Answer:
-        """One question; raises `GatewayFailure` for any error answer, including SQL the check rejected."""
+        """One question; raises `GatewayFailure` for any error answer, including SQL the check rejected. `tables`:
+        pinned tables for a schema too big to send whole."""
         try:
-            return await self._ask_once(question, schema, dialect, route)
+            return await self._ask_once(question, schema, dialect, route, tables)
         except GatewayFailure as failure:
             # The default id may not be this gateway's: ask it once which model it serves, then retry.
             if failure.code != "model_not_found" or self._explicit_model is not None or route == "sql":
@@ -94,12 +96,15 @@ class SqlGatewayClient:
             before = self._model
             if await self.discover_model() == before:
                 raise
-            return await self._ask_once(question, schema, dialect, route)
+            return await self._ask_once(question, schema, dialect, route, tables)
 
-    async def _ask_once(self, question: str, schema: str, dialect: str | None, route: Route) -> Answer:
+    async def _ask_once(self, question: str, schema: str, dialect: str | None, route: Route,
+                        tables: list[str] | None = None) -> Answer:
         extra: dict[str, Any] = {"schema": schema}
         if dialect:
             extra["dialect"] = dialect
+        if tables:
+            extra["tables"] = tables
         started = time.perf_counter()
         http_response: httpx2.Response
         if route == "completions":

@@ -34,7 +34,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.qualify import qualify
 
-from clients.sqlite_check import split_schema_statements
+from gateway.sql_check import read_schema
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -54,26 +54,13 @@ def exact_match(prediction: str, reference: str) -> bool:
 
 
 def schema_columns(schema: str, dialect: str = "sqlite") -> dict[str, dict[str, str]]:
-    """Tables and their typed columns from CREATE TABLE text; statements sqlglot cannot parse are skipped."""
+    """Tables (and views) and their typed columns, read by the gateway's one schema reader
+    (`gateway.sql_check.read_schema`); `dialect` is kept for callers: the reader reads every dialect's DDL."""
     tables: dict[str, dict[str, str]] = {}
-    for statement in split_schema_statements(schema):
-        try:
-            parsed = sqlglot.parse_one(statement, read=dialect)
-        except SqlglotError:
-            continue
-        if not isinstance(parsed, exp.Create) or str(parsed.args.get("kind", "")).upper() != "TABLE":
-            continue
-        target = parsed.this
-        table = target.this if isinstance(target, exp.Schema) else target
-        if not isinstance(table, exp.Table) or not isinstance(target, exp.Schema):
-            continue
-        columns: dict[str, str] = {}
-        for column in target.expressions:
-            if isinstance(column, exp.ColumnDef):
-                kind = column.args.get("kind")
-                columns[column.name.lower()] = kind.sql(dialect) if kind is not None else "TEXT"
+    for table in read_schema(schema).tables:
+        columns = {column.name.lower(): column.type or "TEXT" for column in table.columns}
         if columns:
-            tables[table.name.lower()] = columns
+            tables.setdefault(table.name.lower(), columns)
     return tables
 
 

@@ -13,9 +13,16 @@ class SqlRequest:
     """A request that passed the caps: everything needed to answer it, decided once."""
 
     question: str
-    schema: str
+    schema: str  # the whole schema: grounding, compile and the vote read it
     dialect: str  # what the answer must be written in (the analyst's database)
     prompt: str  # the exact training prompt vLLM sees
+    # What of the schema went into the prompt (all of it, or the tables the question needs when it is too big).
+    prompt_schema: str = ""
+    schema_scope: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sent_schema(self) -> str:
+        return self.prompt_schema or self.schema
 
 
 @dataclass(frozen=True)

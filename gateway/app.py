@@ -36,6 +36,7 @@ from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.voting import candidate_call_fields
 from gateway.readiness import Readiness, watch_readiness, watch_replicas
 from gateway.routes import health, openai, responses, sql, web
+from gateway.scope import SchemaScoper
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
@@ -150,11 +151,14 @@ def create_app(
                                            min_agreement=settings.sql_min_agreement),
                 upstream_model=settings.upstream_model,
                 check=CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding,
+                                   unverified=settings.sql_unverified, expensive=settings.sql_expensive,
                                    engines=engines),
                 default_dialect=settings.sql_dialect,
                 metrics=metrics,
                 tracer=state.tracer,
                 fingerprint=fingerprint,
+                scoper=SchemaScoper(tokenizer, min(settings.prompt_budget_tokens,
+                                                   settings.max_model_len - generation.max_tokens)),
                 escalation=Escalation(
                     escalation_upstream, str(settings.escalation_model),
                     greedy_fields=generation.as_upstream_fields(),

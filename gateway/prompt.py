@@ -1,6 +1,12 @@
-"""The model's exact training prompt. Any drift from this text costs accuracy: tests pin it byte for byte."""
+"""The model's exact training prompt. Any drift from this text costs accuracy: tests pin it byte for byte.
+
+The schema part is the schema model's `prompt_text`: the text itself when it holds only table and view
+definitions (the training data's shape), else those definitions as written, without a dump's SET, GRANT, OWNER,
+index and sequence statements, which define nothing the question can ask about."""
 
 from __future__ import annotations
+
+from gateway.schema_model import read_schema
 
 # Bump when the rendered text changes, so cached answers made with the old prompt are never served.
 TEMPLATE_VERSION = "sql-create-context-chatml-v1"
@@ -12,7 +18,8 @@ SYSTEM_PROMPT = (
 
 
 def user_message(question: str, schema: str) -> str:
-    return f"Given the following SQL tables:\n\n{schema.strip()}\n\nWrite a SQL query to answer: {question.strip()}"
+    tables = read_schema(schema).prompt_text
+    return f"Given the following SQL tables:\n\n{tables.strip()}\n\nWrite a SQL query to answer: {question.strip()}"
 
 
 def render_prompt(question: str, schema: str) -> str:

@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from gateway.replicas import parse_upstream_urls
 from gateway.schedule import BusinessHours, parse_business_hours, parse_timezone
+from gateway.schema_model import MAX_SCHEMA_CHARS
 from gateway.sql_check.result import SUPPORTED_DIALECTS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -138,8 +139,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(30, ge=0)
     redis_url: SecretStr | None = None
     max_question_chars: int = Field(500, ge=1)
-    max_schema_chars: int = Field(2000, ge=1)
-    max_body_bytes: int = Field(65536, ge=1024)
+    # A whole database's DDL (a pg_dump of ~2,000 tables); above the upper bound start-up refuses.
+    max_schema_chars: int = Field(1_000_000, ge=1, le=MAX_SCHEMA_CHARS)  # over it: 422 schema_too_long, no cut
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Tokens of the rendered prompt the model may see (its training length); a bigger schema is pruned to the
+    # tables the question needs (gateway/scope). Never above the served context minus the answer's tokens.
+    prompt_budget_tokens: int = Field(512, ge=64)
     max_model_len: int = Field(1024, ge=64)
     tokenizer: Path | None = None
 
@@ -149,6 +154,11 @@ class Settings(BaseSettings):
     sql_dialect: str = "sqlite"
     # advisory: tables and columns outside the request's schema are reported, not refused (partial schemas).
     sql_grounding: Literal["strict", "advisory"] = "strict"
+    # SQL that reads a part of the schema text the check could not read: refuse (422 unverifiable_sql) or allow
+    # (answered, with a warning and check.verified = "unverified").
+    sql_unverified: Literal["refuse", "allow"] = "refuse"
+    # SQL that only asks for huge output or unbounded work (docs/sql-guard.md): refuse (422 expensive_sql) or allow.
+    sql_expensive: Literal["refuse", "allow"] = "refuse"
     # The candidate step: k samples in one call when the greedy answer fails the check; 0 turns it off.
     sql_candidates: int = Field(8, ge=0, le=16)
     sql_candidate_budget_s: float = Field(60.0, gt=0)

@@ -7,8 +7,10 @@
 #                                                               server runs the dashboard's queries (test_dashboard)
 #   amtool                            (prometheus-alertmanager) the alert routing check
 #   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests
-#   mariadbd, mariadb-install-db      (mariadb-server)          the dialect step's MySQL-dialect engine tests and
-#                                                               `make dialect-engines` (a throwaway server)
+#   mariadb-install-db, mysqldump     (mariadb-server, -client) the schema corpus: a throwaway MariaDB, mysqldump --no-data;
+#                                                               the dialect step's MySQL-dialect engine tests and
+#                                                               `make dialect-engines` (a throwaway server, mariadbd)
+#   sqlite3                           (sqlite3)                 the schema corpus's `.schema` output
 #
 # Nothing missing: exit 0 at once. Missing and root (or password-less sudo): apt-get installs them. Otherwise one
 # message naming the packages and the command, and exit 1, before any test runs.
@@ -19,7 +21,7 @@ set -euo pipefail
 
 # program:debian-package
 NEEDED=(redis-server:redis-server chromium:chromium chromedriver:chromium-driver promtool:prometheus
-        amtool:prometheus-alertmanager)
+        amtool:prometheus-alertmanager mysqldump:mariadb-client mariadb-install-db:mariadb-server sqlite3:sqlite3)
 
 missing_packages() {
   local entry packages=()
@@ -30,10 +32,6 @@ missing_packages() {
   # in /usr/lib/postgresql/<version>/bin on Debian, not on PATH.
   if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     packages+=(postgresql)
-  fi
-  # MariaDB's server is in /usr/sbin, which a non-root PATH may lack.
-  if ! command -v mariadbd >/dev/null 2>&1 && [[ ! -x /usr/sbin/mariadbd ]]; then
-    packages+=(mariadb-server)
   fi
   # Unique, in order (chromium and chromium-driver are separate packages; prometheus brings only promtool's).
   printf '%s\n' "${packages[@]}" | awk 'NF && !seen[$0]++' | paste -sd' ' -
@@ -66,7 +64,7 @@ fi
 
 echo "== system packages for the tests: $missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-# A container without an init system: keep the packages' services (redis, prometheus, mariadb) from being started.
+# A container without an init system: keep the packages' services (redis, prometheus) from being started.
 "${as_root[@]}" apt-get update -q >/dev/null
 RUNLEVEL=1 "${as_root[@]}" apt-get install -y -q --no-install-recommends $missing >/dev/null
 

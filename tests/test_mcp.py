@@ -153,6 +153,20 @@ async def test_check_sql_checks_an_agents_own_sql_without_the_model() -> None:
     assert bad_dialect.is_error is True and tool_text(bad_dialect).startswith("unsupported_dialect: ")
 
 
+async def test_check_sql_refuses_an_agents_expensive_sql_before_duckdb_folds_it_and_says_how_far_it_verified() -> None:
+    # DuckDB folds constants while preparing: this used to allocate the 2 GB string inside the gateway.
+    with gateway_with(faults.ok()) as (upstream, server):
+        async with mcp_over_http(server) as client:
+            hostile = await client.call_tool("check_sql", {"sql": "SELECT lpad('x', 2000000000, 'y')",
+                                                           "schema": SCHEMA, "dialect": "duckdb"})
+            good = await client.call_tool("check_sql", {"sql": "SELECT Name FROM singer", "schema": SCHEMA,
+                                                        "dialect": "duckdb"})
+        assert upstream.requests == []
+    assert hostile.structured_content["error_code"] == "expensive_sql"  # type: ignore[index]
+    assert hostile.structured_content["check"]["compiled"] is None  # type: ignore[index]
+    assert good.structured_content["check"]["verified"] == "compiled"  # type: ignore[index]
+
+
 async def test_list_dialects_names_what_dialect_accepts() -> None:
     with gateway_with(faults.ok(), sql_dialect="postgres") as (_, server):
         async with mcp_over_http(server) as client:

@@ -126,7 +126,7 @@ def test_fixed_label_sets_start_at_zero_and_stay_bounded() -> None:
     metrics = Metrics()
     for result in ("hit", "miss"):
         assert sample_value(metrics, "sqlgate_cache_requests_total", result=result) == 0
-    for outcome in ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql"):
+    for outcome in ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "unverifiable_sql", "expensive_sql"):
         assert sample_value(metrics, "sqlgate_sql_checks_total", outcome=outcome) == 0
     metrics.rejected("Bearer sk-live-123")  # whatever a caller passes, it can't become a label value
     metrics.sql_check("something new")

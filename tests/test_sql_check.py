@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+import gateway.schema_model.finder as finder_module
+import gateway.schema_model.reader as reader_module
 import gateway.sql_check.check as sql_check_module
 import gateway.sql_check.parsing as parsing_module
-import gateway.sql_check.schema as schema_module
 from gateway.sql_check import (
     MAX_PAREN_DEPTH,
     MAX_SQL_CHARS,
@@ -17,12 +18,12 @@ from gateway.sql_check import (
     SqlCheck,
     SqlGrounding,
     SqlPolicy,
-    canonical_schema,
     check_sql,
     create_table_statements,
     extract_sql,
     find_create_tables,
     parse_schema,
+    read_schema,
 )
 
 SINGER = "CREATE TABLE singer (Singer_ID int, Name text, Country text, Song_Name text)"
@@ -63,7 +64,8 @@ def test_as_dict_has_the_contract_shape_and_is_json() -> None:
     check = check_sql("SELECT T1.nope FROM student AS T1", schema=DORMS, grounding="advisory")
     shape = check.as_dict()
     assert set(shape) == {"valid", "statement_type", "read_only", "tables", "columns", "unknown_tables",
-                          "unknown_columns", "problems", "dialect", "compiled", "compile_message", "error_code"}
+                          "unknown_columns", "problems", "dialect", "compiled", "compile_message", "verified",
+                          "verified_reason", "error_code"}
     assert json.loads(json.dumps(shape)) == shape
     # Advisory grounding: reported, not refused, and not compiled (the schema is taken to be partial).
     assert shape["valid"] is True and shape["error_code"] is None and shape["compiled"] is None
@@ -351,9 +353,19 @@ def test_advisory_grounding_reports_unknown_names_without_refusing() -> None:
         check_sql(sql, schema=DORMS, grounding="lenient")
 
 
-def test_without_a_schema_nothing_is_ungrounded() -> None:
-    for schema in (None, "", "   ", "just prose, no tables"):
-        assert check_sql("SELECT a FROM anything", schema=schema).valid
+def test_without_a_schema_nothing_is_ungrounded_and_nothing_is_verified() -> None:
+    for schema in (None, "", "   "):
+        check = check_sql("SELECT a FROM anything", schema=schema)
+        assert check.valid and check.verified == "unverified" and check.verified_reason
+
+
+def test_schema_text_that_can_t_be_read_makes_the_query_unverifiable_not_valid() -> None:
+    check = check_sql("SELECT a FROM anything", schema="just prose, no tables")
+    assert check.error_code == "unverifiable_sql"
+    assert "just prose, no tables" in check.problems[0].message
+    allowed = check_sql("SELECT a FROM anything", schema="just prose, no tables", unverified="allow")
+    assert allowed.valid and allowed.verified == "unverified"
+    assert [problem.code for problem in allowed.problems] == ["unverifiable_allowed"]
 
 
 def test_an_unsafe_statement_is_unsafe_before_it_is_ungrounded() -> None:
@@ -421,7 +433,7 @@ def test_sqlite_double_quoted_strings_are_not_unknown_columns() -> None:
 
 
 def test_without_a_schema_nothing_is_grounded() -> None:
-    for schema in (None, "", "   ", "no create table statements here"):
+    for schema in (None, "", "   "):  # (schema text that can't be read: unverifiable_sql, tested above)
         check = check_sql("SELECT a.b FROM nowhere AS a", schema=schema)
         assert check.valid and check.unknown_tables == () and check.unknown_columns == ()
         assert check.tables == ("nowhere",)
@@ -452,7 +464,7 @@ def test_parse_schema_reads_statements_without_semicolons_and_lowercases() -> No
      {"t": {"id", "v"}}),
     ("CREATE TABLE t (order VARCHAR, date VARCHAR, year INTEGER, rank INTEGER)",
      {"t": {"order", "date", "year", "rank"}}),
-    ("CREATE TABLE broken (a INT, b", {"broken": {"a", "b"}}),
+    ("CREATE TABLE broken (a INT, b", {}),  # never closed: unreadable, not guessed at
     ("CREATE TABLE x AS SELECT 1 AS one, 2 AS two", {"x": {"one", "two"}}),
     ("not a schema at all", {}),
     ("", {}),
@@ -461,39 +473,44 @@ def test_parse_schema_is_lenient(schema: str, expected: dict[str, set[str]]) -> 
     assert parse_schema(schema) == {name: frozenset(columns) for name, columns in expected.items()}
 
 
-def test_canonical_schema_ignores_whitespace_keyword_case_and_table_order() -> None:
-    base = canonical_schema("CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)")
+def fingerprint(schema: str) -> str:
+    return read_schema(schema).fingerprint
+
+
+def test_the_fingerprint_ignores_whitespace_keyword_case_comments_and_table_order() -> None:
+    base = fingerprint("CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)")
     variants = [
         "create table a (x varchar, y integer); create table b (z text)",
         "CREATE TABLE b (z TEXT); CREATE TABLE a (x VARCHAR, y INTEGER)",
         "CREATE  TABLE a(\n  x VARCHAR ,\n  y INTEGER\n)\nCREATE TABLE b (z TEXT);",
         "CREATE TABLE b (z TEXT) CREATE TABLE a (x VARCHAR, y INTEGER)",
-        "CREATE TABLE b (z TEXT), CREATE TABLE a (x VARCHAR, y INTEGER);",
+        "-- the a table\nCREATE TABLE a (x VARCHAR /* the x */, y INTEGER); CREATE TABLE b (z TEXT) -- b's\n",
+        "CREATE TABLE a (X VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)",  # SQLite's names ignore case
     ]
-    assert all(canonical_schema(variant) == base for variant in variants)
+    assert all(fingerprint(variant) == base for variant in variants)
 
 
 @pytest.mark.parametrize("other", [
-    "CREATE TABLE a (X VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)",  # the model copies identifier case
     "CREATE TABLE a (y INTEGER, x VARCHAR); CREATE TABLE b (z TEXT)",  # column order is meaningful
     "CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE c (z TEXT)",
     "CREATE TABLE a (x VARCHAR, y INTEGER, w TEXT); CREATE TABLE b (z TEXT)",
+    "CREATE TABLE a (x VARCHAR, y TEXT); CREATE TABLE b (z TEXT)",  # a type changed
 ])
-def test_canonical_schema_keeps_what_changes_the_answer(other: str) -> None:
-    assert canonical_schema(other) != canonical_schema(
-        "CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)")
+def test_the_fingerprint_keeps_what_changes_the_answer(other: str) -> None:
+    assert fingerprint(other) != fingerprint("CREATE TABLE a (x VARCHAR, y INTEGER); CREATE TABLE b (z TEXT)")
 
 
 @pytest.mark.parametrize("text", ["", "'unterminated", "\x00\x01", "CREATE TABLE (((", "🙂 " * 100])
-def test_canonical_schema_never_raises(text: str) -> None:
-    assert isinstance(canonical_schema(text), str)
+def test_reading_a_schema_never_raises(text: str) -> None:
+    assert isinstance(fingerprint(text), str)
 
 
 def test_find_create_tables_pulls_statements_out_of_chat_text() -> None:
     text = ("Here is my schema:\n```sql\nCREATE TABLE head (age INTEGER,\n  name VARCHAR);\n"
             "create table dept (id int, note text default 'a (b)')\n```\nHow many heads are older than 56? "
             "Also CREATE TABLE head (age INTEGER,\n  name VARCHAR) again.")
-    assert find_create_tables(text) == ("CREATE TABLE head (age INTEGER, name VARCHAR); "
+    # As written, newlines kept (a `--` comment must end where it did)
+    assert find_create_tables(text) == ("CREATE TABLE head (age INTEGER,\n  name VARCHAR);\n"
                                         "create table dept (id int, note text default 'a (b)')")
     statements = create_table_statements(text)
     assert statements[0] == "CREATE TABLE head (age INTEGER,\n  name VARCHAR)"
@@ -510,9 +527,9 @@ def test_find_create_tables_is_linear_on_hostile_text(monkeypatch: pytest.Monkey
     # What keeps it linear is the decision to stop at the first statement that never closes (each later head
     # would rescan the same tail): assert that decision, not a wall-clock bound.
     scans: list[int] = []
-    real_closing_paren = schema_module._closing_paren
-    monkeypatch.setattr(schema_module, "_closing_paren",
-                        lambda text, open_at: scans.append(open_at) or real_closing_paren(text, open_at))
+    real_closing_paren = finder_module.closing_paren
+    monkeypatch.setattr(finder_module, "closing_paren",
+                        lambda text, open_at, end: scans.append(open_at) or real_closing_paren(text, open_at, end))
     assert find_create_tables("CREATE TABLE t (" * 5000) == ""
     assert len(scans) == 1
     assert find_create_tables("CREATE TABLE a (x int) CREATE TABLE b (y int)") and len(scans) == 3
@@ -564,10 +581,10 @@ def test_the_hot_path_reuses_the_parsed_schema_and_the_parsers() -> None:
     sql, schema = SEED_EXAMPLES[2][0], SEED_EXAMPLES[2][1]
     check_sql(sql, schema=schema)  # warm the dialect and schema caches
     parsers = parsing_module.PER_THREAD.for_dialect("sqlite")
-    misses = schema_module.parse_schema_cached.cache_info().misses
+    misses = reader_module._read_cached.cache_info().misses
     for _ in range(50):
         assert check_sql(sql, schema=schema).valid
-    assert schema_module.parse_schema_cached.cache_info().misses == misses
+    assert reader_module._read_cached.cache_info().misses == misses
     assert parsing_module.PER_THREAD.for_dialect("sqlite") == parsers
 
 

@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from gateway.sql_check import (
     SqlPolicy,
-    canonical_schema,
     check_sql,
     extract_sql,
     find_create_tables,
     parse_schema,
+    read_schema,
 )
 
 DIALECTS = st.sampled_from(["sqlite", "postgres", "mysql", "duckdb", "tsql"])
@@ -193,7 +193,7 @@ def test_a_dangerous_function_anywhere_is_refused(sql: str, danger: str) -> None
 @given(text=st.text(max_size=400))
 def test_text_helpers_never_raise(text: str) -> None:
     assert isinstance(extract_sql(text), str)
-    assert isinstance(canonical_schema(text), str)
+    assert isinstance(read_schema(text).fingerprint, str)
     assert isinstance(find_create_tables(text), str)
     assert isinstance(parse_schema(text), dict)
 
@@ -201,11 +201,11 @@ def test_text_helpers_never_raise(text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(order=st.permutations(sorted(SCHEMA)), spacing=st.sampled_from([" ", "\n", "  \t"]),
        upper=st.booleans(), separator=st.sampled_from([" ", "; ", ";\n"]))
-def test_canonical_schema_is_invariant_under_layout(order: list[str], spacing: str, upper: bool,
+def test_the_schema_fingerprint_is_invariant_under_layout(order: list[str], spacing: str, upper: bool,
                                                     separator: str) -> None:
     keyword = "CREATE TABLE" if upper else "create table"
     kind = "VARCHAR" if upper else "varchar"
     bodies = {table: f",{spacing}".join(f"{column} {kind}" for column in SCHEMA[table]) for table in order}
     text = separator.join(f"{keyword}{spacing}{table}{spacing}({bodies[table]})" for table in order)
-    assert canonical_schema(text) == canonical_schema(SCHEMA_TEXT)
+    assert read_schema(text).fingerprint == read_schema(SCHEMA_TEXT).fingerprint
     assert parse_schema(text) == {table: frozenset(columns) for table, columns in SCHEMA.items()}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "launch" / "system_deps.sh"
 PROGRAMS = {"redis-server": "redis-server", "chromium": "chromium", "chromedriver": "chromium-driver",
-            "promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+            "promtool": "prometheus", "amtool": "prometheus-alertmanager", "mysqldump": "mariadb-client",
+            "mariadb-install-db": "mariadb-server", "sqlite3": "sqlite3"}
 BASICS = ("bash", "awk", "paste", "cat", "env")
 
 
@@ -66,7 +67,7 @@ def test_as_root_apt_get_installs_exactly_the_missing_packages(tmp_path: Path) -
     calls = log.read_text().splitlines()
     assert calls[0] == "apt-get update -q"
     assert calls[1] == ("apt-get install -y -q --no-install-recommends "
-                        "chromium-driver prometheus prometheus-alertmanager")
+                        "chromium-driver prometheus prometheus-alertmanager mariadb-client mariadb-server sqlite3")
     assert all((bin_dir / program).exists() for program in PROGRAMS)
 
 
@@ -81,7 +82,7 @@ def test_without_root_or_sudo_it_stops_first_naming_the_packages_and_the_command
     bin_dir, log = sandbox(tmp_path, present={"redis-server"}, uid=1000, sudo=False)
     done = run(bin_dir)
     assert done.returncode == 1
-    missing = "chromium chromium-driver prometheus prometheus-alertmanager"
+    missing = "chromium chromium-driver prometheus prometheus-alertmanager mariadb-client mariadb-server sqlite3"
     assert f"not installed: {missing}" in done.stderr
     assert f"sudo apt-get install -y --no-install-recommends {missing}" in done.stderr
     assert not log.exists()

@@ -28,7 +28,9 @@ MCP_PATH = "/mcp"
 INSTRUCTIONS = (
     "sqlgate turns a question about a database into one SQL query that has been checked: read-only, one statement, "
     "every table and column present in the schema you send, compiled against that schema, in the dialect you ask "
-    "for. Send the CREATE TABLE statements of the tables the question is about. A query that fails the check is "
+    "for. Send the CREATE TABLE statements of the tables the question is about, or the whole database's: a schema "
+    "too big for the model is narrowed to the tables the question needs (check.schema_scope says which). A query "
+    "that fails the check is "
     "never returned: the tool answers an error whose text starts with the reason's code. Use check_sql to check "
     "SQL you wrote yourself before running it."
 )
@@ -38,6 +40,8 @@ Schema = Annotated[str, Field(description="The CREATE TABLE statements of the ta
 Dialect = Annotated[str | None, Field(description="SQL dialect of the answer (see list_dialects); default: the "
                                                   "gateway's, usually sqlite.")]
 Sql = Annotated[str, Field(description="One SQL statement to check.")]
+Tables = Annotated[list[str] | None, Field(description="Tables to always show the model, when the schema is too big "
+                                                       "to send whole (names as the schema writes them).")]
 
 
 def _record(ctx: Context) -> RequestRecord:
@@ -63,9 +67,10 @@ def build_mcp_server(state: AppState) -> MCPServer:
         annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                                     open_world_hint=False),
     )
-    async def generate_sql(question: Question, schema: Schema, ctx: Context, dialect: Dialect = None
-                           ) -> Annotated[CallToolResult, SqlResponseBody]:
-        return await tools.generate(state, _record(ctx), question=question, schema=schema, dialect=dialect)
+    async def generate_sql(question: Question, schema: Schema, ctx: Context, dialect: Dialect = None,
+                           tables: Tables = None) -> Annotated[CallToolResult, SqlResponseBody]:
+        return await tools.generate(state, _record(ctx), question=question, schema=schema, dialect=dialect,
+                                    tables=tables)
 
     @server.tool(
         name="check_sql",

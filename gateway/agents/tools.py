@@ -59,8 +59,8 @@ def _dialect(state: AppState, dialect: str | None) -> str:
     return name
 
 
-async def generate(state: AppState, record: RequestRecord, *, question: str, schema: str, dialect: str | None
-                   ) -> CallToolResult:
+async def generate(state: AppState, record: RequestRecord, *, question: str, schema: str, dialect: str | None,
+                   tables: list[str] | None = None) -> CallToolResult:
     """Question + CREATE TABLE statements -> one checked query, exactly as `POST /v1/sql` answers it."""
     started = time.perf_counter()
     pipeline = state.pipeline
@@ -70,7 +70,7 @@ async def generate(state: AppState, record: RequestRecord, *, question: str, sch
         except ModelAsleep:
             state.metrics.rejected("asleep")
             raise
-        request = pipeline.prepare(question, schema, dialect, question_param="question")
+        request = pipeline.prepare(question, schema, dialect, question_param="question", tables=tables)
         answer = await pipeline.answer(request, record)
         rejected = AnswerPipeline.refusal(answer)
         if rejected is not None:
@@ -110,7 +110,8 @@ def check(state: AppState, record: RequestRecord, *, sql: str, schema: str, dial
         return tool_error(state, record, error)
     try:
         result = check_sql(sql, schema=schema, dialect=name, policy=SqlPolicy(settings.sql_policy),
-                           grounding=settings.sql_grounding)
+                           grounding=settings.sql_grounding, unverified=settings.sql_unverified,
+                           expensive=settings.sql_expensive)
     except Exception:
         return _internal_error(state, record, "check_sql")
     checked = {**result.as_dict(), "query": sql, "dialect": name, "source_dialect": name}

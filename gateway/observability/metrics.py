@@ -25,7 +25,7 @@ COMPLETION_TOKEN_BUCKETS = (8, 16, 32, 64, 128, 200, 256, 384, 512)
 UPSTREAM_OUTCOMES = ("ok", "error")
 CACHE_RESULTS = ("hit", "miss")
 SQL_OUTCOMES = ("valid", "unsafe_sql", "invalid_sql", "ungrounded_sql", "truncated_sql", "unanswerable_sql",
-                "untranslatable_sql", "low_confidence")
+                "untranslatable_sql", "low_confidence", "unverifiable_sql", "expensive_sql")
 # Share of the candidate queries that agree with the answer; 0.75 is the "confident" line docs/eval.md reports.
 VOTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 AGREEMENT_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)

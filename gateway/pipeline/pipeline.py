@@ -39,6 +39,7 @@ from gateway.pipeline.verdict import (
 from gateway.pipeline.voting import CandidateBudget, Settled, VoteStage, candidate_call_fields
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
 from gateway.request_record import RequestRecord
+from gateway.scope import SameText, SchemaScoper
 from gateway.settings import GenerationParams
 from gateway.sql_check import SUPPORTED_DIALECTS
 from gateway.sql_check.target import TargetCheck
@@ -60,6 +61,7 @@ class AnswerPipeline:
         metrics: Metrics,
         tracer: RequestTracer,
         fingerprint: ModelFingerprint,
+        scoper: SchemaScoper,
         escalation: Escalation | None = None,
     ) -> None:
         self._upstream = upstream
@@ -68,6 +70,8 @@ class AnswerPipeline:
         self._generation = generation
         self._greedy_fields = generation.as_upstream_fields()
         self._candidates = candidates
+        self._scoper = scoper
+        self._schemas = SameText()
         self._votes = VoteStage(upstream=upstream, budget=candidates, metrics=metrics, escalation=escalation,
                                 fields=candidate_call_fields(generation, candidates.k), payload=self._payload)
         self._upstream_model = upstream_model
@@ -94,9 +98,11 @@ class AnswerPipeline:
     # ---- prepare ------------------------------------------------------------------------------------------
 
     def prepare(self, question: str, schema: str, dialect: str | None, *, question_param: str,
-                schema_param: str = "schema") -> SqlRequest:
-        """Apply the caps and render the training prompt; raises before anything reaches vLLM."""
+                schema_param: str = "schema", tables: list[str] | None = None) -> SqlRequest:
+        """Apply the caps, choose what of the schema the model sees (`tables`: pinned by the caller) and render the
+        training prompt; raises before anything reaches vLLM."""
         self._caps.check_fields(question, schema, question_param=question_param, schema_param=schema_param)
+        schema = self._schemas.same(schema)
         dialect = (dialect or self._default_dialect).lower()
         if dialect not in SUPPORTED_DIALECTS:
             raise InvalidRequest(
@@ -104,9 +110,11 @@ class AnswerPipeline:
                 param="dialect",
                 code="unsupported_dialect",
             )
-        prompt = render_prompt(question, schema)
-        self._caps.check_prompt(prompt, param=schema_param, schema=schema.strip())
-        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt)
+        scope = self._scoper.scope(question, schema, tables, render_prompt)
+        prompt = render_prompt(question, scope.text)
+        self._caps.check_prompt(prompt, param=schema_param, schema=scope.text.strip())
+        return SqlRequest(question=question, schema=schema, dialect=dialect, prompt=prompt,
+                          prompt_schema=scope.text, schema_scope=scope.as_dict())
 
     # ---- the whole answer ---------------------------------------------------------------------------------
 
@@ -121,7 +129,7 @@ class AnswerPipeline:
     async def begin(self, request: SqlRequest, record: RequestRecord, *, stream: bool) -> PendingAnswer:
         """Everything up to the first upstream byte: a failure here is a plain HTTP error. With `stream`, vLLM's
         stream is opened now and read by `PendingAnswer.result()`."""
-        self._tracer.start(record, question=request.question, schema=request.schema)
+        self._tracer.start(record, question=request.question, schema=request.sent_schema)
         key = self._key(request)
         cached = await self.lookup(request, key, record)
         if cached is not None:
@@ -176,7 +184,7 @@ class AnswerPipeline:
                 finish_reason=stored["finish_reason"], prompt_tokens=int(stored["prompt_tokens"]),
                 completion_tokens=int(stored["completion_tokens"]),
                 check=self._check_object(verdict, Settled(Candidate(verdict, None, ""), repair, agreement,
-                                                          answered_by=answered_by)),
+                                                          answered_by=answered_by), request),
                 repair=repair, cached=True,
                 extra_tokens={k: int(v) for k, v in dict(stored.get("extra_tokens") or {}).items()},
                 agreement=agreement, answered_by=answered_by,
@@ -300,7 +308,7 @@ class AnswerPipeline:
         return SqlAnswer(
             query=verdict.query, source_query=verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens, check=self._check_object(verdict, settled),
+            completion_tokens=generation.completion_tokens, check=self._check_object(verdict, settled, request),
             repair=settled.repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
             extra_tokens=settled.extra_tokens, agreement=settled.agreement,
             answered_by=settled.answered_by or self._upstream_model,
@@ -321,11 +329,12 @@ class AnswerPipeline:
             return with_target(verdict, TargetCheck.translation(
                 f"the check database did not answer within {engines.timeout_s} s"), request.dialect)
 
-    def _check_object(self, verdict: Verdict, settled: Settled) -> dict[str, Any]:
+    def _check_object(self, verdict: Verdict, settled: Settled, request: SqlRequest) -> dict[str, Any]:
         repair = settled.repair
         return {**verdict.check, "repair": repair.as_dict() if repair is not None else None,
                 "agreement": settled.agreement, "vote": settled.vote,
-                "answered_by": settled.answered_by or self._upstream_model}
+                "answered_by": settled.answered_by or self._upstream_model,
+                "schema_scope": request.schema_scope or None}
 
     def account(self, answer: SqlAnswer, record: RequestRecord) -> None:
         """Tokens, check outcome and trace facts for one answer, once per request."""

@@ -38,6 +38,8 @@ class Verdict:
 class CheckOptions:
     policy: SqlPolicy
     grounding: str = "strict"
+    unverified: str = "refuse"  # SQLGATE_SQL_UNVERIFIED: SQL reading schema text that could not be read
+    expensive: str = "refuse"  # SQLGATE_SQL_EXPENSIVE: SQL that only asks for huge output or unbounded work
     # The target engines (DuckDB always; PostgreSQL / MySQL check databases when configured). None: DuckDB only.
     engines: TargetEngines | None = None
 
@@ -62,7 +64,7 @@ def judge_query(query: str, finish_reason: str | None, *, schema: str, dialect: 
 
 def _judge(query: str, truncated: bool, schema: str, dialect: str, options: CheckOptions) -> Verdict:
     check = check_sql(query, schema=schema, dialect=MODEL_DIALECT, policy=options.policy,
-                      grounding=options.grounding)
+                      grounding=options.grounding, unverified=options.unverified, expensive=options.expensive)
     result: dict[str, Any] = {**check.as_dict(), "query": query, "source_dialect": MODEL_DIALECT,
                               "dialect": MODEL_DIALECT, **_NOT_TRANSLATED}
     if truncated:
@@ -87,9 +89,15 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
     except TranspileRefused as refused:
         refusal = _refused(source, code="untranslatable_sql", problem="untranslatable", message=str(refused))
         return Verdict(query, query, refusal)
-    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, grounding=options.grounding)
+    again = check_sql(text, schema=schema, dialect=dialect, policy=options.policy, grounding=options.grounding,
+                      unverified=options.unverified, expensive=options.expensive)
     result = {**again.as_dict(), "query": text, "source_dialect": MODEL_DIALECT, "dialect": dialect,
               **_NOT_TRANSLATED}
+    if again.compiled is False and again.error_code == "invalid_sql":
+        # The compile step's engine refuses what SQLite accepted (a DuckDB binder error): not kept.
+        refusal = _refused(result, code="untranslatable_sql", problem="untranslatable",
+                           message=f"The translated query does not compile in {dialect}: {again.compile_message}")
+        return Verdict(text, query, refusal)
     if again.error_code is not None:
         return Verdict(text, query, result)
     # The compile step is authoritative in the model's dialect; the second check's own `compiled` is what the

@@ -82,7 +82,8 @@ class VoteStage:
         return asyncio.create_task(self._draw(request, judged)) if self.budget.always else None
 
     async def _draw(self, request: SqlRequest, judged: Judged) -> Draw:
-        fields = candidate_fields(self._fields, self.budget.strategy, request.schema)
+        # The grammar offers the names the model was shown (the whole schema, or the tables sent).
+        fields = candidate_fields(self._fields, self.budget.strategy, request.sent_schema)
         return await draw_candidates(self._upstream, self._payload(request, fields), k=self.budget.k,
                                      budget_s=self.budget.budget_s, judged=judged)
 
@@ -108,7 +109,9 @@ class VoteStage:
 
     async def _vote(self, request: SqlRequest, candidates: tuple[Candidate, ...]) -> ResultsBallot:
         # It runs SQL on synthesized databases: milliseconds of CPU, kept off the event loop.
-        counted = await asyncio.to_thread(results_vote, candidates, schema=request.schema, question=request.question)
+        # Databases of the tables the model was shown: a warehouse of thousands of tables is never built whole.
+        counted = await asyncio.to_thread(results_vote, candidates, schema=request.sent_schema,
+                                          question=request.question)
         self._metrics.vote(counted.seconds)
         return counted
 

@@ -55,7 +55,8 @@ async def _respond(
 ) -> JSONResponse | StreamingResponse:
     check_model(state, body)
     pipeline = state.pipeline
-    sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param)
+    sql_request = pipeline.prepare(question, schema, body.dialect, question_param=question_param,
+                                   tables=body.tables)
     response_id = ("cmpl-" if kind == "completion" else "chatcmpl-") + uuid.uuid4().hex
     created = int(time.time())
     model = state.settings.model_id

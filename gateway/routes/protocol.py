@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.answer import SqlAnswer
+
+MAX_PINNED = 200
+TABLES_HELP = ("Tables to always show the model (names as the schema writes them), when the schema is too big to "
+               "send whole and the gateway's choice missed one")
+TableName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class StreamOptions(BaseModel):
@@ -25,6 +30,7 @@ class OpenAIRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="Only one choice is generated")
+    tables: list[TableName] | None = Field(None, max_length=MAX_PINNED, description=TABLES_HELP)
 
     def schema_text(self) -> str | None:
         return self.sql_schema if self.sql_schema is not None else self.context
@@ -73,6 +79,10 @@ class SqlCheckModel(BaseModel):
     query: str
     error_code: str | None = None
     repair: dict[str, Any] | None = None
+    # How far the answer was verified (docs/contract.md): compiled by an engine, names checked only, or neither.
+    verified: Literal["compiled", "grounded", "unverified"] = "unverified"
+    verified_reason: str | None = None
+    schema_scope: dict[str, Any] | None = None
 
 
 class Usage(BaseModel):
@@ -137,6 +147,7 @@ class SqlRequestBody(BaseModel):
     question: str = Field(..., description="The natural-language question")
     sql_schema: str = Field(..., alias="schema", description="CREATE TABLE statements")
     dialect: str | None = Field(None, max_length=32)
+    tables: list[TableName] | None = Field(None, max_length=MAX_PINNED, description=TABLES_HELP)
 
 
 class SqlResponseBody(BaseModel):

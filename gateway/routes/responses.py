@@ -25,7 +25,7 @@ async def responses(body: ResponsesRequest, request: Request, state: State, reco
     check_model(state, body)
     question, schema = question_and_schema(body.messages(), body.schema_text(), param="input")
     pipeline = state.pipeline
-    sql_request = pipeline.prepare(question, schema, body.dialect, question_param="input")
+    sql_request = pipeline.prepare(question, schema, body.dialect, question_param="input", tables=body.tables)
     shaper = ResponseShaper("resp_" + uuid.uuid4().hex, "msg_" + uuid.uuid4().hex, int(time.time()),
                             state.settings.model_id)
     if body.stream:

@@ -27,7 +27,8 @@ router = APIRouter(tags=["sql"])
 async def generate_sql(body: SqlRequestBody, request: Request, state: State, record: Record) -> SqlResponseBody:
     """Question + CREATE TABLE statements in; one checked SQL query out."""
     started = time.perf_counter()
-    sql_request = state.pipeline.prepare(body.question, body.sql_schema, body.dialect, question_param="question")
+    sql_request = state.pipeline.prepare(body.question, body.sql_schema, body.dialect, question_param="question",
+                                         tables=body.tables)
     answer = await _valid_answer(state.pipeline, request, sql_request, record)
     return SqlResponseBody.from_answer(answer, model=state.settings.model_id,
                                        latency_s=time.perf_counter() - started)

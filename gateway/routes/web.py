@@ -19,9 +19,19 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 async def index(state: State) -> HTMLResponse:
+    settings = state.settings
     page = (WEB_DIR / "index.html").read_text(encoding="utf-8")
-    return HTMLResponse(page.replace(DIALECT_OPTIONS_MARKER, dialect_options(state.settings.sql_dialect)),
-                        headers={"cache-control": "no-cache"})
+    filled = {
+        DIALECT_OPTIONS_MARKER: dialect_options(settings.sql_dialect),
+        # The counters show the gateway's own caps, whatever this deployment set them to.
+        "<!-- schema limit -->": str(settings.max_schema_chars),
+        "<!-- schema limit text -->": f"{settings.max_schema_chars:,}",
+        "<!-- question limit -->": str(settings.max_question_chars),
+        "<!-- question limit text -->": f"{settings.max_question_chars:,}",
+    }
+    for marker, value in filled.items():
+        page = page.replace(marker, value)
+    return HTMLResponse(page, headers={"cache-control": "no-cache"})
 
 
 def dialect_options(default: str) -> str:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
+from collections import Counter
 
-from gateway.sql_check.schema_db import quote_identifier, schema_tables
+from gateway.schema_model import read_schema
+from gateway.sql_check.schema_db import quote_identifier
 
 # Words the model's SQL is made of (SQLite, as the model writes it). Both spellings: SQL keywords are
 # case-insensitive and the model writes either.
@@ -30,7 +33,33 @@ _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def spelled(name: str) -> str:
     """How SQL names `name`: bare when it can be, else double-quoted."""
-    return name if _BARE.fullmatch(name) else quote_identifier(name)
+    return name if _BARE.fullmatch(name) and not needs_quotes(name) else quote_identifier(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def needs_quotes(word: str) -> bool:
+    """Whether SQLite refuses `word` as a bare name (`order`, `group`, `index`...): asked of SQLite itself."""
+    if not _BARE.fullmatch(word):
+        return True
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute(f"EXPLAIN SELECT {word} FROM (SELECT 1 AS {quote_identifier(word)}) AS {word}")
+    except sqlite3.Error:
+        return True
+    finally:
+        connection.close()
+    return False
+
+
+def _spellings(name: str, quote: str) -> list[str]:
+    """A name as the schema wrote it, in lower case and in upper case (SQLite's names ignore case, and the
+    model and gold SQL write any of them); quoted where SQLite needs quotes, also in the schema's own quotes."""
+    forms = []
+    for form in dict.fromkeys((name, name.lower(), name.upper())):
+        forms.append(spelled(form))
+        if quote in ("`", "[") and spelled(form) != form:
+            forms.append(f"`{form}`" if quote == "`" else f"[{form}]")
+    return forms
 
 
 def _literal(text: str) -> str:
@@ -45,13 +74,20 @@ def _alternatives(words: list[str]) -> str:
 @functools.lru_cache(maxsize=128)
 def schema_grammar(schema: str) -> str | None:
     """The grammar for one schema's text, or None when no table could be read from it (nothing to constrain to)."""
-    tables = schema_tables(schema).tables
-    if not tables:
+    model = read_schema(schema)
+    if not model.tables:
         return None
-    # As written and in lower case: SQLite's names are case-insensitive, and the model writes either.
-    names = dict.fromkeys(spelled(form) for table in tables
-                          for name in (table.name, *(column.name for column in table.columns))
-                          for form in (name, name.lower()))
+    shared = {name for name, count in Counter(table.name.lower() for table in model.tables).items() if count > 1}
+    names: dict[str, None] = {}
+    for table in model.tables:
+        for column in table.columns:
+            names.update(dict.fromkeys(_spellings(column.name, column.quote)))
+        if table.name.lower() not in shared:
+            names.update(dict.fromkeys(_spellings(table.name, table.quote)))
+        if table.schema:  # qualified: the only way to name one of two same-named tables, also offered for others
+            for schema_name in _spellings(table.schema, ""):
+                for table_name in _spellings(table.name, table.quote):
+                    names[f"{schema_name}.{table_name}"] = None
     keywords = dict.fromkeys(form for word in KEYWORDS for form in (word, word.lower()))
     return "\n".join((
         # After a word (keyword, name, alias, number, string) another word needs whitespace first, or two names

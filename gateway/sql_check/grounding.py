@@ -1,17 +1,19 @@
-"""Grounding: which tables and columns does the SQL use that the request's schema lacks? Resolves column
-references through aliases, derived tables, CTEs and enclosing queries."""
+"""Grounding: which tables and columns does the SQL use that the request's schema lacks? Tables are looked up in
+the schema model (qualified where the text qualifies them; a bare name shared by two schemas is ambiguous), column
+references resolved through aliases, derived tables, CTEs and enclosing queries. A table whose statement could not
+be read is *unverifiable*, not unknown."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import sqlglot.expressions as exp
 
+from gateway.schema_model import DEFAULT_SCHEMAS, SchemaModel, Table, Unreadable
 from gateway.sql_check.guard import Walk
 from gateway.sql_check.names import Columns, lower_set, query_columns, unique
 from gateway.sql_check.result import Problem
-from gateway.sql_check.schema import parse_schema_cached, schema_qualifiers
 
 # ------------------------------------------------------------------------------------------------------------
 # grounding: which tables and columns does the SQL use that the schema lacks?
@@ -25,11 +27,15 @@ class Grounding:
     unknown_tables: tuple[str, ...] = ()
     unknown_columns: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
+    touched: frozenset[tuple[str, str]] = frozenset()  # (schema, table) keys of what it reads in the schema
+    unverifiable: tuple[Unreadable, ...] = ()  # parts of the schema text it reads that could not be read
+    covered: bool = False  # every table it reads is one the schema model holds: the names were all checked
 
 
-def ground(walk: Walk, schema: str | None, dialect: str) -> Grounding:
-    known = parse_schema_cached(schema, dialect) if schema and schema.strip() else {}
-    resolver = _Resolver(walk, known, dialect)
+def ground(walk: Walk, model: SchemaModel | None, dialect: str) -> Grounding:
+    known = model is not None and (bool(model.tables) or bool(model.unreadable))
+    sources = _TableSources(walk, model) if model is not None else None
+    resolver = _Resolver(walk, sources, dialect)
     columns: list[str] = []
     unknown_columns: list[str] = []
     problems: list[Problem] = []
@@ -45,40 +51,61 @@ def ground(walk: Walk, schema: str | None, dialect: str) -> Grounding:
     for identifier in walk.insert_columns:
         columns.append(identifier.name)
         target = walk.root.find(exp.Table)
-        table_columns = known.get(target.name.lower()) if target is not None else None
-        if table_columns is not None and identifier.name.lower() not in table_columns:
+        table = sources.table(target) if sources is not None and target is not None else None
+        if table is not None and identifier.name.lower() not in table.column_names():
             unknown_columns.append(identifier.name)
             problems.append(Problem("unknown_column", f"Column '{identifier.name}' is not in table "
-                                                      f"'{target.name if target else ''}'."))
-    unknown_tables: tuple[str, ...] = ()
-    if known:
-        unknown_tables = tuple(name for name in walk.table_names() if name.lower() not in known)
-        problems[:0] = [Problem("unknown_table", f"Table '{name}' is not in the schema.")
-                        for name in unknown_tables]
-        problems[:0] = _qualifier_problems(walk, schema or "", dialect)
-    return Grounding(columns=unique(columns), unknown_tables=unknown_tables,
-                      unknown_columns=unique(unknown_columns), problems=tuple(_unique_problems(problems)))
+                                                      f"'{table.qualified}'."))
+    if sources is None or not known:
+        return Grounding(columns=unique(columns), unknown_columns=unique(unknown_columns),
+                         problems=tuple(_unique_problems(problems)))
+    problems[:0] = sources.problems
+    return Grounding(columns=unique(columns), unknown_tables=sources.unknown, unknown_columns=unique(unknown_columns),
+                     problems=tuple(_unique_problems(problems)), touched=frozenset(sources.touched),
+                     unverifiable=tuple(dict.fromkeys(sources.unverifiable)),
+                     covered=not sources.problems and not sources.unverifiable)
 
 
-# The schema a bare name means anyway, so `main.t` / `public.t` / `dbo.t` name the schema's table `t`.
-DEFAULT_SCHEMAS: dict[str, frozenset[str]] = {
-    "sqlite": frozenset({"main"}), "postgres": frozenset({"public"}), "duckdb": frozenset({"main"}),
-    "tsql": frozenset({"dbo"}), "mysql": frozenset(),
-}
+class _TableSources:
+    """Each table the query names, looked up once in the schema model."""
 
+    def __init__(self, walk: Walk, model: SchemaModel) -> None:
+        self.touched: set[tuple[str, str]] = set()
+        self.unverifiable: list[Unreadable] = []
+        self.problems: list[Problem] = []
+        unknown: list[str] = []
+        self._found: dict[int, Table | None] = {}
+        qualifiers = model.qualifiers()
+        for node in walk.tables:
+            if not isinstance(node.this, exp.Identifier) or (not node.db and node.name.lower() in walk.ctes):
+                continue
+            shown = ".".join(part for part in (node.catalog, node.db, node.name) if part)
+            if node.catalog and node.catalog.lower() not in qualifiers:
+                self._found[id(node)] = None
+                unknown.append(shown)
+                self.problems.append(Problem("unknown_table", f"Table '{shown}' is not in the schema: "
+                                                              f"'{node.catalog}' is not a database it declares."))
+                continue
+            lookup = model.lookup(node.name, node.db)
+            self._found[id(node)] = lookup.table
+            if lookup.table is not None:
+                self.touched.add(lookup.table.key)
+            elif lookup.ambiguous:
+                where = ", ".join(table.qualified for table in lookup.ambiguous)
+                self.problems.append(Problem("ambiguous_table", f"Table '{shown}' is in more than one schema "
+                                                                f"({where}): name it with its schema."))
+            elif lookup.unreadable is not None:
+                self.unverifiable.append(lookup.unreadable)
+                self.touched.add(("" if node.db.lower() in DEFAULT_SCHEMAS else node.db.lower(), node.name.lower()))
+            else:
+                unknown.append(shown)
+                outside = node.db and node.db.lower() not in qualifiers | DEFAULT_SCHEMAS
+                why = f": '{node.db}' is not a schema it declares" if outside else ""
+                self.problems.append(Problem("unknown_table", f"Table '{shown}' is not in the schema{why}."))
+        self.unknown = unique(unknown)
 
-def _qualifier_problems(walk: Walk, schema: str, dialect: str) -> list[Problem]:
-    """A qualified name reads another schema or database (`other_db.users`), unless the schema text declared
-    that qualifier or it is the dialect's default schema."""
-    allowed = DEFAULT_SCHEMAS.get(dialect, frozenset()) | schema_qualifiers(schema)
-    problems = []
-    for table in walk.tables:
-        qualifiers = [part for part in (table.catalog, table.db) if part]
-        outside = [q for q in qualifiers if q.lower() not in allowed]
-        if outside and isinstance(table.this, exp.Identifier):
-            problems.append(Problem("unknown_table", f"Table '{'.'.join([*qualifiers, table.name])}' is not in "
-                                                     f"the schema: '{outside[0]}' is not a schema it declares."))
-    return problems
+    def table(self, node: exp.Table) -> Table | None:
+        return self._found.get(id(node))
 
 
 @dataclass(frozen=True)
@@ -90,9 +117,9 @@ class _Resolution:
 class _Resolver:
     """Resolve column references through aliases, derived tables, CTEs and enclosing queries."""
 
-    def __init__(self, walk: Walk, known: Mapping[str, frozenset[str]], dialect: str) -> None:
+    def __init__(self, walk: Walk, tables: _TableSources | None, dialect: str) -> None:
         self._walk = walk
-        self._known = known
+        self._tables = tables
         self._dialect = dialect
         self._sources: dict[int, dict[str, tuple[Columns, str]]] = {}
 
@@ -156,10 +183,10 @@ class _Resolver:
                 columns = _alias_columns(cte)
                 if columns is None:
                     columns = query_columns(cte.this)
-            elif self._known:
-                columns = self._known.get(name)
+            elif self._tables is not None and (table := self._tables.table(source)) is not None:
+                columns = table.column_names()
             else:
-                columns = None
+                columns = None  # unknown (no schema, or a table it could not read): anything resolves
             kind = "the result of WITH" if cte is not None else "table"
             alias = f" (alias {source.alias})" if source.alias else ""
             return source.alias_or_name, columns, f"{kind} '{source.name}'{alias}"

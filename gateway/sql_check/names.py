@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import sqlglot
 import sqlglot.expressions as exp
 
 # None: the source's columns are not known, so anything resolves against it.
@@ -38,3 +39,17 @@ def query_columns(query: exp.Expr) -> Columns:
            for e in select.expressions):
         return None
     return lower_set(select.named_selects)
+
+
+def names_in_query(sql: str, dialect: str, name: str) -> bool:
+    """Is `name` (as an engine quotes it: `x`, `t.x`) a table or column the query, as written, refers to?
+
+    An engine's "no such column" after a translation is only the query's fault when the name is the query's own;
+    a translator can turn a keyword into a column (MySQL's TIMESTAMPDIFF(DAY, ...) becomes a column DAY)."""
+    wanted = name.strip().strip('"`[]').rsplit(".", 1)[-1].strip('"`[]').lower()
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except Exception:
+        return False
+    named = {node.name.lower() for node in tree.find_all(exp.Column, exp.Table)}
+    return wanted in named

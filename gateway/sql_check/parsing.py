@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import threading
 
+import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.parser import Parser
 from sqlglot.tokenizer_core import Token, TokenType
 from sqlglot.tokens import Tokenizer
@@ -19,6 +20,12 @@ from gateway.sql_check.result import MAX_PAREN_DEPTH, Problem, Rejected, too_dee
 @functools.lru_cache(maxsize=32)
 def get_dialect(name: str) -> Dialect:
     return Dialect.get_or_raise(name)
+
+
+def translate(sql: str, read: str, write: str) -> str:
+    """`sql` written in `write` by sqlglot; a construct the target can't express raises instead of becoming a
+    silently different query (unsupported_level=RAISE)."""
+    return sqlglot.transpile(sql, read=read, write=write, unsupported_level=ErrorLevel.RAISE)[0]
 
 
 class PerThread(threading.local):

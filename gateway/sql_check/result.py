@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 MAX_SQL_CHARS = 20_000
 # sqlglot's recursive-descent parser spends ~20 Python frames per nested parenthesis, so ~45 levels exhaust
@@ -14,7 +15,6 @@ MAX_PAREN_DEPTH = 32
 # Left-deep chains (a OR b OR ...) parse without recursion but make deep trees that recursive consumers
 # choke on.
 MAX_TREE_DEPTH = 256
-MAX_SCHEMA_CHARS = 20_000  # the gateway caps schemas far lower; past this, grounding is skipped
 
 # Only the dialects whose attack classes the guard's corpora and engine tests cover (docs/sql-guard.md says,
 # per dialect, what it stops). BigQuery, Snowflake, Oracle, Spark, ClickHouse... were dropped: each has its
@@ -32,6 +32,19 @@ class SqlPolicy(StrEnum):
     ALLOW_WRITES = "allow_writes"  # the seed allowed INSERT/UPDATE/DELETE; DDL stays forbidden
 
 
+class Allowance(StrEnum):
+    """What to do with SQL the check can't verify, or that only asks for huge output or unbounded work."""
+
+    REFUSE = "refuse"  # 422 unverifiable_sql / expensive_sql
+    ALLOW = "allow"  # answered, with a warning among the problems
+
+
+# How far an answer was verified: `compiled` (an engine compiled it against the schema), `grounded` (every table
+# and column it names was checked against the schema; compiling was not possible, `verified_reason` says why),
+# `unverified` (neither: no schema, or a part of it that could not be read).
+Verified = Literal["compiled", "grounded", "unverified"]
+
+
 @dataclass(frozen=True)
 class Problem:
     code: str
@@ -40,9 +53,11 @@ class Problem:
 
 # Grounding codes: they refuse the SQL under strict grounding (error code `ungrounded_sql`) and are only
 # reported under advisory grounding.
-GROUNDING_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column"})
-# Codes that never make a check invalid by themselves (the grounding ones only under advisory grounding).
-ADVISORY_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column", "no_where_clause"})
+GROUNDING_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column", "ambiguous_table"})
+# Codes that never make a check invalid by themselves (the grounding ones only under advisory grounding; the
+# `_allowed` ones are the warnings of SQLGATE_SQL_UNVERIFIED / SQLGATE_SQL_EXPENSIVE = allow).
+ADVISORY_CODES: frozenset[str] = frozenset({"unknown_table", "unknown_column", "ambiguous_table", "no_where_clause",
+                                            "unverifiable_allowed", "expensive_allowed"})
 # Blocking codes that mean "this is not SQL we could read"; every other blocking code means "unsafe".
 INVALID_CODES: frozenset[str] = frozenset({"empty", "parse_error", "too_long", "too_deep", "does_not_compile"})
 
@@ -62,16 +77,25 @@ class SqlCheck:
     # the message) or not tried (the check stopped earlier).
     compiled: bool | None = None
     compile_message: str | None = None
+    verified: Verified = "unverified"
+    verified_reason: str | None = None  # why not compiled (null when compiled)
 
     @property
     def error_code(self) -> str | None:
-        """None when valid, else `invalid_sql` (unreadable), `unsafe_sql` (readable but not allowed) or
-        `ungrounded_sql` (allowed, but it uses tables or columns the schema lacks)."""
+        """None when valid, else `invalid_sql` (unreadable), `schema_too_long`, `expensive_sql` (only asks for huge
+        output or unbounded work), `unsafe_sql` (readable but not allowed), `unverifiable_sql` (it reads a part of
+        the schema that could not be read) or `ungrounded_sql` (it uses tables or columns the schema lacks)."""
         if self.valid:
             return None
         codes = {problem.code for problem in self.problems}
         if codes & (INVALID_CODES - {"does_not_compile"}):
             return "invalid_sql"
+        if "schema_too_long" in codes:
+            return "schema_too_long"
+        if "expensive" in codes:
+            return "expensive_sql"
+        if "unverifiable" in codes:
+            return "unverifiable_sql"
         # Invalid with grounding problems means strict grounding refused it (an unknown column also fails the
         # compile step; the grounding problem names the cause).
         if codes & GROUNDING_CODES:
@@ -94,6 +118,8 @@ class SqlCheck:
             "dialect": self.dialect,
             "compiled": self.compiled,
             "compile_message": self.compile_message,
+            "verified": self.verified,
+            "verified_reason": self.verified_reason,
             "error_code": self.error_code,
         }
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import sqlglot.expressions as exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
+from gateway.schema_model import read_schema
 from gateway.sql_check.dialect_names import dialect_label
-from gateway.sql_check.meaning import before_refusals, make_explicit, read_schema, spell_names
+from gateway.sql_check.meaning import before_refusals, column_types, make_explicit, spell_names
 from gateway.sql_check.parsing import PER_THREAD, check_tokens, get_dialect, parse, tokenize
 from gateway.sql_check.result import MAX_SQL_CHARS, SUPPORTED_DIALECTS, Rejected
 from gateway.sql_check.transpiled import MODEL_DIALECT, Transpiled, TranspileRefused
@@ -76,7 +77,7 @@ def _without_main_schema(tree: exp.Expr) -> None:
 def _having_aliases_spelled_out(tree: exp.Expr, schema: str | None) -> None:
     """SQLite lets HAVING name a select-list alias (`HAVING total > 100`); PostgreSQL, SQL Server and others don't,
     so the alias becomes the expression it names. A real column of that name keeps its meaning."""
-    columns = {column.lower() for table in read_schema(schema or "").types().values() for column in table}
+    columns = {column.lower() for table in column_types(read_schema(schema or "")).values() for column in table}
     for select in list(tree.find_all(exp.Select)):
         having = select.args.get("having")
         if having is None:

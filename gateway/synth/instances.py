@@ -23,7 +23,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.sql_check.schema_db import quote_identifier, schema_tables
+from gateway.schema_model import read_schema
+from gateway.sql_check.schema_db import quote_identifier
 from gateway.synth.literals import Literals, Value
 
 SIZES = (4, 7, 12)  # rows per table in each instance
@@ -75,13 +76,15 @@ def _key_prefix(column: str) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def plan_tables(schema: str) -> tuple[SynthTable, ...]:
-    """The schema's tables with their key and foreign-key guesses (memoised per schema text)."""
-    read = schema_tables(schema).tables
+    """The schema's tables with their key and foreign-key guesses (memoised per schema text): the schema model's
+    (gateway/schema_model) tables and views, one per name (the same name in two schemas: the first)."""
+    read = list({table.name.lower(): table for table in reversed(read_schema(schema).tables)}.values())[::-1]
     keys: dict[str, str | None] = {}
     for table in read:
         names = [column.name.lower() for column in table.columns]
         stems = _stems(table.name)
-        key = next((name for name in names if name == "id"), None)
+        declared = table.primary_key[0].lower() if len(table.primary_key) == 1 else None
+        key = declared if declared in names else next((name for name in names if name == "id"), None)
         if key is None:
             key = next((name for name in names
                         if (prefix := _key_prefix(name)) is not None
@@ -92,17 +95,19 @@ def plan_tables(schema: str) -> tuple[SynthTable, ...]:
     for table in read:
         lower = table.name.lower()
         refs = []
+        declared_refs = {key.columns[0].lower(): key.table.lower() for key in table.foreign_keys
+                         if len(key.columns) == 1}
         for column in table.columns:
             name = column.name.lower()
             if name == keys[lower]:
                 continue
-            parent = owners.get(name)
+            parent = declared_refs.get(name) if declared_refs.get(name) in keys else owners.get(name)
             if parent is None and (prefix := _key_prefix(name)) is not None:
                 parent = next((other for other in keys if other != lower and keys[other] == "id"
                                and prefix in _stems(other)), None)
             if parent is not None and parent != lower and keys[parent] is not None:
                 refs.append((name, parent, keys[parent] or "id"))
-        columns = tuple(SynthColumn(c.name, c.type_text, family(c.type_text)) for c in table.columns)
+        columns = tuple(SynthColumn(c.name, c.type, family(c.type)) for c in table.columns)
         planned.append(SynthTable(table.name, columns, keys[lower], tuple(refs)))
     return tuple(planned)
 

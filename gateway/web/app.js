@@ -184,6 +184,16 @@
     return reasons;
   }
 
+  /** "Tables considered (3 of 200): a, b, c" from the check's schema_scope; null without one. */
+  function scopeText(scope) {
+    if (!scope || !Array.isArray(scope.tables_sent) || !Number.isInteger(scope.tables_total)) return null;
+    const names = scope.tables_sent.filter((name) => typeof name === "string");
+    if (names.length === 0) return null;
+    const count = names.length === scope.tables_total ? `all ${scope.tables_total}`
+      : `${names.length} of ${scope.tables_total}`;
+    return `Tables considered (${count}): ${names.join(", ")}`;
+  }
+
   /** "7 of 8 candidate queries agree", from the check's agreement; null when no vote ran. */
   function agreementText(agreement) {
     if (!agreement || !Number.isInteger(agreement.candidates) || !Number.isInteger(agreement.agreeing)
@@ -212,6 +222,12 @@
     untranslatable_sql: ["The SQL can't be written for your database",
       "The model's SQL uses something your database has no faithful equivalent for. Rephrase the question, " +
       "or pick another database to see the SQL there."],
+    unverifiable_sql: ["Part of your schema could not be read",
+      "The SQL reads a table whose definition the gateway could not read, so it can't vouch for it. Check " +
+      "that statement (the reasons quote it), or paste the plain CREATE TABLE."],
+    expensive_sql: ["The SQL would be too costly to run",
+      "It asks for huge output or work without end (a string built millions of characters long, a " +
+      "recursion with no stop, tables multiplied with no join). Rephrase the question."],
     low_confidence: ["The candidate queries disagree",
       "Too few of the queries the model wrote agree on what this question returns for the gateway to pick " +
       "one. Make the question more specific, or see the competing queries."],
@@ -267,6 +283,8 @@
       context_length_exceeded: ["Too long for the model", "schema"],
       body_too_large: ["Request is too large", "schema"],
       unsupported_dialect: ["Dialect not supported", "dialect"],
+      unknown_table: ["No such table in the schema", "tables"],
+      schema_too_large: ["Too many tables to include", "tables"],
     };
     if (code in fieldCopy || status === 413 || (status >= 400 && status < 500 && field)) {
       const [title, defaultField] = fieldCopy[code] || ["Check the form", "schema"];
@@ -327,12 +345,14 @@
     const notes = byId("notes");
     const meta = byId("meta");
     const showFailing = byId("show-failing");
+    const scopeLine = byId("scope");
 
     const fields = {
       "api-key": { input: keyInput, error: byId("api-key-error") },
       schema: { input: schemaInput, error: byId("schema-error") },
       question: { input: questionInput, error: byId("question-error") },
       dialect: { input: dialectSelect, error: byId("dialect-error") },
+      tables: { input: byId("tables"), error: byId("tables-error") },
     };
     const counters = [
       { input: schemaInput, counter: byId("schema-counter") },
@@ -519,6 +539,10 @@
           : check.compiled === false ? badge("bad", "Does not compile", "compiled")
             : badge("neutral", "Not compiled", "compiled"));
       }
+      // How far the answer was verified (docs/contract.md): compiled, names checked only, or not at all.
+      if (check.verified === "compiled") items.push(badge("ok", "Verified by compiling", "verified"));
+      else if (check.verified === "grounded") items.push(badge("warn", "Names checked, not compiled", "verified"));
+      else if (check.verified === "unverified") items.push(badge("warn", "Not verified", "verified"));
       items.push(check.read_only
         ? badge("ok", "Read-only", "read-only")
         : badge("bad", "Writes data", "read-only"));
@@ -625,6 +649,9 @@
       if (typeof result.model === "string") entries.push(metaEntry("Model", result.model, "model"));
       meta.replaceChildren(...entries);
       meta.hidden = false;
+      const text = scopeText(result.check && result.check.schema_scope);
+      scopeLine.textContent = text || "";
+      scopeLine.hidden = !text;
     }
 
     function hideResult() {
@@ -633,6 +660,7 @@
       badges.replaceChildren();
       notes.replaceChildren();
       meta.replaceChildren();
+      scopeLine.hidden = true;
       copyableSql = "";
       copyButton.disabled = true;
     }
@@ -664,6 +692,14 @@
       return first === null;
     }
 
+    /** The /v1/sql body: the pinned tables only when the analyst named some. */
+    function requestBody(question, schema) {
+      const body = { question, schema, dialect: dialectSelect.value };
+      const pinned = fields.tables.input.value.split(/[\s,]+/).filter((name) => name !== "");
+      if (pinned.length > 0) body.tables = pinned;
+      return body;
+    }
+
     async function readJson(response) {
       try {
         return await response.json();
@@ -693,7 +729,7 @@
           response = await fetch(API_PATH, {
             method: "POST",
             headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-            body: JSON.stringify({ question, schema, dialect: dialectSelect.value }),
+            body: JSON.stringify(requestBody(question, schema)),
             signal: controller.signal,
             cache: "no-store",
             credentials: "omit",
@@ -823,5 +859,6 @@
   });
 
   // Exposed so the browser tests can check the highlighter on hostile text directly.
-  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck, agreementText });
+  window.sqlgate = Object.freeze({ tokenizeSql, renderSql, describeFailure, passedCheck, agreementText,
+    scopeText });
 })();

@@ -411,8 +411,12 @@ def test_missing_key_is_asked_for_before_anything_is_sent(site: Site, open_form:
 
 @pytest.mark.parametrize(("field", "other_field", "limit"), [("question", "schema", 500), ("schema", "question", 2000)])
 def test_text_over_the_cap_shows_the_gateways_message_on_that_field(
-        site: Site, open_form: Any, field: str, other_field: str, limit: int) -> None:
+        start_site: StartSite, open_form: Any, field: str, other_field: str, limit: int) -> None:
+    # The seed deployment's caps (the schema's default is now a whole database's DDL, 1,000,000 characters):
+    # the page counts against whatever this gateway is set to.
+    site = start_site(max_schema_chars=2000, max_question_chars=500)
     page = open_form(site)
+    assert page.element(f"{field}-counter").text == f"0 / {limit:,}"
     page.fill(SINGERS, key=site.api_key)
     filler = " and also" * ((limit - len(getattr(SINGERS, field))) // 9 + 1)
     page.type_into(field, filler)
@@ -431,6 +435,34 @@ def test_text_over_the_cap_shows_the_gateways_message_on_that_field(
     assert page.focused_id() == field
     assert not page.shown(f"{other_field}-error")
     assert len(page.value(field)) == length
+
+
+def test_the_tables_the_model_was_shown_are_listed_with_the_answer(site: Site, open_form: Any) -> None:
+    page = open_form(site)
+    assert page.element("schema-counter").text == "0 / 1,000,000"  # a whole database's DDL fits
+    answer = api_sql(site, SINGERS).json()
+    answer["check"]["schema_scope"] = {"tables_sent": ["singer", "concert", "singer_in_concert"], "tables_total": 200}
+    page.driver.execute_script("""
+        const body = arguments[0];
+        window.fetch = async () => new Response(JSON.stringify(body), {status: 200,
+            headers: {"content-type": "application/json"}});
+    """, answer)
+    page.fill(SINGERS, key=site.api_key)
+    page.submit()
+    page.expect_result()
+    assert page.element("scope").text == "Tables considered (3 of 200): singer, concert, singer_in_concert"
+
+
+def test_a_pinned_table_the_schema_lacks_is_pointed_out_on_its_field(site: Site, open_form: Any) -> None:
+    page = open_form(site)
+    page.fill(SINGERS, key=site.api_key)
+    page.type_into("tables", "singer, no_such_table")
+    page.submit()
+    page.expect_error()
+    assert page.error_code() == "unknown_table"
+    assert page.shown("tables-error") and "no_such_table" in page.element("tables-error").text
+    assert page.focused_id() == "tables"
+    assert page.value("question") == SINGERS.question  # nothing typed is lost
 
 
 def test_unsafe_request_shows_the_reasons_and_the_failing_query_only_on_demand(site: Site, open_form: Any) -> None:
@@ -490,6 +522,12 @@ REFUSALS = [
     ("untranslatable_sql", "The SQL can't be written for your database",
      "SELECT julianday('now')", [("untranslatable_sql", "The function JULIANDAY() has no known equivalent in "
                                                         "PostgreSQL.")]),
+    ("unverifiable_sql", "Part of your schema could not be read",
+     "SELECT title FROM memo", [("unverifiable", "The query reads memo, which the schema defines in a statement "
+                                                 "the check could not read: memo(id, title)")]),
+    ("expensive_sql", "The SQL would be too costly to run",
+     "SELECT lpad('x', 2000000000, 'y')", [("expensive", "lpad('x', 2000000000, 'y') builds about 2,000,000,000 "
+                                                         "characters (the limit is 100,000).")]),
 ]
 
 

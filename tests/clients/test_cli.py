@@ -153,3 +153,60 @@ def test_schema_from_a_pipe_like_process_substitution_is_read(serve_gateway: Gat
     finally:
         os.close(read_end)
     assert "upstream_unavailable" in capsys.readouterr().err
+
+
+def _sqlite_database(path: Path) -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    connection.executescript("""
+        CREATE TABLE "singer" ("Singer_ID" int PRIMARY KEY, "Name" text, "Country" text);  -- as .schema keeps it
+        CREATE TABLE concert (concert_ID int, singer_id int REFERENCES singer("Singer_ID"), year int);
+        CREATE INDEX by_year ON concert(year);
+        CREATE VIEW french AS SELECT "Name" FROM singer WHERE "Country" = 'France';
+    """)
+    connection.close()
+
+
+def _duckdb_database(path: Path) -> None:
+    import duckdb
+
+    connection = duckdb.connect(str(path))
+    connection.execute("CREATE TABLE singer (Singer_ID INTEGER PRIMARY KEY, Name VARCHAR, Country VARCHAR)")
+    connection.execute("CREATE TABLE concert (concert_ID INTEGER, singer_id INTEGER REFERENCES singer(Singer_ID))")
+    connection.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_schema_from_a_live_database_sends_its_catalog_read_only(
+        kind: str, tmp_path: Path, serve_gateway: GatewayFactory, api_key: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests import faults
+    from tests.servers import fake_upstream
+
+    path = tmp_path / f"music.{'db' if kind == 'sqlite' else 'duckdb'}"
+    (_sqlite_database if kind == "sqlite" else _duckdb_database)(path)
+    before = path.read_bytes()
+    with fake_upstream(faults.ok("SELECT count(*) FROM singer")) as upstream, \
+            serve_gateway(upstream_url=upstream.base_url, sql_candidates=0) as url:
+        code = main(["ask", "How many singers?", "--schema-from", f"{kind}://{path}", "--tables", "concert",
+                     "--route", "sql", "--base-url", url, "--api-key", api_key, "--json"])
+        out, err = capsys.readouterr()
+        assert code == ExitCode.OK, err
+        sent = json.loads(upstream.requests[0])["prompt"]
+    assert "CREATE TABLE" in sent and "concert" in sent and "singer" in sent
+    if kind == "sqlite":
+        assert '"Singer_ID" int PRIMARY KEY' in sent  # the DDL as the database keeps it
+    assert set(json.loads(out)["check"]["schema_scope"]["tables_sent"]) == {"singer", "concert"}
+    assert path.read_bytes() == before  # read-only: the file is untouched
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("mysql://localhost/db", "--schema-from takes postgresql://"),
+    ("sqlite:///no/such/file.db", "no sqlite database file"),
+    ("postgresql://127.0.0.1:9/none", "cannot read the PostgreSQL catalog"),
+])
+def test_schema_from_a_source_it_cannot_read_is_a_usage_error(source: str, message: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "How many?", "--schema-from", source, "--base-url", "http://127.0.0.1:9"]) == ExitCode.USAGE
+    assert message in capsys.readouterr().err

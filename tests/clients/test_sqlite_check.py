@@ -1,4 +1,5 @@
-"""Schema splitting and the EXPLAIN-only compile check against an empty SQLite database."""
+"""The eval's schema reading (the gateway's one schema reader) and the EXPLAIN-only compile check against an empty
+SQLite database."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.sqlite_check import compile_in_sqlite, split_schema_statements
+from clients.sql_match import schema_columns
+from clients.sqlite_check import compile_in_sqlite
 
 HEAD = "CREATE TABLE head (age INTEGER, name VARCHAR); CREATE TABLE department (department_id VARCHAR)"
 
@@ -14,20 +16,20 @@ HEAD = "CREATE TABLE head (age INTEGER, name VARCHAR); CREATE TABLE department (
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
-        ("CREATE TABLE a (x int) CREATE TABLE b (y int)", ["CREATE TABLE a (x int)", "CREATE TABLE b (y int)"]),
-        ("CREATE TABLE a (x int); CREATE TABLE b (y int);", ["CREATE TABLE a (x int)", "CREATE TABLE b (y int)"]),
-        ("create table a (x int)\ncreate table b (y int)", ["create table a (x int)", "create table b (y int)"]),
+        ("CREATE TABLE a (x int) CREATE TABLE b (y int)", {"a": ["x"], "b": ["y"]}),
+        ("CREATE TABLE a (x int); CREATE TABLE b (y int);", {"a": ["x"], "b": ["y"]}),
+        ("create table a (x int)\ncreate table b (y int)", {"a": ["x"], "b": ["y"]}),
         # CREATE and ';' inside quotes or parentheses never split
-        (
-            "CREATE TABLE a (note text DEFAULT 'x; CREATE TABLE z'); CREATE TABLE \"create\" (y int)",
-            ["CREATE TABLE a (note text DEFAULT 'x; CREATE TABLE z')", 'CREATE TABLE "create" (y int)'],
-        ),
-        ("CREATE TABLE recreate_log (created int)", ["CREATE TABLE recreate_log (created int)"]),
-        ("  ;; ", []),
+        ("CREATE TABLE a (note text DEFAULT 'x; CREATE TABLE z'); CREATE TABLE \"create\" (y int)",
+         {"a": ["note"], "create": ["y"]}),
+        ("CREATE TABLE recreate_log (created int)", {"recreate_log": ["created"]}),
+        # a comment with an apostrophe and a line comment inside the column list
+        ("CREATE TABLE emp (\n  id int, -- the employee's id\n  name text\n)", {"emp": ["id", "name"]}),
+        ("  ;; ", {}),
     ],
 )
-def test_split_schema_statements(schema: str, expected: list[str]) -> None:
-    assert split_schema_statements(schema) == expected
+def test_schema_columns_reads_every_statement(schema: str, expected: dict[str, list[str]]) -> None:
+    assert {table: list(columns) for table, columns in schema_columns(schema).items()} == expected
 
 
 def test_query_over_the_schema_compiles() -> None:

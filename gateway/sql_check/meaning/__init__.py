@@ -3,8 +3,8 @@ another dialect. sqlglot translates syntax; these are the rules where the same t
 (or nothing at all). Each rule either rewrites the tree so that the target computes SQLite's answer, or raises
 TranspileRefused naming the construct. One concern a module:
 
-    schema_view.py  the schema's tables and columns as written (name, quote, declared type)
     scope.py        the kind of value an expression holds (int, real, text, ...), resolved against the schema
+                    model (gateway/schema_model: names, quotes and declared types as the schema wrote them)
     spelling.py     names as the schema wrote them, quoted where the target needs it
     strings.py      double-quoted strings, text compared with numbers
     numbers.py      integer division, remainders, casts, round, scalar max/min, averages
@@ -21,31 +21,31 @@ from __future__ import annotations
 
 import sqlglot.expressions as exp
 
+from gateway.schema_model import read_schema
 from gateway.sql_check.meaning.booleans import booleans
 from gateway.sql_check.meaning.dates import dates, formats
 from gateway.sql_check.meaning.grouping import bare_columns, distinct_order
 from gateway.sql_check.meaning.limits import limits
 from gateway.sql_check.meaning.numbers import numbers
-from gateway.sql_check.meaning.schema_view import SchemaView, read_schema
-from gateway.sql_check.meaning.scope import Scope
+from gateway.sql_check.meaning.scope import Scope, column_types
 from gateway.sql_check.meaning.spelling import spell_names
 from gateway.sql_check.meaning.strings import strings_in_double_quotes, text_comparisons
 from gateway.sql_check.meaning.text import binary_text, case_insensitive_like, concatenations, substrings
 
-__all__ = ["SchemaView", "before_refusals", "make_explicit", "read_schema", "spell_names"]
+__all__ = ["before_refusals", "column_types", "make_explicit", "spell_names"]
 
 
 def before_refusals(tree: exp.Expr, target: str, schema: str | None) -> None:
     """The rules that read SQLite-only functions (`datetime('now')`) before unknown functions are refused."""
     view = read_schema(schema or "")
     strings_in_double_quotes(tree, view)
-    dates(tree, target, Scope(view.types()))
+    dates(tree, target, Scope(column_types(view)))
 
 
 def make_explicit(tree: exp.Expr, target: str, schema: str | None) -> None:
     """Rewrite `tree` (parsed as SQLite) in place so that `target` reads it with SQLite's meaning."""
     view = read_schema(schema or "")
-    scope = Scope(view.types())
+    scope = Scope(column_types(view))
     numbers(tree, target, scope)  # before text_comparisons, whose casts of text are SQLite's own reading
     text_comparisons(tree, target, scope)
     distinct_order(tree)

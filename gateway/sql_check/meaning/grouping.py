@@ -53,9 +53,14 @@ def bare_columns(tree: exp.Expr, target: str) -> None:
         if any(not isinstance(key, exp.Column) for key in keys):
             continue  # grouped by position or expression: leave it to the target's own check
         aliases = {item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)}
+        # `strftime('%m', d) AS month ... GROUP BY month`: the columns of a grouped alias are the key itself
+        grouped = [item for item in select.expressions if isinstance(item, exp.Alias)
+                   and any(isinstance(key, exp.Column) and not key.table and key.name.lower() == item.alias.lower()
+                           for key in keys)]
         bare = [column for clause in clauses if clause is not None for column in own(clause, select, exp.Column)
                 if not inside(column, select, (exp.AggFunc, exp.Window)) and not isinstance(column.this, exp.Star)
-                and not _is_key(column, keys) and not _output_alias(column, aliases)]
+                and not _is_key(column, keys) and not _output_alias(column, aliases)
+                and not any(column in item.find_all(exp.Column) for item in grouped)]
         if not bare:
             continue
         if sum(isinstance(a, exp.Min | exp.Max) for a in aggregates) == 1:

@@ -7,10 +7,13 @@ DECIMAL: integer or real per value), "date", or None (not known)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Literal, TypeVar
 
 import sqlglot.expressions as exp
+
+from gateway.schema_model import SchemaModel
 
 Kind = Literal["int", "real", "text", "bool", "num", "date"]
 _E = TypeVar("_E", bound=exp.Expr)
@@ -39,6 +42,17 @@ def affinity(declared: str | None) -> Kind | None:
     if not upper.strip() or "BLOB" in upper:
         return None
     return "num"
+
+
+@functools.lru_cache(maxsize=64)
+def column_types(model: SchemaModel) -> Mapping[str, Mapping[str, str]]:
+    """Table -> column -> declared type (lower-cased names; the first table of a name wins)."""
+    types: dict[str, dict[str, str]] = {}
+    for table in model.tables:
+        columns = types.setdefault(table.name.lower(), {})
+        for column in table.columns:
+            columns.setdefault(column.name.lower(), column.type)
+    return types
 
 
 class Scope:

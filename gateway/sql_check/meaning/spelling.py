@@ -12,7 +12,7 @@ import re
 import sqlglot.expressions as exp
 from sqlglot.dialects.dialect import NormalizationStrategy
 
-from gateway.sql_check.meaning.schema_view import SchemaView
+from gateway.schema_model import SchemaModel
 from gateway.sql_check.parsing import get_dialect
 from gateway.sql_check.reserved_words import reserved_in
 
@@ -20,14 +20,14 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CASE_FOLDING = frozenset({"postgres"})  # where a quoted name keeps its case and an unquoted one is folded
 
 
-def spell_names(tree: exp.Expr, target: str, view: SchemaView) -> None:
+def spell_names(tree: exp.Expr, target: str, model: SchemaModel) -> None:
     dialect = get_dialect(target)
     known = frozenset(word.lower() for word in getattr(dialect.generator_class, "RESERVED_KEYWORDS", ()))
     reserved = reserved_in(target, known)
     strategy = dialect.normalization_strategy
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     aliases = {alias.name.lower() for alias in tree.find_all(exp.TableAlias) if alias.name}
-    columns = {column.name.lower(): column for table in view.tables for column in table.columns}
+    columns = {column.name.lower(): column for table in model.tables for column in table.columns}
     for identifier in list(tree.find_all(exp.Identifier)):
         name = identifier.this
         if not isinstance(name, str):
@@ -39,7 +39,7 @@ def spell_names(tree: exp.Expr, target: str, view: SchemaView) -> None:
         names_table = (isinstance(parent, exp.Table) and identifier.arg_key == "this" and name.lower() not in ctes) or (
             isinstance(parent, exp.Column) and identifier.arg_key == "table" and name.lower() not in aliases)
         if names_table:
-            table = view.table(name)
+            table = model.lookup(name, _qualifier(parent)).table
             written = (table.name, table.quote) if table else None
         elif isinstance(parent, exp.Column) and identifier.arg_key == "this":
             column = columns.get(name.lower())
@@ -48,6 +48,11 @@ def spell_names(tree: exp.Expr, target: str, view: SchemaView) -> None:
             _as_written(identifier, *written, target=target, reserved=reserved)
         elif _PLAIN_NAME.fullmatch(name):
             _plain(identifier, name, reserved, strategy)
+
+
+def _qualifier(node: exp.Expr | None) -> str:
+    """The schema a table reference names (`sales.orders`, or `sales.orders.id` for a column), "" for none."""
+    return node.text("db") if node is not None else ""
 
 
 def written_identifier(name: str, quote: str, target: str) -> exp.Identifier:

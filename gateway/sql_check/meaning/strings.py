@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sqlglot.expressions as exp
 
+from gateway.schema_model import SchemaModel
 from gateway.sql_check.dialect_names import dialect_label
-from gateway.sql_check.meaning.schema_view import SchemaView
 from gateway.sql_check.meaning.scope import Scope, affinity
 from gateway.sql_check.names import query_columns
 from gateway.sql_check.transpiled import TranspileRefused
@@ -16,20 +16,22 @@ _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _HAS_TRY_CAST = frozenset({"duckdb", "tsql"})
 
 
-def strings_in_double_quotes(tree: exp.Expr, view: SchemaView) -> None:
+def strings_in_double_quotes(tree: exp.Expr, model: SchemaModel) -> None:
     """SQLite reads `WHERE name = "Alice"` as a string when no column is called Alice; so must the target.
 
     Only with a readable schema that knows every table the query reads; otherwise the name stays a name (the
     target then refuses an unknown column, rather than answering something else)."""
-    if not view.tables:
+    if not model.tables:
         return
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     names: set[str] = set()
     for table in tree.find_all(exp.Table):
-        found = view.table(table.name)
-        if found is None and table.name.lower() not in ctes:
+        if not table.db and table.name.lower() in ctes:
+            continue
+        found = model.lookup(table.name, table.db).table
+        if found is None:
             return
-        names |= {column.name.lower() for column in found.columns} if found else set()
+        names |= found.column_names()
     for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE, exp.Subquery):
         if node.alias:
             names.add(node.alias.lower())

@@ -9,7 +9,7 @@ import functools
 
 import sqlglot.expressions as exp
 
-from gateway.sql_check.meaning.schema_view import Table, read_schema
+from gateway.schema_model import Table, read_schema
 from gateway.sql_check.meaning.scope import affinity
 from gateway.sql_check.meaning.spelling import written_identifier
 from gateway.sql_check.parsing import get_dialect

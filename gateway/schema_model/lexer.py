@@ -1,0 +1,275 @@
+"""Schema text -> statements, aware of every comment and quoting style the dumps use.
+
+One pass of one regular expression finds what can hide a `;` or a parenthesis: comments (`--`, `/* */`, MySQL
+`#`), strings (`'...'` with `''`, MySQL's `\\'`, PostgreSQL's `$tag$...$tag$`), quoted names (`"..."`, backticks,
+`[...]`), psql meta-commands (`\\restrict`, `\\connect`), COPY data and `GO` batch separators. It returns a
+*masked* copy of the text, the same length, in which those are blanked (comments) or filled (strings and quoted
+names keep their quotes around filler): every later step reads positions in the masked text with plain regular
+expressions and takes the names and comments from the original at the same positions. MySQL's executable
+comments (`/*!50001 ... */`) are code, so only their markers are blanked.
+
+Statements end at `;` (or the `DELIMITER` a MySQL dump sets), at a `GO` line, and before a `CREATE` at the top
+level (people paste `CREATE TABLE a (...) CREATE TABLE b (...)`); a routine's `BEGIN ... END` body stays whole.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+FILL = "\x01"  # stands for a character inside a string or a quoted name: no word, quote, bracket or separator
+
+# Each branch starts with one literal character, so the regular expression engine skips to candidates at C speed
+# (a branch that starts with a group or a look-behind makes it try every branch at every position: 20x slower).
+_SPECIAL = re.compile(
+    r"""-(?P<line>-[^\n]*(?:\n[ \t]*--[^\n]*)*)"""
+    r"""|\#(?P<hash>(?:(?<![^\n]\#)|(?<=\s\#)(?=\s|\Z))[^\n]*)"""
+    r"""|/(?:(?P<exec>\*M?!\d*+(?!\\))|(?P<block>\*.*?(?:\*/|\Z)))"""
+    r"""|\*(?P<close>/)"""
+    r"""|'(?P<string>(?<![\w$][\w$]')(?:[^'\\]|''|\\'(?![\s,;)]|\Z)|\\[^'])*(?:\\?'|\Z))"""
+    r"""|\$(?P<dollar>(?<![\w$]\$)(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))"""
+    r"""|"(?P<dquote>(?:[^"]|"")*(?:"|\Z))"""
+    r"""|`(?P<btick>(?:[^`]|``)*(?:`|\Z))"""
+    r"""|\[(?P<bracket>(?!\d*\])(?:[^\]\n]|\]\])*\])"""
+    r"""|\\(?P<meta>(?<![^\n]\\)[^\n]*)""",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Comment:
+    start: int
+    end: int
+    text: str  # without its markers, stripped
+
+
+@dataclass(frozen=True)
+class Masked:
+    text: str  # the original
+    masked: str  # same length; see the module docstring
+    upper: str  # `masked` with ASCII letters upper-cased (the same length): keywords match case-sensitively, fast
+    comment_spans: tuple[tuple[int, int], ...]  # (start, end) of each comment, in order
+
+    def comments(self, start: int, end: int) -> list[Comment]:
+        """The comments that start between `start` and `end`, with their text."""
+        found = []
+        spans = self.comment_spans
+        for index in range(bisect.bisect_left(spans, (start, -1)), len(spans)):
+            begin, finish = spans[index]
+            if begin >= end:
+                break
+            body = self.text[begin:finish]
+            body = body[2:-2] if body.startswith("/*") else body.lstrip("#-")
+            found.append(Comment(begin, finish, body.strip()))
+        return found
+
+
+_ASCII_UPPER = {code: code - 32 for code in range(ord("a"), ord("z") + 1)}
+
+
+def mask(text: str) -> Masked:
+    comments: list[tuple[int, int]] = []
+    if "```" in text:  # a Markdown fence around pasted DDL is no backtick-quoted name
+        text = _FENCE.sub(lambda m: " " * len(m.group()), text)
+    data = _copy_data(text) if "stdin;" in text else []
+    pieces: list[str] = []
+    at = 0
+    for start, end in [*data, (len(text), len(text))]:
+        pieces.append(_mask_code(text, at, start, comments))
+        pieces.append(" " * (end - start))  # COPY ... FROM stdin data lines: rows, not schema
+        at = end
+    masked = "".join(pieces)
+    if _MAYBE_GO.search(text):
+        masked = _GO.sub(lambda m: ";" + " " * (len(m.group()) - 1), masked)
+    if ("DELIMITER" in text or "delimiter" in text) and _DELIMITER.search(masked):
+        masked = _apply_delimiters(masked)
+    return Masked(text, masked, masked.translate(_ASCII_UPPER), tuple(comments))
+
+
+def _mask_code(text: str, start: int, end: int, comments: list[tuple[int, int]]) -> str:
+    in_executable = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal in_executable
+        kind = match.lastgroup
+        found = match.group()
+        if kind in ("string", "dquote", "btick", "bracket"):
+            closed = len(found) >= 2 and found[-1] == _CLOSER[found[0]]
+            return found[0] + FILL * (len(found) - 1 - closed) + (found[-1] if closed else "")
+        if kind == "exec":
+            in_executable = True
+            return " " * len(found)
+        if kind == "close":
+            if in_executable:
+                in_executable = False
+                return "  "
+            return found
+        if kind in ("line", "hash", "block"):
+            comments.append((start + match.start(), start + match.end()))
+        # comments, a routine's $$ body, psql's meta-commands: blanked (line breaks inside them too: nothing reads
+        # lines inside a comment, and a comment never holds the line break that ends it)
+        return " " * len(found)
+
+    return _SPECIAL.sub(replace, text[start:end])
+
+
+_FENCE = re.compile(r"^[ \t]*```[A-Za-z0-9_+-]*[ \t]*$|```", re.MULTILINE)
+_CLOSER = {"'": "'", '"': '"', "`": "`", "[": "]"}
+_COPY_DATA = re.compile(r"\bFROM\s+stdin;[^\n]*\n(.*?)^\\\.[ \t]*$", re.IGNORECASE | re.MULTILINE | re.DOTALL)
+_MAYBE_GO = re.compile(r"\n[ \t]*GO\b", re.IGNORECASE)
+_GO = re.compile(r"^[ \t]*GO(?:[ \t]+\d+)?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _copy_data(text: str) -> list[tuple[int, int]]:
+    return [(found.start(1), found.end(1)) for found in _COPY_DATA.finditer(text)]
+
+
+_DELIMITER = re.compile(r"^[ \t]*DELIMITER[ \t]+(\S+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _apply_delimiters(masked: str) -> str:
+    """MySQL's client `DELIMITER ;;`: until the next DELIMITER line, `;` is part of a statement and `;;` ends one."""
+    parts: list[str] = []
+    at = 0
+    delimiter = ";"
+    for line in _DELIMITER.finditer(masked):
+        parts.append(_rewrite(masked[at:line.start()], delimiter))
+        parts.append(" " * (line.end() - line.start()))
+        delimiter = line.group(1)
+        at = line.end()
+    parts.append(_rewrite(masked[at:], delimiter))
+    return "".join(parts)
+
+
+def _rewrite(chunk: str, delimiter: str) -> str:
+    if delimiter == ";":
+        return chunk
+    chunk = chunk.replace(";", " ")
+    return chunk.replace(delimiter, ";" + " " * (len(delimiter) - 1))
+
+
+_ROUTINE = re.compile(
+    r"CREATE\s+(?:OR\s+(?:REPLACE|ALTER)\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?:TEMP(?:ORARY)?\s+)?"
+    r"(?:TRIGGER|PROCEDURE|PROC|FUNCTION|EVENT)(?![\w$])")
+_BLOCK_WORDS = re.compile(r"(?<![\w$])(BEGIN|CASE|END(?:\s+(?:IF|LOOP|WHILE|REPEAT|CASE)(?![\w$]))?)(?![\w$])")
+
+
+def split(masked: Masked) -> list[tuple[int, int, int]]:
+    """(piece start, statement start, end) of each statement of the text, in order, empty ones dropped: the
+    statement starts past the blanks and comments at the start of its piece (pg_dump's headers)."""
+    upper = masked.upper
+    pieces: list[tuple[int, int]] = []
+    at = 0
+    for piece in upper.split(";"):
+        pieces.append((at, at + len(piece)))
+        at += len(piece) + 1
+    creates = _create_positions(upper)
+    if len(creates) > 1:
+        pieces = _split_at_creates(upper, pieces, creates)
+    if "BEGIN" in upper and _ROUTINE.search(upper):
+        pieces = _whole_routines(upper, pieces)
+    statements = []
+    for start, end in pieces:
+        found = _NONBLANK.search(upper, start, end)
+        if found is not None:
+            statements.append((start, found.start(), end))
+    return statements
+
+
+_NONBLANK = re.compile(r"\S")
+_CREATE_WORD = re.compile(r"CREATE(?![\w$])")  # a literal first: the engine skips to candidates fast
+
+
+def _create_positions(upper: str) -> list[int]:
+    positions = []
+    for found in _CREATE_WORD.finditer(upper):
+        at = found.start()
+        before = upper[at - 1] if at else " "
+        if not (before.isalnum() or before in "_$"):
+            positions.append(at)
+    return positions
+
+
+def _split_at_creates(upper: str, pieces: list[tuple[int, int]], creates: list[int]) -> list[tuple[int, int]]:
+    """A piece holding a second CREATE at parenthesis depth 0 is two statements."""
+    starts = [start for start, _ in pieces]
+    inside: dict[int, list[int]] = {}
+    for position in creates:
+        inside.setdefault(bisect.bisect_right(starts, position) - 1, []).append(position)
+    if all(len(positions) < 2 for positions in inside.values()):
+        return pieces
+    result: list[tuple[int, int]] = []
+    for index, (start, end) in enumerate(pieces):
+        positions = inside.get(index, [])
+        if len(positions) < 2:
+            result.append((start, end))
+            continue
+        at = start
+        for position in positions:
+            head = upper[at:position]
+            if head.strip() and head.count("(") == head.count(")"):
+                result.append((at, position))
+                at = position
+        result.append((at, end))
+    return result
+
+
+def _whole_routines(upper: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Glue back the pieces a routine's `BEGIN ... END` body was cut into at its inner `;`."""
+    merged: list[tuple[int, int]] = []
+    open_blocks = 0
+    for begin, end in pieces:
+        if open_blocks > 0:
+            merged[-1] = (merged[-1][0], end)
+        elif _ROUTINE.match(upper, begin + len(upper[begin:end]) - len(upper[begin:end].lstrip())):
+            merged.append((begin, end))
+        else:
+            merged.append((begin, end))
+            continue
+        open_blocks = _open_blocks(upper[merged[-1][0]:merged[-1][1]])
+    return merged
+
+
+def _open_blocks(text: str) -> int:
+    depth = 0
+    for word in _BLOCK_WORDS.findall(text):
+        if word in ("BEGIN", "CASE"):
+            depth += 1
+        elif word == "END":
+            depth -= 1
+    return depth
+
+
+def code(text: Masked, start: int, end: int) -> str:
+    """The original text between `start` and `end` with its comments blanked (strings and quoted names kept)."""
+    piece = text.masked[start:end]
+    original = text.text[start:end]
+    if piece == original:
+        return piece
+    return _FILLED.sub(lambda m: original[m.start():m.end()], piece)
+
+
+_FILLED = re.compile(f"{FILL}+")
+
+
+def unquote(name: str) -> tuple[str, str]:
+    """A name token as written -> (the name, the quote it used)."""
+    if len(name) >= 2:
+        first, last = name[0], name[-1]
+        if first == '"' and last == '"':
+            return name[1:-1].replace('""', '"'), '"'
+        if first == "`" and last == "`":
+            return name[1:-1].replace("``", "`"), "`"
+        if first == "[" and last == "]":
+            return name[1:-1].replace("]]", "]"), "["
+        if first == "'" and last == "'":
+            return name[1:-1].replace("''", "'"), "'"
+    return name, ""
+
+
+def string_value(literal: str) -> str:
+    """The text of a string literal as written (`'it''s'` -> `it's`; MySQL's `\\'` and `\\\\` too)."""
+    body = literal[1:] if literal[:1] in "EeNn" and literal[1:2] == "'" else literal
+    body = body[1:-1] if len(body) >= 2 and body[-1] == "'" else body[1:]
+    return body.replace("''", "'").replace("\\'", "'").replace("\\\\", "\\")

@@ -1,0 +1,235 @@
+"""CREATE TABLE, read from the masked text by positions (lexer.py): each column's name, type and description,
+primary and foreign keys, and what follows the parenthesis (`INHERITS`, MySQL's `COMMENT=`; SQLite's `WITHOUT
+ROWID`, `ENGINE=`... are read past). Keywords are matched in the upper-cased masked text; names, types and comments
+come from the original. Fast on purpose: one regular expression per column."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gateway.schema_model.lexer import Comment, Masked, code, string_value, unquote
+from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, ForeignKey
+from gateway.schema_model.names import (
+    NAME,
+    QUALIFIED,
+    closing_paren,
+    items,
+    name_list,
+    parenthesised_names,
+    qualified_name,
+)
+
+CREATE_TABLE = re.compile(
+    r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:(?:GLOBAL|LOCAL)\s+)?"
+    r"(?:(?:TEMP|TEMPORARY|UNLOGGED|VIRTUAL|FOREIGN|EXTERNAL|TRANSIENT|VOLATILE|MULTISET|SET)\s+)*TABLE\s+"
+    rf"(?P<exists>IF\s+NOT\s+EXISTS\s+)?(?P<name>{QUALIFIED})\s*")
+
+# A column's type is the words after its name up to the first of these (or the end of the definition).
+_STOP = (r"(?:NOT|NULL|PRIMARY|REFERENCES|DEFAULT|CHECK|UNIQUE|CONSTRAINT|COLLATE|GENERATED|AUTO_INCREMENT|"
+         r"AUTOINCREMENT|COMMENT|IDENTITY|ON|AS|CHARACTER\s+SET|CHARSET|ENCODE|STORAGE|COMPRESSION|SPARSE|"
+         r"ROWGUIDCOL|FILESTREAM|MASKED|INVISIBLE|VISIBLE|KEY|HIDDEN|WITH(?!\s+(?:LOCAL\s+)?TIME\s+ZONE))(?![\w$])")
+_TYPE_WORD = r"(?:[^\s(),]++(?:\s*+\((?:[^()]|\([^()]*+\))*+\))?+|\((?:[^()]|\([^()]*+\))*+\))"
+# A table constraint, not a column: `key` and `index` are column names too (PostgreSQL prints `index integer`), so
+# MySQL's `KEY name (cols)` and `INDEX (cols)` count only with their parenthesis.
+_CONSTRAINT = (
+    rf"(?:CONSTRAINT\s+{NAME}\s*)?(?:(?P<pk>PRIMARY\s+KEY)|(?P<fk>FOREIGN\s+KEY)|CHECK\s*(?=\()|"
+    r"EXCLUDE\s+(?=USING|\()|(?:(?:UNIQUE|FULLTEXT|SPATIAL)\s+)?(?:KEY|INDEX)(?:\s+(?!USING\b)"
+    rf"{NAME})?(?:\s+USING\s+\w+)?\s*(?=\()|UNIQUE(?![\w$])|PERIOD\s+FOR(?![\w$])|(?P<like>LIKE\s))")
+_TYPE = rf"(?:(?!{_STOP}){_TYPE_WORD}(?:\s*+(?!{_STOP}){_TYPE_WORD})*+)?+"
+# Possessive throughout (`++`, `*+`): an item that does not match fails at once, never backtracking exponentially.
+_REST = r"(?:[^(),]++|\((?:[^()]++|\((?:[^()]++|\([^()]*+\))*+\))*+\))*+"
+# One item of a column list, through its comma: a table constraint, or a column's name, type and the rest.
+# A bare name may hold a parenthesis glued to it, as sql-create-context writes `Official_ratings_(millions)`.
+_BODY_ITEM = re.compile(rf"""\s*(?:(?P<constraint>{_CONSTRAINT}){_REST}|(?P<name>"[^"]*"|`[^`]*`|\[[^\]]*\]|'[^']*'|"""
+                        rf"""[^\s"`\[',()]+(?:\([^\s()]*\)[^\s"`\[',()]*)*)\s*(?P<type>{_TYPE})(?P<rest>{_REST}))(?:,|\Z)""")
+_PRIMARY_KEY = re.compile(r"(?<![\w$])PRIMARY\s+KEY(?![\w$])")
+_REFERENCES = re.compile(rf"REFERENCES\s+(?P<table>{QUALIFIED})\s*(?P<open>\()?")
+_COMMENT_STRING = re.compile(r"(?<![\w$])COMMENT\s*=?\s*(?=N?')")
+_STRING = re.compile(r"N?'[^']*'?")
+_INHERITS = re.compile(r"(?<![\w$])INHERITS\s*\(")
+_QUALIFIED = re.compile(QUALIFIED)
+_MASKED_INSIDE = re.compile(r"--|/\*|#|'|\"")
+_QUOTED_TYPE_WORD = re.compile(r"\[([^\]\d][^\]]*)\]")  # [nvarchar], not an array's [] or [3]
+_PG_DUMP_HEADER = re.compile(r"^(?:Name: .*; Type: .*|TOC entry .*|Data for Name: .*|Dependencies: .*)$")
+
+
+@dataclass
+class TableDraft:
+    """A table as read so far; later statements (ALTER TABLE, COMMENT ON) still change it."""
+
+    schema: str
+    name: str
+    quote: str
+    columns: list[Column]
+    text: str
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    description: str | None = None
+    inherits: list[tuple[str, str]] = field(default_factory=list)  # (schema, name) of parents (PostgreSQL)
+    like: tuple[str, str] | None = None  # copy this table's columns (`LIKE other`, `PARTITION OF parent`)
+    catalog: str = ""
+
+
+def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -> None:
+    """The items of the parenthesis (`open_at`, `close_at`) into `draft`: columns and table constraints."""
+    start = open_at + 1
+    upper = text.upper
+    found = list(_BODY_ITEM.finditer(upper, start, close_at))
+    if sum(match.end() - match.start() for match in found) != close_at - start:  # nested deeper than 3
+        found = [match for begin, end in items(text.masked, start, close_at)
+                 if (match := _BODY_ITEM.match(upper, begin, end)) is not None]
+    columns = draft.columns
+    for match in found:
+        if match.lastgroup == "constraint":
+            _table_constraint(text, match, match.end(), draft)
+        elif (column := _column(text, match, match.end("rest"), draft)) is not None:
+            columns.append(column)
+    if text.comment_spans:
+        comments = text.comments(open_at, close_at)
+        if comments:
+            spans = [(match.start(), match.end()) for match in found]
+            _column_comments(text, spans, comments, draft)
+
+
+def column_at(text: Masked, start: int, end: int, draft: TableDraft) -> Column | None:
+    """The column definition between `start` and `end` (`name type constraints...`); its keys go to `draft`."""
+    found = _BODY_ITEM.match(text.upper, start, end)
+    if found is None or found.group("constraint"):
+        return None
+    return _column(text, found, found.end("rest"), draft)
+
+
+def _column(text: Masked, found: re.Match[str], end: int, draft: TableDraft) -> Column | None:
+    """One column definition; `end` is where its text ends (before the comma). Written for speed: a 1,000-table
+    dump has thousands of these."""
+    original = text.text
+    name_start, name_end = found.span("name")
+    name = original[name_start:name_end]
+    quote = ""
+    if name[0] in "\"`['":
+        name, quote = unquote(name)
+        if not name:
+            return None
+    type_start, type_end = found.span("type")
+    type_text = original[type_start:type_end]
+    if _MASKED_INSIDE.search(type_text):  # a comment or a string inside the type: read it without the comment
+        type_text = code(text, type_start, type_end)
+    if "  " in type_text or "\n" in type_text or "\t" in type_text:
+        type_text = " ".join(type_text.split())
+    if "[" in type_text:
+        type_text = _QUOTED_TYPE_WORD.sub(r"\1", type_text)  # SQL Server's [nvarchar](50)
+    primary = False
+    description = None
+    if end - type_end > 1:
+        upper = text.upper
+        if upper.find("PRIMARY", type_end, end) >= 0:
+            primary = _PRIMARY_KEY.search(upper, type_end, end) is not None
+        at = upper.find("REFERENCES", type_end, end)
+        references = _REFERENCES.match(upper, at, end) if at >= 0 else None
+        if references is not None:
+            draft.foreign_keys.append(_foreign_key(text, (name,), references, end))
+        if upper.find("COMMENT", type_end, end) >= 0:
+            description = comment_option(text, type_end, end)
+        if primary and not draft.primary_key:
+            draft.primary_key = (name,)
+    return Column(name, type_text, quote, description)
+
+
+def _table_constraint(text: Masked, found: re.Match[str], end: int, draft: TableDraft) -> None:
+    at = found.end("constraint")
+    end -= text.upper[end - 1:end] == ","
+    if found.group("pk"):
+        columns = parenthesised_names(text, at, end)
+        if columns:
+            draft.primary_key = columns
+    elif found.group("fk"):
+        key = foreign_key_at(text, at, end)
+        if key is not None:
+            draft.foreign_keys.append(key)
+    elif found.group("like"):
+        name = _QUALIFIED.match(text.masked, at, end)
+        if name is not None:
+            schema, table, _ = qualified_name(text, name.start(), name.end())
+            draft.like = (schema, table)
+
+
+def foreign_key_at(text: Masked, start: int, end: int) -> ForeignKey | None:
+    """`(a) REFERENCES t (b)` after FOREIGN KEY at `start`."""
+    columns = parenthesised_names(text, start, end)
+    at = text.upper.find("REFERENCES", start, end)
+    references = _REFERENCES.match(text.upper, at, end) if at >= 0 else None
+    return None if references is None else _foreign_key(text, columns, references, end)
+
+
+def _foreign_key(text: Masked, columns: tuple[str, ...], references: re.Match[str], end: int) -> ForeignKey:
+    schema, table, _ = qualified_name(text, references.start("table"), references.end("table"))
+    ref_columns: tuple[str, ...] = ()
+    if references.group("open"):
+        close = closing_paren(text.masked, references.start("open"), end)
+        ref_columns = name_list(text, references.end("open"), close if close is not None else end)
+    return ForeignKey(columns, table, "" if schema.lower() in DEFAULT_SCHEMAS else schema, ref_columns)
+
+
+def comment_option(text: Masked, start: int, end: int) -> str | None:
+    """MySQL's `COMMENT 'text'` (a column) or `COMMENT='text'` (a table), at or after `start`."""
+    found = _COMMENT_STRING.search(text.upper, start, end)
+    if found is None:
+        return None
+    literal = _STRING.match(text.masked, found.end(), end)
+    return string_value(text.text[literal.start():literal.end()]) if literal else None
+
+
+def read_options(text: Masked, start: int, end: int, draft: TableDraft) -> None:
+    """What follows the column list: a table comment (MySQL) and the parents a PostgreSQL table inherits."""
+    if start >= end or text.upper[start:end].isspace():
+        return
+    description = comment_option(text, start, end)
+    if description:
+        draft.description = description
+    inherits = _INHERITS.search(text.upper, start, end)
+    if inherits is not None:
+        close = closing_paren(text.masked, inherits.end() - 1, end)
+        for begin, finish in items(text.masked, inherits.end(), close if close is not None else end):
+            found = _QUALIFIED.search(text.masked, begin, finish)
+            if found is not None:
+                schema, parent, _ = qualified_name(text, found.start(), found.end())
+                draft.inherits.append((schema, parent))
+
+
+def _column_comments(text: Masked, spans: list[tuple[int, int]], comments: list[Comment],
+                     draft: TableDraft) -> None:
+    """`--` or `/* */` comments inside the parenthesis describe a column: the one on their line, or the one below
+    them when they stand on lines of their own."""
+    columns = {column.name.lower(): index for index, column in enumerate(draft.columns)}
+    for comment in comments:
+        owner = _comment_owner(text.text, spans, comment) if comment.text else None
+        if owner is None:
+            continue
+        found = _BODY_ITEM.match(text.upper, *spans[owner])
+        if found is None or not found.group("name"):
+            continue
+        index = columns.get(unquote(text.text[found.start("name"):found.end("name")])[0].lower())
+        if index is not None and draft.columns[index].description is None:
+            column = draft.columns[index]
+            draft.columns[index] = Column(column.name, column.type, column.quote, comment.text)
+
+
+def _comment_owner(original: str, spans: list[tuple[int, int]], comment: Comment) -> int | None:
+    for index, (start, end) in enumerate(spans):
+        if not start <= comment.start < end:
+            continue
+        before = original[start:comment.start]
+        if before.strip():  # after the item's own text: this item
+            return index
+        if index > 0 and "\n" not in before:  # right after the previous item's comma, on its line
+            return index - 1
+        return index
+    return None
+
+
+def leading_description(comments: list[Comment]) -> str | None:
+    """The comment block right above a CREATE TABLE, unless it is one of pg_dump's own headers."""
+    lines = [line.strip().lstrip("-#").strip() for comment in comments for line in comment.text.splitlines()]
+    kept = [line for line in lines if line and not _PG_DUMP_HEADER.match(line)]
+    return " ".join(kept) or None
