@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from gateway.synth import Literals, build, from_queries, from_question, plan_tab
 from gateway.synth.judge import request_seed, schema_columns
 
 MAX_ROWS = 2_000  # a result larger than this is not compared (a cross join of every table)
+_IDENTIFIER = re.compile(r"(id|_no|num|number|code)$", re.IGNORECASE)
 Cell = Any
 Rows = tuple[tuple[Cell, ...], ...]
 
@@ -75,8 +77,14 @@ def _edge_cases(base: Instance, schema: str) -> Instance:
     result = []
     for table in base:
         plan = plans.get(table.name.lower())
-        key = plan.key if plan else None
         refs = {ref[0] for ref in plan.refs} if plan else set()
+        keys = {plan.key} if plan and plan.key else set()
+        # Unique integer identifiers the synthesizer did not name a key (`contestant_number`) stay unique too.
+        for position, column in enumerate(table.columns):
+            values = [row[position] for row in table.rows]
+            if (column.lower() not in refs and len(values) > 1 and _IDENTIFIER.search(column)
+                    and all(isinstance(v, int) for v in values) and len(set(values)) == len(values)):
+                keys.add(column.lower())
         declared = view.lookup(table.name).table
         kinds = [affinity(declared.column(c).type) if declared and declared.column(c) else None
                  for c in table.columns]
@@ -85,7 +93,7 @@ def _edge_cases(base: Instance, schema: str) -> Instance:
             variant = list(row)
             for position, value in enumerate(row):
                 name = table.columns[position].lower()
-                if name == key:
+                if name in keys:
                     variant[position] = (value + 1000 if isinstance(value, int) else f"{value}_copy"
                                          if isinstance(value, str) else value)
                 elif name in refs:

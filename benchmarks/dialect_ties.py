@@ -7,7 +7,7 @@ position, rows of SQLite's result with the same keys (every row above the cut, a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlglot
@@ -89,3 +89,42 @@ def allowed_by_ties(full: Sequence[Sequence[Any]], width: int, limit: int | None
             return False
         position = min(group_end, end)
     return True
+
+
+def nested_tie_variants(sql: str, run: Callable[[str], Sequence[Sequence[Any]]]) -> list[str]:
+    """A value subquery `(SELECT k ... ORDER BY c LIMIT 1)` whose first row is tied on this data may give any of the
+    tied rows' k: the outer query with each of them in its place (SQLite text), or [] where there is no such tie."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (SqlglotError, RecursionError, ValueError):
+        return []
+    for position, subquery in enumerate(tree.find_all(exp.Subquery)):
+        inner = subquery.this
+        if not isinstance(inner, exp.Select) or len(inner.expressions) != 1 or _number(inner.args.get("limit")) != 1:
+            continue
+        keyed = with_keys(inner.sql("sqlite"))
+        if keyed is None:
+            continue
+        try:
+            full = comparable(run(keyed[0]), ordered=True)
+        except Exception:  # correlated with the outer query: it does not run alone
+            continue
+        picks = [row[0] for row in full if full and row[keyed[1]:] == full[0][keyed[1]:]]
+        if len(picks) < 2:
+            continue
+        variants = []
+        for pick in dict.fromkeys(picks):
+            copy = tree.copy()
+            target = list(copy.find_all(exp.Subquery))[position]
+            target.replace(exp.Subquery(this=exp.select(_literal(pick))))
+            variants.append(copy.sql("sqlite"))
+        return variants
+    return []
+
+
+def _literal(value: Any) -> exp.Expr:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, int | float):
+        return exp.Literal.number(value) if value >= 0 else exp.Neg(this=exp.Literal.number(-value))
+    return exp.Literal.string(str(value))

@@ -1,6 +1,7 @@
 """LIMIT and subqueries: SQLite reads a negative LIMIT as none and a negative OFFSET as 0 (the others raise);
 MySQL and MariaDB refuse LIMIT inside an IN/ANY/ALL subquery (it is moved into a derived table, which they take);
-a subquery in FROM needs a name in PostgreSQL, MySQL and SQL Server (SQLite lets it go without)."""
+a subquery in FROM needs a name in PostgreSQL, MySQL and SQL Server (SQLite lets it go without); a subquery used as
+a value that finds several rows gives the first in SQLite and raises elsewhere (it gets LIMIT 1)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,31 @@ def limits(tree: exp.Expr, target: str) -> None:
                 query.set("limit", exp.Limit(expression=exp.Literal.number(_MYSQL_NO_LIMIT)))
             else:
                 query.set("limit", None)
+    _scalar_subqueries_limited(tree)
     if target == "mysql":
         _limits_out_of_in_subqueries(tree)
     if target in ("postgres", "mysql", "tsql"):
         _named_derived_tables(tree)
+
+
+# Where a subquery is a set of rows, not a value.
+_ROW_SETS = (exp.In, exp.Exists, exp.From, exp.Join, exp.SetOperation, exp.Any, exp.All, exp.CTE, exp.Lateral)
+
+
+def _scalar_subqueries_limited(tree: exp.Expr) -> None:
+    for subquery in list(tree.find_all(exp.Subquery)):
+        parent = subquery.parent
+        while isinstance(parent, exp.Paren):
+            parent = parent.parent
+        select = subquery.this
+        if parent is None or isinstance(parent, _ROW_SETS) or not isinstance(select, exp.Select):
+            continue
+        if select.args.get("limit") is not None or len(select.expressions) != 1:
+            continue
+        grouped = select.args.get("group") is not None
+        if not grouped and any(True for _ in select.find_all(exp.AggFunc)):
+            continue  # an aggregate without GROUP BY finds exactly one row
+        select.set("limit", exp.Limit(expression=exp.Literal.number(1)))
 
 
 def _limits_out_of_in_subqueries(tree: exp.Expr) -> None:

@@ -4,6 +4,8 @@ meeting a TEXT column is compared as text, and a TEXT column meeting a numeric o
 
 from __future__ import annotations
 
+import re
+
 import sqlglot.expressions as exp
 
 from gateway.schema_model import SchemaModel
@@ -13,7 +15,6 @@ from gateway.sql_check.names import query_columns
 from gateway.sql_check.transpiled import TranspileRefused
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-_HAS_TRY_CAST = frozenset({"duckdb", "tsql"})
 
 
 def strings_in_double_quotes(tree: exp.Expr, model: SchemaModel) -> None:
@@ -81,10 +82,19 @@ def _membership(scope: Scope, membership: exp.In, target: str) -> None:
                 target_value.replace(exp.Cast(this=target_value.copy(), to=exp.DataType.build("TEXT")))
         elif numeric:
             _text_as_number(left, "", target, numeric[0], True)
-    elif left_kind in ("int", "real", "num"):
+    elif left_kind in _NUMERIC:
         for value, kind in zip(values, kinds, strict=True):
             if kind == "text":
                 _text_as_number(value, "", target, left, True)
+        strings = [value for value in membership.expressions if _string(value)]
+        if strings and all(_LOOKS_NUMERIC.fullmatch(value.name) for value in strings):
+            for value in strings:
+                _string_meets_number(left, value)
+        elif strings:  # some text no number equals: compare as text, the numbers of the list too
+            for value in membership.expressions:
+                _number_as_text(value)
+            operand = left.this if isinstance(left, exp.Alias) else left
+            operand.replace(exp.Cast(this=operand.copy(), to=exp.DataType.build("TEXT")))
     elif left_kind is None and scope.declared(left) is None and "text" in kinds:
         _number_as_text(left)
 
@@ -105,28 +115,59 @@ def _compare(scope: Scope, left: exp.Expr, right: exp.Expr, target: str, equalit
     if left_kind == "text":
         if right_type is None:
             _number_as_text(right)
-        elif right_kind in ("int", "real", "num"):
+        elif right_kind in _NUMERIC:
             _text_as_number(left, right_type or "", target, right, equality)
     elif right_kind == "text":
         if left_type is None:
             _number_as_text(left)
-        elif left_kind in ("int", "real", "num"):
+        elif left_kind in _NUMERIC:
             _text_as_number(right, left_type or "", target, left, equality)
+    elif left_kind in _NUMERIC and _string(right):
+        _string_meets_number(left, right)
+    elif right_kind in _NUMERIC and _string(left):
+        _string_meets_number(right, left)
+
+
+def _string(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Literal) and node.is_string
+
+
+def _string_meets_number(column: exp.Expr, literal: exp.Expr) -> None:
+    """`airline_id = 'United'`: SQLite reads a string that looks like a number as that number and compares other
+    text as text, which no number equals (PostgreSQL and DuckDB would raise casting it, MySQL read it as 0)."""
+    text = literal.name
+    if _LOOKS_NUMERIC.fullmatch(text):
+        number = text.strip().lstrip("+")
+        literal.replace(exp.Neg(this=exp.Literal.number(number[1:])) if number.startswith("-")
+                        else exp.Literal.number(number))
+    else:
+        value = column.this if isinstance(column, exp.Alias) else column
+        value.replace(exp.Cast(this=value.copy(), to=exp.DataType.build("TEXT")))
 
 
 # SQLite applies numeric affinity to the text: text that reads as a number compares as that number, other text
 # compares unequal (and above every number).
 _NUMBER_TEXT = r"^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$"
+_LOOKS_NUMERIC = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+_NUMERIC = ("int", "real", "num")
 
 
 def _text_as_number(column: exp.Expr, declared: str, target: str, other: exp.Expr, equality: bool) -> None:
     value = column.this if isinstance(column, exp.Alias) else column
     double = exp.DataType.build("DOUBLE")
-    if target in _HAS_TRY_CAST:  # NULL for text that is no number: unequal, as in SQLite
+    # Other text becomes NaN, which PostgreSQL and DuckDB order above every number and equal to no number: where
+    # SQLite puts text (a NULL would turn `NOT IN` and `<>` into NULL instead).
+    not_a_number = exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
+                          true=exp.Cast(this=exp.Literal.string("NaN"), to=double))
+    if target == "duckdb":
+        value.replace(exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=exp.TryCast(this=value.copy(), to=double),
+                                                                    expression=exp.Null())),
+                                           true=exp.TryCast(this=value.copy(), to=double)), not_a_number]))
+    elif target == "tsql":  # no NaN in SQL Server's float: NULL for text that is no number
         value.replace(exp.TryCast(this=value.copy(), to=double))
     elif target == "postgres":
         guarded = exp.Case(ifs=[exp.If(this=exp.RegexpLike(this=value.copy(), expression=exp.Literal.string(
-            _NUMBER_TEXT)), true=exp.Cast(this=value.copy(), to=double))])
+            _NUMBER_TEXT)), true=exp.Cast(this=value.copy(), to=double)), not_a_number])
         value.replace(guarded)
     elif equality:
         # MySQL reads any text as a number ('' and 'abc' as 0): compare the number as text instead (exact for

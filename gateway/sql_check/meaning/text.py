@@ -6,7 +6,8 @@
 - LIKE ignores ASCII case, on any collation;
 - `=`, `<`, ORDER BY, GROUP BY, DISTINCT, UNION/INTERSECT/EXCEPT, min() and max() compare text by its bytes
   (SQLite's BINARY collation): MySQL's and SQL Server's usual collations ignore case (and MySQL's trailing
-  spaces), PostgreSQL's order by language; so those comparisons name a binary collation.
+  spaces), PostgreSQL's order by language; so those comparisons name a binary collation (MySQL: BINARY where the
+  value is only compared).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def binary_text(tree: exp.Expr, target: str, scope: Scope) -> None:
         _collate_operand(node, target, scope)
     for extreme in list(tree.find_all(exp.Max, exp.Min)):
         if scope.kind(extreme.this) == "text" and not extreme.meta.get(ANY_ROW):
-            extreme.set("this", _binary(extreme.this, target))
+            extreme.set("this", _binary(extreme.this, target, output=True))
     if everywhere:
         for count in list(tree.find_all(exp.Count)):
             if isinstance(count.this, exp.Distinct) and len(count.this.expressions) == 1:
@@ -202,11 +203,15 @@ def _binary_items(select: exp.Select, target: str, scope: Scope) -> None:
         if any(True for _ in own(value, select, exp.AggFunc)):
             continue
         name = item.alias_or_name
-        wrapped = _binary(value, target)
+        wrapped = _binary(value, target, output=True)
         item.replace(exp.alias_(wrapped, exp.to_identifier(name)) if name else wrapped)
 
 
-def _binary(node: exp.Expr, target: str) -> exp.Expr:
+def _binary(node: exp.Expr, target: str, *, output: bool = False) -> exp.Expr:
+    """`node` compared by its bytes. MySQL: as BINARY where the value is only compared (trailing spaces count, as in
+    SQLite; MariaDB's utf8mb4_bin ignores them), as utf8mb4_bin text where the value is also returned."""
+    if target == "mysql" and not output:
+        return exp.Cast(this=node.copy(), to=exp.DataType.build("BINARY", dialect="mysql"))
     if target == "postgres":
         return exp.Collate(this=node.copy(), expression=exp.Identifier(this="C", quoted=True))
     if target == "tsql":
