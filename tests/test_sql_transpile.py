@@ -70,7 +70,7 @@ TABLE = [
      "SELECT Name FROM singer WHERE Country = 'France'"),
     # ... and compares text by its bytes, where MySQL's and SQL Server's usual collations ignore case
     ('SELECT Name FROM singer WHERE Country = "France"', "mysql",
-     "SELECT Name FROM singer WHERE CAST(Country AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin = 'France'"),
+     "SELECT Name FROM singer WHERE CAST(Country AS BINARY) = 'France'"),
     ('SELECT Name FROM singer WHERE Country = "France"', "tsql",
      "SELECT Name FROM singer WHERE Country COLLATE Latin1_General_BIN2 = 'France'"),
     # booleans
@@ -97,7 +97,7 @@ TABLE = [
 ]
 
 AS_NUMBER = ("CASE WHEN {0} ~ '^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$' "
-             "THEN CAST({0} AS DOUBLE PRECISION) END")
+             "THEN CAST({0} AS DOUBLE PRECISION) WHEN NOT {0} IS NULL THEN CAST('NaN' AS DOUBLE PRECISION) END")
 
 # SQLite's own meanings, made explicit (against MUSEUM: Open_Year and visit.Museum_ID are text)
 SEMANTICS = [
@@ -109,14 +109,16 @@ SEMANTICS = [
     ("SELECT Name FROM museum WHERE Open_Year IN (2000, -1)", "mysql",
      "SELECT Name FROM museum WHERE Open_Year IN ('2000', '-1')"),
     # a TEXT column meets an INTEGER one: SQLite reads text that looks like a number as one, other text never
-    # equals a number (no cast error)
+    # equals a number and sorts above them all (NaN does both; no cast error, and NOT IN does not turn NULL)
     ("SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = T2.Museum_ID", "postgres",
      f"SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = {AS_NUMBER.format('T2.Museum_ID')}"),
     ("SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = T2.Museum_ID", "duckdb",
-     "SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = TRY_CAST(T2.Museum_ID AS DOUBLE)"),
+     "SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = CASE WHEN NOT TRY_CAST(T2.Museum_ID AS "
+     "DOUBLE) IS NULL THEN TRY_CAST(T2.Museum_ID AS DOUBLE) WHEN NOT T2.Museum_ID IS NULL THEN CAST('NaN' AS DOUBLE) "
+     "END"),
     ("SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON T1.Museum_ID = T2.Museum_ID", "mysql",
      "SELECT T1.Name FROM museum AS T1 JOIN visit AS T2 ON "
-     "CAST(CAST(T1.Museum_ID AS CHAR) AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin = T2.Museum_ID"),
+     "CAST(CAST(T1.Museum_ID AS CHAR) AS BINARY) = T2.Museum_ID"),
     ("SELECT Name FROM museum WHERE Museum_ID IN (SELECT Museum_ID FROM visit)", "postgres",
      f"SELECT Name FROM museum WHERE Museum_ID IN (SELECT {AS_NUMBER.format('Museum_ID')} FROM visit)"),
     # bare columns: a value of some row of the group

@@ -94,7 +94,12 @@ def _in_target_dialect(query: str, schema: str, dialect: str, options: CheckOpti
     result = {**again.as_dict(), "query": text, "source_dialect": MODEL_DIALECT, "dialect": dialect,
               **_NOT_TRANSLATED}
     if again.compiled is False and again.error_code == "invalid_sql":
-        # The compile step's engine refuses what SQLite accepted (a DuckDB binder error): not kept.
+        # The compile step's engine refuses what SQLite accepted (a DuckDB binder error): not kept. In the duckdb
+        # dialect that engine is the target engine itself.
+        if dialect == "duckdb":
+            engine = (options.engines or _LOCAL_ONLY).check(text, schema=schema, dialect=dialect)
+            if engine.refused is not None:
+                return with_target(Verdict(text, query, result), engine, dialect)
         refusal = _refused(result, code="untranslatable_sql", problem="untranslatable",
                            message=f"The translated query does not compile in {dialect}: {again.compile_message}")
         return Verdict(text, query, refusal)
