@@ -206,6 +206,8 @@ def summarize(records: list[dict[str, Any]], dialect: str, variant: str = "gatew
         "answers": answers,
         "tried": len(mine),
         "same": kinds["same"], "different": kinds["different"], "undecided": kinds["undecided"],
+        # same only as a result SQLite itself allows on the data (ties, bare columns, row order): counted in `same`
+        "same_as_allowed_alternative": sum(1 for r in mine if r["outcome"].get("allowed_alternative")),
         "by_origin": {origin: dict(Counter(r["outcome"]["kind"] for r in mine if r["origin"] == origin))
                       for origin in ("gold", "gateway")},
         "target_verified": dict(Counter(str(r.get("target_verified")) for r in mine if r["status"] == 200)),
