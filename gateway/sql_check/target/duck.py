@@ -9,6 +9,7 @@ import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
+from gateway.sql_check.duck import duckdb_config
 from gateway.sql_check.target.ddl import target_tables
 from gateway.sql_check.target.verdict import TargetCheck
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:  # only for the annotation: DuckDB is imported when a query fi
     import duckdb
 
 PREPARE_TIMEOUT_S = 0.5  # preparing against empty tables takes ~1 ms; this is a backstop
-MEMORY_LIMIT = "64MB"
 
 
 def duckdb_check(sql: str, schema: str) -> TargetCheck:
@@ -58,7 +58,8 @@ class _Database:
 
         self.engine = f"duckdb {duckdb.__version__}"
         self._lock = threading.Lock()
-        self._root: duckdb.DuckDBPyConnection = duckdb.connect(":memory:", config=_config())
+        # The compile step's bounds (gateway/sql_check/duck.py): one thread, a memory limit, no outside access.
+        self._root: duckdb.DuckDBPyConnection = duckdb.connect(":memory:", config=duckdb_config())
         unbuilt = []
         for statement in target_tables(schema, "duckdb"):
             try:
@@ -71,12 +72,6 @@ class _Database:
     def connect(self) -> Any:
         with self._lock:  # the root connection is not thread-safe; its cursors (own connections) are
             return self._root.cursor()
-
-
-def _config() -> dict[str, Any]:
-    return {"enable_external_access": False, "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False, "threads": 1, "memory_limit": MEMORY_LIMIT,
-            "max_temp_directory_size": "0B"}
 
 
 @functools.lru_cache(maxsize=8)
