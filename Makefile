@@ -70,7 +70,7 @@ bench-spec-dry: install ## every code path of bench-gpu-spec on CPU, against a f
 eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make eval FILE=...
 	$(PY) -m clients.cli eval "$(FILE)" --out reports/eval
 
-dialect-engines: ## gold answers transpiled to DuckDB and PostgreSQL, compiled there -> reports/dialect_engines.json
+dialect-engines: ## gold SQL and the gateway's answers in PostgreSQL, DuckDB, MariaDB: same rows as SQLite? -> reports/dialect_engines.json
 	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
 
 schemas: ## the schema corpus (pg_dump, mysqldump, .schema, EXPORT, ORM, Spider...) read and checked -> reports/schemas.json

@@ -1,320 +1,285 @@
-"""Do the transpiled answers run? The gold SQL of a benchmark file, transpiled from SQLite to DuckDB and
-PostgreSQL by `gateway.sql_check.transpile_sql`, compiled on the real engine against the row's schema (EXPLAIN,
-no data). The pass rate counts the answers that compile in SQLite (the model's dialect) as the base.
+"""Do the answers in the analyst's dialect return SQLite's rows? For every public row, the gold SQL and the
+gateway's own answer (`make quality`'s rows file: `gateway_sql` where `gateway_status` is 200) go through the
+gateway's dialect step exactly as the pipeline runs it (`judge_query`, then the check database for PostgreSQL and
+MySQL), and every answer it returns runs on the real engine against small databases built from the row's schema
+(benchmarks/dialect_data.py); its rows are compared with what the SQLite query returns on the same data.
 
-    python -m benchmarks.dialect_engines [--data FILE] [--engines duckdb,postgres] [--baseline]
-                                         [--out reports/dialect_engines.json]
+    python -m benchmarks.dialect_engines [--data FILE] [--answers reports/quality_rows.jsonl]
+        [--dialects postgres,duckdb,mysql] [--limit N] [--baseline] [--out reports/dialect_engines.json]
 
-DuckDB runs in memory. PostgreSQL is a throwaway cluster in a temporary folder: initdb, a server listening on a
-unix socket only (no TCP), run as the `postgres` user when this runs as root (the server refuses root), stopped
-and removed at the end. docs/eval.md ("SQL in the analyst's dialect") quotes the figures."""
+PostgreSQL and MariaDB are throwaway servers the script starts (benchmarks/engine_servers.py) and removes;
+MariaDB is measured only where it can run (the report says why not otherwise); DuckDB runs in process.
+`summary.<dialect>` = {same_result: answers with SQLite's rows / answers returned, refused: refusals / queries
+tried, target_errors: answers the engine raised on, answers}. docs/eval.md quotes the figures."""
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
-import re
-import shutil
-import sqlite3
-import subprocess
+import random
 import sys
-import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlglot
 
-from gateway.sql_check import check_sql, read_schema
-from gateway.sql_check.transpile import transpile_sql
-from gateway.sql_check.transpiled import TranspileRefused
+from benchmarks.dialect_data import Instance, TableData, comparable, instances
+from benchmarks.dialect_runners import Engines, TooLarge
+from benchmarks.dialect_ties import allowed_by_ties, nested_tie_variants, with_keys
+from benchmarks.engine_servers import EngineUnavailable, throwaway_mariadb, throwaway_postgres
+from gateway.pipeline.verdict import CheckOptions, in_target_engine, judge_query
+from gateway.sql_check import SqlPolicy
+from gateway.sql_check.target import TargetEngines
+from gateway.synth.execute import ordered
 
 DEFAULT_DATA = Path("/work/shared/data/spider_dev_public.jsonl")
-ENGINES = ("duckdb", "postgres")
-_PG_TIMEOUT_S = 60
+DEFAULT_ANSWERS = Path("reports/quality_rows.jsonl")
+DIALECTS = ("postgres", "duckdb", "mysql")
 
 
 @dataclass(frozen=True)
-class Row:
-    index: int
-    context: str
-    answer: str
+class Query:
+    row: int
+    origin: str  # "gold" or "gateway"
+    sql: str
+    schema: str
+    question: str
 
 
-@dataclass
-class EngineFigures:
-    engine: str
-    base: int = 0  # answers that compile in SQLite
-    refused_by_transpile: int = 0
-    refused_by_guard: int = 0
-    compiled: int = 0  # transpiled and compiled on the engine
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def pass_rate(self) -> float:
-        return self.compiled / self.base if self.base else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "pass_rate": round(self.pass_rate, 4)}
-
-
-# --- the schema, built the same way on every engine ------------------------------------------------------------
-
-
-def quoted_schema(context: str) -> list[str]:
-    """Each table of `context` (read by the gateway's one schema reader) with every name double-quoted: SQLite text
-    that any file of the sql-create-context shape turns into, including names that are not valid unquoted
-    (`Official_ratings_(millions)`)."""
-    statements = []
-    for table in read_schema(context).tables:
-        body = ", ".join(f'"{column.name}" {column.type or "TEXT"}' for column in table.columns)
-        statements.append(f'CREATE TABLE "{table.name}" ({body})')
-    return statements
-
-
-def engine_schema(context: str, engine: str) -> list[str]:
-    """The schema as an analyst's database in `engine` holds it: the quoted SQLite text transpiled by the same
-    rules as the answers (plain names unquoted, reserved and odd names quoted)."""
-    quoted = quoted_schema(context)
-    if engine == "sqlite":
-        return quoted
-    return [transpile_sql(statement, target=engine).text for statement in quoted]
-
-
-def sqlite_compiles(context: str, query: str) -> bool:
-    connection = sqlite3.connect(":memory:")
-    try:
-        for statement in engine_schema(context, "sqlite"):
-            connection.execute(statement)
-        connection.execute(f"EXPLAIN {query}")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        connection.close()
-
-
-# --- engines --------------------------------------------------------------------------------------------------
-
-
-def compile_on_duckdb(jobs: Sequence[tuple[str, str]]) -> list[str | None]:
-    """(context, query) -> None when the query compiles against the context's tables, else DuckDB's message."""
-    import duckdb
-
-    results: list[str | None] = []
-    connections: dict[str, Any] = {}
-    try:
-        for context, query in jobs:
-            connection = connections.get(context)
-            if connection is None:
-                connection = connections[context] = duckdb.connect(":memory:")
-                for statement in engine_schema(context, "duckdb"):
-                    connection.execute(statement)
-            try:
-                connection.execute(f"EXPLAIN {query}")
-                results.append(None)
-            except duckdb.Error as error:
-                results.append(" ".join(str(error).split())[:300])
-    finally:
-        for connection in connections.values():
-            connection.close()
-    return results
-
-
-def postgres_bin() -> Path | None:
-    """The folder holding initdb/pg_ctl/psql: PATH first, then Debian's /usr/lib/postgresql/<version>/bin."""
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent  # /usr/local/bin/initdb may be a lone link into the real folder
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    return Path(versions[-1]).parent if versions else None
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL cluster in a temporary folder, listening on a unix socket only; `compile` runs EXPLAINs."""
-
-    def __init__(self, bin_dir: Path, folder: Path) -> None:
-        self._bin = bin_dir
-        self._folder = folder
-        self._data = folder / "data"
-        # The server refuses to run as root: when we are root, everything runs as the postgres user.
-        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=_PG_TIMEOUT_S,
-                              check=False, cwd=self._folder)
-
-    def start(self) -> None:
-        if self._as_user:
-            shutil.chown(self._folder, "postgres", "postgres")
-        done = self._run(str(self._bin / "initdb"), "-D", str(self._data), "-U", "postgres", "-A", "trust",
-                         "--no-sync", "-E", "UTF8", "--locale=C")
-        if done.returncode != 0:
-            raise RuntimeError(f"initdb failed: {done.stderr[-500:]}")
-        options = f"-k {self._folder} -c listen_addresses='' -F -c max_connections=20"
-        done = self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-l", str(self._folder / "log"),
-                         "-o", options, "-w", "-t", str(_PG_TIMEOUT_S), "start")
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl start failed: {done.stderr[-500:]}")
-
-    @property
-    def socket_dir(self) -> Path:
-        """Where the server's unix socket is (a libpq `host=`)."""
-        return self._folder
-
-    def stop(self) -> None:
-        if (self._data / "postmaster.pid").exists():
-            self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-m", "immediate", "-w", "stop")
-
-    def compile(self, jobs: Sequence[tuple[str, str]]) -> list[str | None]:
-        """(context, query) -> None when EXPLAIN succeeds, else the server's message. One psql session: each
-        context gets its own schema, each query its own line, and errors are matched back by line number."""
-        lines: list[str] = []
-        where: dict[int, int] = {}  # script line -> job index
-        schemas: dict[str, str] = {}
-        for index, (context, query) in enumerate(jobs):
-            if context not in schemas:
-                schemas[context] = name = f"s{len(schemas)}"
-                lines += [f"CREATE SCHEMA {name};", f"SET search_path TO {name};"]
-                lines += [f"{statement};" for statement in engine_schema(context, "postgres")]
-            lines.append(f"SET search_path TO {schemas[context]};")
-            where[len(lines) + 1] = index
-            lines.append("EXPLAIN " + " ".join(query.split()) + ";")
-        lines.append(r"\echo sqlgate-script-done")
-        script = self._folder / "compile.sql"
-        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        if self._as_user:
-            shutil.chown(script, "postgres", "postgres")
-        done = self._run(str(self._bin / "psql"), "-X", "-q", "-h", str(self._folder), "-U", "postgres",
-                         "-d", "postgres", "-v", "ON_ERROR_STOP=0", "-o", "/dev/null", "-f", str(script))
-        if done.returncode != 0 or "sqlgate-script-done" not in done.stdout:
-            raise RuntimeError(f"psql did not run the script to its end: {done.stderr[-500:]}")
-        results: list[str | None] = [None] * len(jobs)
-        for match in re.finditer(r"^psql:[^\n]*?:(\d+): ERROR:\s+(.*)$", done.stderr, re.MULTILINE):
-            line = int(match.group(1))
-            if line not in where:
-                raise RuntimeError(f"PostgreSQL refused the schema: {match.group(0)[:300]}")
-            results[where[line]] = match.group(2)[:300]
-        return results
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        raise FileNotFoundError("PostgreSQL's initdb is not installed (Debian: apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="sqlgate-pg-"))
-    server = ThrowawayPostgres(bin_dir, folder)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-# --- the measurement ------------------------------------------------------------------------------------------
-
-
-def load_rows(path: Path) -> list[Row]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
+def load_queries(data: Path, answers: Path | None, limit: int | None = None) -> list[list[Query]]:
+    """Per public row, the gold SQL and the gateway's answer (when it returned one)."""
+    gateway: dict[int, str] = {}
+    if answers is not None and answers.exists():
+        for line in answers.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
-                rows.append(Row(index=index, context=record["context"], answer=record["answer"]))
-    return rows
-
-
-def measure(rows: Sequence[Row], engines: Sequence[str] = ENGINES, *, baseline: bool = False) -> dict[str, Any]:
-    """Figures per engine; with `baseline`, also the pass rate of plain `sqlglot.transpile` (no SQLite meanings)."""
-    base = [row for row in rows if sqlite_compiles(row.context, row.answer)]
-    figures: dict[str, Any] = {"rows": len(rows), "compile_in_sqlite": len(base), "engines": {}}
-    for engine in engines:
-        if baseline:
-            figures.setdefault("sqlglot_alone", {})[engine] = _sqlglot_alone(base, engine)
-        result = EngineFigures(engine=engine, base=len(base))
-        jobs: list[tuple[Row, str]] = []
-        for row in base:
-            try:
-                text = transpile_sql(row.answer, target=engine, schema=row.context).text
-            except TranspileRefused as refused:
-                result.refused_by_transpile += 1
-                result.failures.append({"row": row.index, "answer": row.answer, "stage": "transpile",
-                                        "error": refused.reason})
-                continue
-            check = check_sql(text, schema=row.context, dialect=engine)
-            if not check.valid:
-                result.refused_by_guard += 1
-                result.failures.append({"row": row.index, "answer": row.answer, "text": text, "stage": "guard",
-                                        "error": "; ".join(problem.message for problem in check.problems)})
-                continue
-            jobs.append((row, text))
-        errors = _compile(engine, [(row.context, text) for row, text in jobs])
-        for (row, text), error in zip(jobs, errors, strict=True):
-            if error is None:
-                result.compiled += 1
-            else:
-                result.failures.append({"row": row.index, "answer": row.answer, "text": text, "stage": "compile",
-                                        "error": error})
-        figures["engines"][engine] = result.as_dict()
-    return figures
-
-
-def _sqlglot_alone(base: Sequence[Row], engine: str) -> dict[str, Any]:
-    pairs = []
-    for row in base:
-        try:
-            pairs.append((row.context, sqlglot.transpile(row.answer, read="sqlite", write=engine,
-                                                         unsupported_level=sqlglot.ErrorLevel.RAISE)[0]))
-        except sqlglot.errors.SqlglotError:
+                if record.get("gateway_status") == 200 and record.get("gateway_sql"):
+                    gateway[int(record["index"])] = str(record["gateway_sql"])
+    rows = []
+    for index, line in enumerate(data.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
             continue
-    errors = _compile(engine, pairs)
-    compiled = sum(error is None for error in errors)
-    return {"base": len(base), "compiled": compiled, "pass_rate": round(compiled / len(base), 4) if base else 0.0}
+        record = json.loads(line)
+        queries = [Query(index, "gold", record["answer"], record["context"], record["question"])]
+        if index in gateway:
+            queries.append(Query(index, "gateway", gateway[index], record["context"], record["question"]))
+        rows.append(queries)
+    return rows[:limit] if limit else rows
 
 
-def _compile(engine: str, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-    if engine == "duckdb":
-        return compile_on_duckdb(pairs)
-    with throwaway_postgres() as server:
-        return server.compile(pairs)
+def _dialect_step(query: Query, dialect: str, options: CheckOptions) -> dict[str, Any]:
+    verdict = judge_query(query.sql, "stop", schema=query.schema, dialect=dialect, options=options)
+    verdict = in_target_engine(verdict, schema=query.schema, dialect=dialect, engines=options.engines)
+    check = verdict.check
+    return {"status": 200 if verdict.error_code is None else 422, "code": verdict.error_code, "text": verdict.query,
+            "target_verified": check.get("target_verified"), "message": (check.get("problems") or [{}])[0].get(
+                "message") if verdict.error_code else check.get("target_message")}
 
 
-def engine_versions(engines: Sequence[str]) -> dict[str, str]:
-    versions = {}
-    if "duckdb" in engines:
-        import duckdb
+def _sqlglot_alone(query: Query, dialect: str) -> dict[str, Any]:
+    try:
+        text = sqlglot.transpile(query.sql, read="sqlite", write=dialect,
+                                 unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+    except (sqlglot.errors.SqlglotError, RecursionError) as error:
+        return {"status": 422, "code": "untranslatable_sql", "text": query.sql, "message": str(error)[:200]}
+    return {"status": 200, "code": None, "text": text, "target_verified": None, "message": None}
 
-        versions["duckdb"] = duckdb.__version__
-    bin_dir = postgres_bin()
-    if "postgres" in engines and bin_dir is not None:
-        done = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=False)
-        versions["postgres"] = done.stdout.strip()
-    return versions
+
+def _run(session: Any, sql: str, keep_order: bool) -> tuple[str, Any]:
+    try:
+        return "rows", comparable(session.run(sql), keep_order)
+    except TooLarge:
+        return "too_large", None
+    except Exception as error:  # the engine's error, whatever its driver calls it
+        return "error", " ".join(str(error).split())[:300]
+
+
+def measure_row(queries: list[Query], dialects: Sequence[str], options: CheckOptions, engines: Engines,
+                baseline: bool = False) -> Iterator[dict[str, Any]]:
+    """One record per (query, dialect[, sqlglot alone]): what the dialect step said and what the engine returned."""
+    first = queries[0]
+    data = instances(first.schema, first.question, [query.sql for query in queries])
+    plans = [(number, dialect, variant, (_sqlglot_alone(query, dialect) if variant == "sqlglot_alone"
+                                         else _dialect_step(query, dialect, options)))
+             for number, query in enumerate(queries) for dialect in dialects
+             for variant in (("gateway", "sqlglot_alone") if baseline else ("gateway",))]
+    outcomes: list[list[tuple[str, Any]]] = [[] for _ in plans]
+    expected: list[list[tuple[str, Any]]] = [[] for _ in queries]
+    for number, instance in enumerate(data):
+        name = f"r{first.row}_{number}"
+        with engines.session("sqlite", instance, first.schema, name) as lite:
+            for position, query in enumerate(queries):
+                expected[position].append(_run(lite, query.sql, ordered(query.sql)))
+        for dialect in dialects:
+            with engines.session(dialect, instance, first.schema, name) as session:
+                for index, (position, plan_dialect, _, step) in enumerate(plans):
+                    if plan_dialect == dialect and step["status"] == 200:
+                        outcomes[index].append(_run(session, step["text"], ordered(queries[position].sql)))
+    alternatives = _Alternatives(engines, data, first.schema)
+    for index, (position, dialect, variant, step) in enumerate(plans):
+        query = queries[position]
+        outcome = _outcome(step, expected[position], outcomes[index])
+        if outcome["kind"] == "different":
+            outcome = alternatives.reconsider(query.sql, expected[position], outcomes[index], outcome)
+        yield {"row": query.row, "origin": query.origin, "dialect": dialect, "variant": variant, "sql": query.sql,
+               **step, "outcome": outcome}
+
+
+class _Alternatives:
+    """The results SQLite's query allows besides the one it gave: where its answer depends on an accident of its
+    plan (ties under ORDER BY ... LIMIT, at the top or in a value subquery; a bare column; the physical order of
+    rows), an engine that returns another allowed result returns SQLite's result."""
+
+    ORDERS = 8
+
+    def __init__(self, engines: Engines, data: list[Instance], schema: str) -> None:
+        self._engines, self._data, self._schema = engines, data, schema
+
+    def reconsider(self, sql: str, expected: list[tuple[str, Any]], got: list[tuple[str, Any]],
+                   outcome: dict[str, Any]) -> dict[str, Any]:
+        keyed = with_keys(sql)
+        for number, instance in enumerate(self._data):
+            if got[number][1] == expected[number][1]:
+                continue
+            if not any(self._allowed(shuffled, sql, keyed, got[number]) for shuffled in
+                       (instance, *(_reordered(instance, order) for order in range(self.ORDERS)))):
+                return outcome
+        return {"kind": "same", "allowed_alternative": True}
+
+    @staticmethod
+    def _within_ties(lite: Any, keyed: tuple[str, int, int | None, int], got: Any) -> bool:
+        sql, width, limit, offset = keyed
+        try:
+            full = lite.run(sql)
+        except Exception:  # the keyed variant did not run: no verdict beyond the plain comparison
+            return False
+        return allowed_by_ties(full, width, limit, offset, got)
+
+    def _allowed(self, instance: Instance, sql: str, keyed: tuple[str, int, int | None, int] | None,
+                 got: tuple[str, Any]) -> bool:
+        """With the rows in this physical order: does SQLite give `got`, or allow it (ties)?"""
+        with self._engines.session("sqlite", instance, self._schema, "allowed") as lite:
+            if _run(lite, sql, ordered(sql)) == got:
+                return True
+            if keyed is not None and self._within_ties(lite, keyed, got[1]):
+                return True
+            return any(_run(lite, variant, ordered(sql)) == got for variant in nested_tie_variants(sql, lite.run))
+
+
+def _reordered(instance: Instance, order: int) -> Instance:
+    if order == 0:
+        return tuple(TableData(t.name, t.columns, tuple(reversed(t.rows))) for t in instance)
+    shuffler = random.Random(order)
+    return tuple(TableData(t.name, t.columns, tuple(shuffler.sample(t.rows, len(t.rows)))) for t in instance)
+
+
+def _outcome(step: dict[str, Any], expected: list[tuple[str, Any]], got: list[tuple[str, Any]]) -> dict[str, Any]:
+    if step["status"] != 200:
+        return {"kind": "refused"}
+    if not expected:
+        return {"kind": "undecided", "why": "no instance could be built"}
+    errors = [detail for kind, detail in got if kind == "error"]
+    if errors:
+        return {"kind": "target_error", "error": errors[0]}
+    if any(kind != "rows" for kind, _ in expected) or any(kind != "rows" for kind, _ in got):
+        return {"kind": "undecided", "why": "SQLite raised or a result was too large to compare"}
+    for (_, want), (_, have) in zip(expected, got, strict=True):
+        if want != have:
+            return {"kind": "different", "sqlite": list(want)[:5], "target": list(have)[:5]}
+    return {"kind": "same"}
+
+
+def summarize(records: list[dict[str, Any]], dialect: str, variant: str = "gateway") -> dict[str, Any]:
+    mine = [record for record in records if record["dialect"] == dialect and record["variant"] == variant]
+    kinds = Counter(record["outcome"]["kind"] for record in mine)
+    answers = len(mine) - kinds["refused"]
+    decided = answers - kinds["undecided"]
+    return {
+        "same_result": round(kinds["same"] / answers, 4) if answers else None,
+        "same_result_decided": round(kinds["same"] / decided, 4) if decided else None,
+        "refused": round(kinds["refused"] / len(mine), 4) if mine else None,
+        "target_errors": kinds["target_error"],
+        "answers": answers,
+        "tried": len(mine),
+        "same": kinds["same"], "different": kinds["different"], "undecided": kinds["undecided"],
+        # same only as a result SQLite itself allows on the data (ties, bare columns, row order): counted in `same`
+        "same_as_allowed_alternative": sum(1 for r in mine if r["outcome"].get("allowed_alternative")),
+        "by_origin": {origin: dict(Counter(r["outcome"]["kind"] for r in mine if r["origin"] == origin))
+                      for origin in ("gold", "gateway")},
+        "target_verified": dict(Counter(str(r.get("target_verified")) for r in mine if r["status"] == 200)),
+    }
+
+
+def measure(rows: list[list[Query]], dialects: Sequence[str], options: CheckOptions, engines: Engines,
+            baseline: bool = False, progress: bool = False) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for number, queries in enumerate(rows):
+        records.extend(measure_row(queries, dialects, options, engines, baseline))
+        if progress and number % 50 == 0:
+            print(f"  {number}/{len(rows)} rows", file=sys.stderr)
+    return records
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--out", type=Path, default=Path("reports/dialect_engines.json"))
+    parser.add_argument("--answers", type=Path, default=DEFAULT_ANSWERS)
+    parser.add_argument("--dialects", default=",".join(DIALECTS))
+    parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--baseline", action="store_true", help="also measure plain sqlglot.transpile")
+    parser.add_argument("--out", type=Path, default=Path("reports/dialect_engines.json"))
     args = parser.parse_args(argv)
-    engines = [name.strip() for name in args.engines.split(",") if name.strip()]
-    figures = {"data": str(args.data), "sqlglot": sqlglot.__version__, "engine_versions": engine_versions(engines),
-               **measure(load_rows(args.data), engines, baseline=args.baseline)}
+    dialects = [name.strip() for name in args.dialects.split(",") if name.strip()]
+    report: dict[str, Any] = {"data": str(args.data), "answers": str(args.answers), "sqlglot": sqlglot.__version__,
+                              "engines": {}, "not_measured": {}}
+    with ExitStack() as stack:
+        urls: dict[str, str] = {}
+        postgres_admin = None
+        if "postgres" in dialects:
+            postgres = stack.enter_context(throwaway_postgres())
+            urls["postgres"], report["engines"]["postgres"] = postgres.check_url, postgres.version()
+            postgres_admin = postgres.admin_url
+        mariadb_socket = None
+        if "mysql" in dialects:
+            try:
+                mariadb = stack.enter_context(throwaway_mariadb())
+            except EngineUnavailable as reason:
+                report["not_measured"]["mysql"] = f"MariaDB can't run here: {reason}"
+                dialects.remove("mysql")
+            else:
+                urls["mysql"], report["engines"]["mysql"] = mariadb.check_url, mariadb.version()
+                mariadb_socket = str(mariadb.socket)
+        if "duckdb" in dialects:
+            import duckdb
+
+            report["engines"]["duckdb"] = f"duckdb {duckdb.__version__}"
+        targets = TargetEngines(postgres_url=urls.get("postgres"), mysql_url=urls.get("mysql"), timeout_s=5.0)
+        stack.callback(targets.close)
+        data_engines = Engines(postgres_admin, mariadb_socket)
+        stack.callback(data_engines.close)
+        rows = load_queries(args.data, args.answers, args.limit)
+        options = CheckOptions(policy=SqlPolicy.READ_ONLY, engines=targets)
+        records = measure(rows, dialects, options, data_engines, args.baseline, progress=True)
+    report["rows"] = len(rows)
+    report["queries"] = sum(len(queries) for queries in rows)
+    report["summary"] = {dialect: summarize(records, dialect) for dialect in dialects}
+    if args.baseline:
+        report["sqlglot_alone"] = {dialect: summarize(records, dialect, "sqlglot_alone") for dialect in dialects}
+    report["not_same"] = [record for record in records if record["variant"] == "gateway"
+                          and record["outcome"]["kind"] not in ("same", "undecided")]
+    report["undecided"] = [record for record in records if record["variant"] == "gateway"
+                           and record["outcome"]["kind"] == "undecided"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    for engine, result in figures["engines"].items():
-        print(f"{engine}: {result['compiled']}/{result['base']} compile ({result['pass_rate']:.1%}); "
-              f"refused by transpile {result['refused_by_transpile']}, by guard {result['refused_by_guard']}")
-    for engine, result in figures.get("sqlglot_alone", {}).items():
-        print(f"{engine}, sqlglot alone: {result['compiled']}/{result['base']} compile ({result['pass_rate']:.1%})")
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    for dialect, figures in report["summary"].items():
+        print(f"{dialect}: same result {figures['same_result']}, refused {figures['refused']}, "
+              f"target errors {figures['target_errors']}, answers {figures['answers']}/{figures['tried']}")
+    for dialect, reason in report["not_measured"].items():
+        print(f"{dialect}: not measured: {reason}")
     return 0
 
 

@@ -383,6 +383,10 @@ def _print_check(
         f"dialect {answer_check.get('dialect')}",
         file=sys.stderr,
     )
+    if answer_check.get("target_verified"):
+        engine = answer_check.get("target_engine") or answer_check.get("target_message") or ""
+        print(f"{answer_check.get('dialect')}: verified by {answer_check['target_verified']}"
+              + (f" ({engine})" if engine else ""), file=sys.stderr)
     print(f"tables: {names('tables')}; columns: {names('columns')}", file=sys.stderr)
     print(
         f"unknown tables: {names('unknown_tables')}; unknown columns: {names('unknown_columns')}",

@@ -43,6 +43,7 @@ from gateway.scope import SchemaScoper
 from gateway.settings import Settings
 from gateway.sleep_gate import Clock, SleepGate, utc_now
 from gateway.sql_check import SqlPolicy, check_sql
+from gateway.sql_check.target import TargetEngines
 from gateway.state import AppState
 from gateway.store import StoreError, open_store
 from gateway.upstream import Sleep, UpstreamClient, UpstreamLimits
@@ -116,10 +117,15 @@ def create_app(
             base_url=settings.langfuse_base_url,
             redact_question=settings.trace_redact_question,
         )
+        engines = TargetEngines(
+            postgres_url=settings.check_postgres_url.get_secret_value() if settings.check_postgres_url else None,
+            mysql_url=settings.check_mysql_url.get_secret_value() if settings.check_mysql_url else None,
+            timeout_s=settings.check_timeout_s, pool_size=settings.check_pool_size)
         store = open_store(settings.database())
         answers = AnswerLog(store, retention_days=settings.answer_retention_days)
         check = CheckOptions(policy=SqlPolicy(settings.sql_policy), grounding=settings.sql_grounding,
-                             unverified=settings.sql_unverified, expensive=settings.sql_expensive)
+                             unverified=settings.sql_unverified, expensive=settings.sql_expensive,
+                             engines=engines)
         try:
             # A store that can't be opened or migrated stops start-up: feedback would otherwise be lost silently.
             try:
@@ -210,6 +216,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
             state.tracer.shutdown()
+            engines.close()
 
     app = FastAPI(
         title="sqlgate",

@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     escalation_model: str | None = None
     escalation_api_key: SecretStr | None = None
 
+    # The dialect step's target engines: scratch databases where a transpiled answer is compiled (temporary tables,
+    # PREPARE, ROLLBACK) before it leaves; unset: PostgreSQL / MySQL answers are `target_verified: "translation"`.
+    check_postgres_url: SecretStr | None = None
+    check_mysql_url: SecretStr | None = None
+    # Per check: pool wait, connect and statement timeouts, and the pipeline's deadline for the whole check.
+    check_timeout_s: float = Field(2.0, gt=0, le=30)
+    check_pool_size: int = Field(2, ge=1, le=64)
+
     # Cache.
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(86400, ge=1)

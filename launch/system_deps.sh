@@ -8,7 +8,9 @@
 #   amtool                            (prometheus-alertmanager) the alert routing check
 #   initdb, pg_ctl                    (postgresql)              the guard's and the dialect step's engine tests, and
 #                                                               the store's tests on a real PostgreSQL (feedback, SIGKILL)
-#   mariadb-install-db, mysqldump     (mariadb-server, -client) the schema corpus: a throwaway MariaDB, mysqldump --no-data
+#   mariadb-install-db, mysqldump     (mariadb-server, -client) the schema corpus: a throwaway MariaDB, mysqldump --no-data;
+#                                                               the dialect step's MySQL-dialect engine tests and
+#                                                               `make dialect-engines` (a throwaway server, mariadbd)
 #   sqlite3                           (sqlite3)                 the schema corpus's `.schema` output
 #
 # Nothing missing: exit 0 at once. Missing and root (or password-less sudo): apt-get installs them. Otherwise one

@@ -100,8 +100,8 @@ def gateway_server(gateway: GatewayServer) -> GatewayServer:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[Any]:
-    """A throwaway PostgreSQL cluster on a unix socket (benchmarks/dialect_engines.py starts it)."""
-    from benchmarks.dialect_engines import postgres_bin, throwaway_postgres
+    """A throwaway PostgreSQL cluster on a unix socket (benchmarks/engine_servers.py starts it)."""
+    from benchmarks.engine_servers import postgres_bin, throwaway_postgres
 
     if postgres_bin() is None:
         pytest.fail("PostgreSQL's initdb is not installed (make system-deps installs Debian's postgresql)")
@@ -116,7 +116,7 @@ def postgres_url(postgres_cluster: Any) -> Iterator[str]:
 
     import psycopg
 
-    socket_dir = postgres_cluster.socket_dir
+    socket_dir = postgres_cluster.folder
     name = f"sqlgate_{uuid.uuid4().hex[:12]}"
     admin = f"postgresql://postgres@/postgres?host={socket_dir}"
     with psycopg.connect(admin, autocommit=True) as connection:

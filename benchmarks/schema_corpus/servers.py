@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.dialect_engines import postgres_bin
+from benchmarks.engine_servers import postgres_bin
 
 _TIMEOUT_S = 120
 

@@ -23,6 +23,7 @@ from gateway.memory.question import question_shape
 from gateway.memory.recall import new_pair_id
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import FEEDBACK_SCORE, RequestTracer
+from gateway.pipeline.target_step import in_target
 from gateway.pipeline.verdict import CheckOptions, Verdict, judge_query, refuse
 from gateway.sql_check import MODEL_DIALECT, check_sql
 from gateway.store import Store
@@ -59,7 +60,7 @@ class FeedbackDesk:
         pair: VerifiedPair | None = None
         retire = rating == "down"
         if corrected_sql is not None:
-            pair = self._pair(answer, self.checked_correction(corrected_sql, answer), "correction", feedback)
+            pair = self._pair(answer, await self.checked_correction(corrected_sql, answer), "correction", feedback)
             retire = True
         elif rating == "up" and answer.source != "verified" and not await self._store.has_live_pair_from(answer.id):
             pair = self._pair(answer, answer.source_query, "rating", feedback)
@@ -84,10 +85,12 @@ class FeedbackDesk:
                             schema=answer.schema, source_query=source_query, origin=origin, answer_id=answer.id,
                             feedback_id=feedback.id, verified_by=feedback.key_name, verified_at=feedback.created_at)
 
-    def checked_correction(self, sql: str, answer: AnswerRow) -> str:
+    async def checked_correction(self, sql: str, answer: AnswerRow) -> str:
         """The correction (written in the answer's dialect) through the same check as a model's answer, in that
-        dialect and in SQLite; the SQLite text the memory keeps. Raises the check's 422 when it fails."""
-        verdict = self._judge(sql, answer)
+        dialect and in SQLite (and the check database, where one is configured); the SQLite text the memory
+        keeps. Raises the check's 422 when it fails."""
+        verdict = await in_target(self._judge(sql, answer), schema=answer.schema, dialect=answer.dialect,
+                                  options=self._check)
         if verdict.error_code is not None:
             problems = [str(p.get("message")) for p in verdict.check.get("problems", [])]
             reason = "; ".join(dict.fromkeys(problems)) or "it did not pass the SQL check"

@@ -15,6 +15,7 @@ from gateway.memory.question import question_shape
 from gateway.memory.rebind import rebind
 from gateway.observability.metrics import Metrics
 from gateway.observability.trace_ids import trace_id_for
+from gateway.pipeline.target_step import in_target
 from gateway.pipeline.verdict import CheckOptions, judge_query
 from gateway.store import Store, StoreError
 from gateway.store.records import AnswerRow, VerifiedPair, utc_now
@@ -63,6 +64,7 @@ class VerifiedMemory:
             if query is None:
                 continue
             verdict = judge_query(query, "stop", schema=request.schema, dialect=request.dialect, options=self._check)
+            verdict = await in_target(verdict, schema=request.schema, dialect=request.dialect, options=self._check)
             if verdict.error_code is not None:
                 refused = True  # the check moved on since it was verified, or the re-bound query fails it
                 continue

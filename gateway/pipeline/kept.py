@@ -17,7 +17,8 @@ from gateway.answer import Repair, SqlAnswer, SqlRequest
 from gateway.cache import ResponseCache, cache_key
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.candidates import Candidate
-from gateway.pipeline.verdict import CheckOptions, judge_query
+from gateway.pipeline.target_step import in_target
+from gateway.pipeline.verdict import CheckOptions, Verdict, judge_query
 from gateway.pipeline.voting import Settled, check_object
 from gateway.request_record import RequestRecord
 
@@ -58,15 +59,23 @@ class CachedAnswers:
         if not self._cache.enabled:
             return None  # no hit or miss to count: a cache that is off must not look like one that never hits
         stored = await self._cache.get(key)
-        answer = self._from_store(request, stored) if stored is not None else None
+        answer = None
+        if stored is not None:
+            try:
+                verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
+                                      dialect=request.dialect, options=self._check)
+            except (KeyError, TypeError, ValueError):
+                verdict = None  # written by an older version: answer afresh
+            if verdict is not None:
+                verdict = await in_target(verdict, schema=request.schema, dialect=request.dialect,
+                                          options=self._check)
+                answer = self._from_store(request, stored, verdict)
         self._metrics.cache(answer is not None)
         record.cache = "hit" if answer is not None else "miss"
         return answer
 
-    def _from_store(self, request: SqlRequest, stored: dict[str, Any]) -> SqlAnswer | None:
+    def _from_store(self, request: SqlRequest, stored: dict[str, Any], verdict: Verdict) -> SqlAnswer | None:
         try:
-            verdict = judge_query(str(stored["source_query"]), stored["finish_reason"], schema=request.schema,
-                                  dialect=request.dialect, options=self._check)
             stored_repair = stored.get("repair")
             repair = Repair(**stored_repair) if isinstance(stored_repair, dict) else None
             answered_by = str(stored["answered_by"]) if stored.get("answered_by") else None

@@ -27,6 +27,7 @@ from gateway.pipeline.fingerprint import ModelFingerprint
 from gateway.pipeline.flights import Flights
 from gateway.pipeline.kept import AnswerMemory, CachedAnswers, NoMemory, key_settings
 from gateway.pipeline.pending import PendingAnswer
+from gateway.pipeline.target_step import in_target
 from gateway.pipeline.verdict import CHECK_VERSION, CheckOptions, Verdict, judge
 from gateway.pipeline.voting import CandidateBudget, VoteStage, candidate_call_fields, check_object
 from gateway.prompt import TEMPLATE_VERSION, render_prompt
@@ -253,16 +254,21 @@ class AnswerPipeline:
         greedy = Candidate(verdict, generation.finish_reason, generation.raw_text)
         settled = await self._votes.settle(request, greedy, judged, drawing)
         chosen = settled.chosen
+        verdict = await self.in_target(chosen.verdict, request)
         return SqlAnswer(
-            query=chosen.verdict.query, source_query=chosen.verdict.source_query, raw_text=chosen.raw_text,
+            query=verdict.query, source_query=verdict.source_query, raw_text=chosen.raw_text,
             finish_reason=chosen.finish_reason, prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
-            check=check_object(chosen.verdict, settled, model=self._upstream_model, source="generated",
+            check=check_object(verdict, settled, model=self._upstream_model, source="generated",
                                schema_scope=request.schema_scope),
             repair=settled.repair, upstream_latency_s=generation.latency_s, ttft_s=generation.ttft_s,
             extra_tokens=settled.extra_tokens, agreement=settled.agreement,
             answered_by=settled.answered_by or self._upstream_model,
         )
+
+    async def in_target(self, verdict: Verdict, request: SqlRequest) -> Verdict:
+        """The configured check database's word on the answer (gateway/pipeline/target_step.py)."""
+        return await in_target(verdict, schema=request.schema, dialect=request.dialect, options=self._check)
 
     def account(self, answer: SqlAnswer, record: RequestRecord, request: SqlRequest) -> None:
         """Tokens, check outcome and trace facts for one answer, once per request; a valid answer is logged under

@@ -19,7 +19,8 @@ policy)`, `SqlPolicy`, `SqlCheck` (`.valid`, `.error_code`, `.problems`, `.as_di
     transpile.py  transpile_sql: the checked SQLite query in the analyst's dialect, or a refusal
     transpiled.py its vocabulary (Transpiled, TranspileRefused, MODEL_DIALECT) - a leaf
     reserved_words.py  words each target reserves (quoted when transpiling) - a leaf
-    sqlite_meaning.py  SQLite's meanings made explicit before transpiling
+    meaning/      SQLite's meanings made explicit before transpiling (a package of rules)
+    target/       the target engines: does the transpiled query compile on the analyst's engine?
     dialect_names.py   how each dialect is named to a person, in menu order - a leaf
 """
 

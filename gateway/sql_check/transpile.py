@@ -6,36 +6,30 @@ the gaps that change an answer, and refuses what it can't write faithfully:
 
 - sqlglot's own "unsupported" warnings become refusals (unsupported_level=RAISE);
 - functions sqlglot does not know (parsed as anonymous calls) and SQLite-only operators are refused;
-- SQLite's own meanings (double-quoted strings, text comparisons, LIKE without case, bare columns, dates) are
-  made explicit first: sqlite_meaning.py;
-- names the target reserves are quoted (in its case folding); names quoted only out of habit are unquoted, since
-  SQLite compares even quoted names without case;
-- SQL Server has no boolean values: a comparison in a SELECT list becomes CASE WHEN ... THEN 1 ... END.
+- SQLite's own meanings (double-quoted strings, integer division, casts, booleans as numbers, text comparisons and
+  collation, LIKE without case, substr, bare columns, dates, LIMIT) are made explicit first: meaning/;
+- tables and columns are written as the schema wrote them (quoted where it quoted them, for engines that fold
+  case); names the target reserves are quoted; names quoted only out of habit are unquoted.
 
 The result is parsed back in the target dialect before it is returned. Pure: no I/O, no state."""
 
 from __future__ import annotations
 
-import re
-
 import sqlglot.expressions as exp
-from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
+from gateway.schema_model import read_schema
 from gateway.sql_check.dialect_names import dialect_label
+from gateway.sql_check.meaning import before_refusals, column_types, make_explicit, spell_names
 from gateway.sql_check.parsing import PER_THREAD, check_tokens, get_dialect, parse, tokenize
-from gateway.sql_check.reserved_words import reserved_in
 from gateway.sql_check.result import MAX_SQL_CHARS, SUPPORTED_DIALECTS, Rejected
-from gateway.sql_check.sqlite_meaning import column_types, make_explicit
 from gateway.sql_check.transpiled import MODEL_DIALECT, Transpiled, TranspileRefused
 
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Operators sqlglot writes unchanged although only these targets have them.
 _ONLY_IN: dict[type[exp.Expr], frozenset[str]] = {
     exp.Glob: frozenset({"sqlite", "duckdb"}),
     exp.Typeof: frozenset({"sqlite", "duckdb"}),
 }
-_PREDICATES = (exp.Predicate, exp.Connector, exp.Not)
 
 
 def transpile_sql(
@@ -53,11 +47,11 @@ def transpile_sql(
         if source_name == "sqlite":
             _without_main_schema(tree)
             _having_aliases_spelled_out(tree, schema)
-            make_explicit(tree, target_name, schema)
+            before_refusals(tree, target_name, schema)
         _refuse_untranslatable(tree, target_name)
-        if target_name == "tsql":
-            _booleans_as_numbers(tree)
-        _quote_names(tree, target_name)
+        if source_name == "sqlite":
+            make_explicit(tree, target_name, schema)
+        spell_names(tree, target_name, read_schema(schema or "") if source_name == "sqlite" else read_schema(""))
         text = get_dialect(target_name).generate(tree, copy=False, unsupported_level=ErrorLevel.RAISE)
         _parse_back(text, target_name)
     except TranspileRefused:
@@ -83,7 +77,7 @@ def _without_main_schema(tree: exp.Expr) -> None:
 def _having_aliases_spelled_out(tree: exp.Expr, schema: str | None) -> None:
     """SQLite lets HAVING name a select-list alias (`HAVING total > 100`); PostgreSQL, SQL Server and others don't,
     so the alias becomes the expression it names. A real column of that name keeps its meaning."""
-    columns = {column.lower() for table in column_types(schema or "").values() for column in table}
+    columns = {column.lower() for table in column_types(read_schema(schema or "")).values() for column in table}
     for select in list(tree.find_all(exp.Select)):
         having = select.args.get("having")
         if having is None:
@@ -127,38 +121,6 @@ def _refuse_untranslatable(tree: exp.Expr, target: str) -> None:
         if node is not None and target not in dialects:
             word = kind.__name__.upper()
             raise TranspileRefused(f"{word} has no equivalent in {dialect_label(target)}.")
-
-
-def _booleans_as_numbers(tree: exp.Expr) -> None:
-    """SQLite's `SELECT a > 1` yields 1, 0 or NULL; SQL Server can't select a comparison, so spell it out."""
-    for select in list(tree.find_all(exp.Select)):
-        for item in select.expressions:
-            value = item.this if isinstance(item, exp.Alias) else item
-            if isinstance(value, _PREDICATES):
-                case = exp.Case(ifs=[
-                    exp.If(this=value.copy(), true=exp.Literal.number(1)),
-                    exp.If(this=exp.Not(this=exp.Paren(this=value.copy())), true=exp.Literal.number(0)),
-                ])
-                value.replace(case)
-
-
-def _quote_names(tree: exp.Expr, target: str) -> None:
-    dialect = get_dialect(target)
-    known = frozenset(word.lower() for word in getattr(dialect.generator_class, "RESERVED_KEYWORDS", ()))
-    reserved = reserved_in(target, known)
-    folds = dialect.normalization_strategy in (NormalizationStrategy.LOWERCASE, NormalizationStrategy.UPPERCASE)
-    for identifier in list(tree.find_all(exp.Identifier)):
-        name = identifier.this
-        if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
-            continue
-        if name.lower() in reserved:
-            # Quoting makes the name case-sensitive in folding dialects: fold it the way an unquoted name is.
-            if folds:
-                identifier.set("this", name.upper() if dialect.normalization_strategy is
-                               NormalizationStrategy.UPPERCASE else name.lower())
-            identifier.set("quoted", True)
-        elif identifier.quoted:
-            identifier.set("quoted", False)
 
 
 def _parse_back(text: str, target: str) -> None:
