@@ -302,3 +302,15 @@ async def test_a_rating_is_a_langfuse_score_on_the_answers_own_trace() -> None:
     assert score["traceId"] == root.trace_id == Langfuse.create_trace_id(seed=first["id"])
     assert score["comment"] == "should include age 30"
     assert root.json_attribute("langfuse.observation.metadata.answer_id") == first["id"]
+
+
+async def test_a_verified_answer_in_another_dialect_is_checked_by_the_check_database_too(postgres_cluster: Any) -> None:
+    # The whole check, to its last step: with a PostgreSQL check database configured, a verified answer asked for
+    # in PostgreSQL is run there again before it is sent, as the model's answer was.
+    async with gateway(FROM_FRANCE, check_postgres_url=postgres_cluster.check_url) as (client, upstream):
+        first = await ask(client, dialect="postgres")
+        await rate(client, first["id"], "up")
+        again = await ask(client, dialect="postgres")
+    assert first["check"]["target_verified"] == "engine"
+    assert again["check"]["source"] == "verified" and again["check"]["target_verified"] == "engine"
+    assert len(upstream.requests) == 1
