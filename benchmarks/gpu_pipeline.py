@@ -298,16 +298,18 @@ def run_quality(ctx: Context, out_dir: Path) -> None:
     """benchmarks/quality.py against the real model on the GPU, the GPU defaults, both candidate policies."""
     entry: dict[str, Any] = ctx.report.body.setdefault("quality", {})
     defaults = gateway_defaults("gpu")
-    for policy in ("always", "on_failure"):
-        if policy in entry:
+    variants = {"always": ("always", "gpu_quality", []), "on_failure": ("on_failure", "gpu_quality_on_failure", []),
+                "memory": ("always", "gpu_quality_memory",
+                           ["--memory-seed", "half", "--variants", str(out_dir / "gpu_quality_memory_variants.jsonl")])}
+    for name, (policy, stem, more) in variants.items():
+        if name in entry:
             continue
-        stem = "gpu_quality" if policy == "always" else "gpu_quality_on_failure"
         minutes = max(1.0, (ctx.budget.left() - 60) / 60)
         argv = ["--vllm-url", ctx.url("c05_bf16"), "--target", "gpu", "--concurrency",
                 str(ctx.plan.quality_concurrency), "--candidates-policy", policy, "--fresh",
                 "--file", str(ctx.rows_file), "--out", str(out_dir / f"{stem}.json"),
                 "--rows", str(out_dir / f"{stem}_rows.jsonl"), "--chart", str(ctx.scratch / f"{stem}.png"),
-                "--deadline-min", f"{minutes:.1f}", "--samples", str(ctx.plan.quality_samples)]
+                "--deadline-min", f"{minutes:.1f}", "--samples", str(ctx.plan.quality_samples), *more]
         flags = {"SQLGATE_SQL_CANDIDATE_STRATEGY": "--candidate-strategy", "SQLGATE_SQL_CANDIDATES": "--candidates",
                  "SQLGATE_SQL_CANDIDATE_BUDGET_S": "--candidate-budget-s", "SQLGATE_SQL_CANDIDATES_POLICY": None}
         for key, value in defaults.items():
@@ -316,10 +318,11 @@ def run_quality(ctx: Context, out_dir: Path) -> None:
                 argv += [f"{flag}{value}"] if flag.endswith("=") else [flag, value]
         if ctx.plan.quality_limit:
             argv += ["--limit", str(ctx.plan.quality_limit)]
-        say(f"[quality {policy}] {' '.join(argv)}")
+        say(f"[quality {name}] {' '.join(argv)}")
         quality_main(argv)
         figures = json.loads((out_dir / f"{stem}.json").read_text())
-        entry[policy] = {"report": f"{stem}.json", "rows": figures["rows"], "complete": figures["complete"],
+        entry[name] = {"report": f"{stem}.json", "rows": figures["rows"], "complete": figures["complete"],
+                         "execution_match": figures.get("execution_match"), "memory": figures.get("memory"),
                          "direct": {k: figures["direct"].get(k) for k in ("exact_match_fences_stripped", "p50_ms",
                                                                            "p95_ms", "p99_ms")},
                          "gateway": {k: figures["gateway"].get(k) for k in ("exact_match", "answered_200",

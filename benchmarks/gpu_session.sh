@@ -23,8 +23,10 @@ PHASES=${PHASES:-}
 collect() {
   [[ -n ${OUT:-} ]] || return 0
   mkdir -p "$GP/out"
-  cp "$GP"/out/*.json "$GP"/out/*.jsonl "$GP"/out/*.txt "$OUT"/ 2>/dev/null
-  # One archive for the servers' logs and fleet.json: at most 8 files come back from a call.
+  # At most 8 files come back from a call: the report itself, and two archives (every report and rows file; the
+  # servers' logs with fleet.json).
+  cp "$GP/out/gpu_pipeline.json" "$OUT"/ 2>/dev/null
+  tar czf "$OUT/reports.tar.gz" -C "$GP/out" $(cd "$GP/out" && ls *.json *.jsonl *.txt 2>/dev/null)
   tar czf "$OUT/fleet-logs.tar.gz" -C "$GP" fleet.json $(cd "$GP" && ls vllm-*.log 2>/dev/null) 2>/dev/null
   ls -la "$OUT"
 }
