@@ -5,8 +5,8 @@ truth is the server's information_schema."""
 
 from __future__ import annotations
 
+from benchmarks.engine_servers import ThrowawayMariaDB
 from benchmarks.schema_corpus.files import Catalog, CorpusFile
-from benchmarks.schema_corpus.servers import MariaDB
 
 SOURCE = """\
 # the shop, as a person writes it for MySQL
@@ -42,7 +42,7 @@ QUERIES = (
 )
 
 
-def catalog(server: MariaDB, database: str) -> Catalog:
+def catalog(server: ThrowawayMariaDB, database: str) -> Catalog:
     rows = server.sql("SELECT TABLE_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION SEPARATOR '|') "
                       f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{database}' GROUP BY TABLE_NAME;")
     found: Catalog = {}
@@ -52,15 +52,15 @@ def catalog(server: MariaDB, database: str) -> Catalog:
     return found
 
 
-def files(server: MariaDB) -> list[CorpusFile]:
+def files(server: ThrowawayMariaDB) -> list[CorpusFile]:
     server.sql("CREATE DATABASE shop;")
     server.sql(SOURCE, "shop")
     truth = catalog(server, "shop")
     for query in QUERIES:  # MariaDB prepares each against the schema: known correct
         server.sql(f"EXPLAIN {query};", "shop")
     return [
-        CorpusFile("mariadb/source.sql", f"hand-written DDL, loaded into {server.version}", "mysql", SOURCE,
+        CorpusFile("mariadb/source.sql", f"hand-written DDL, loaded into {server.version()}", "mysql", SOURCE,
                    truth, QUERIES),
-        CorpusFile("mariadb/mysqldump.sql", f"mysqldump --no-data ({server.version})", "mysql",
+        CorpusFile("mariadb/mysqldump.sql", f"mysqldump --no-data ({server.version()})", "mysql",
                    server.dump("shop"), truth, QUERIES),
     ]

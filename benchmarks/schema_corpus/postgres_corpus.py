@@ -5,8 +5,8 @@ with apostrophes, a function with a `$$` body), loaded into a throwaway server a
 
 from __future__ import annotations
 
+from benchmarks.engine_servers import ThrowawayPostgres
 from benchmarks.schema_corpus.files import Catalog, CorpusFile
-from benchmarks.schema_corpus.servers import Postgres
 
 SOURCE = """\
 -- The shop's schema, as a person writes it: the customers' table first
@@ -72,7 +72,7 @@ GROUP BY 1, 2;
 """
 
 
-def catalog(server: Postgres, database: str) -> Catalog:
+def catalog(server: ThrowawayPostgres, database: str) -> Catalog:
     found: Catalog = {}
     for line in server.psql(_CATALOG, database).splitlines():
         schema, table, columns = line.split("\t")
@@ -80,27 +80,27 @@ def catalog(server: Postgres, database: str) -> Catalog:
     return found
 
 
-def checked_queries(server: Postgres, database: str, queries: tuple[str, ...]) -> tuple[str, ...]:
+def checked_queries(server: ThrowawayPostgres, database: str, queries: tuple[str, ...]) -> tuple[str, ...]:
     """Each query, once PostgreSQL itself has prepared it (EXPLAIN) against the schema: known correct."""
     for query in queries:
         server.psql(f"EXPLAIN {query};", database)
     return queries
 
 
-def files(server: Postgres) -> list[CorpusFile]:
+def files(server: ThrowawayPostgres) -> list[CorpusFile]:
     server.psql("CREATE DATABASE corpus;")
     server.psql(SOURCE, "corpus")
     truth = catalog(server, "corpus")
     queries = checked_queries(server, "corpus", QUERIES)
     return [
-        CorpusFile("postgres/source.sql", f"hand-written DDL, loaded into {server.version}", "postgres", SOURCE,
+        CorpusFile("postgres/source.sql", f"hand-written DDL, loaded into {server.version()}", "postgres", SOURCE,
                    truth, queries),
-        CorpusFile("postgres/pg_dump.sql", f"pg_dump --schema-only ({server.version})", "postgres",
+        CorpusFile("postgres/pg_dump.sql", f"pg_dump --schema-only ({server.version()})", "postgres",
                    server.pg_dump("corpus"), truth, queries),
     ]
 
 
-def big_dump(server: Postgres, tables: int) -> CorpusFile:
+def big_dump(server: ThrowawayPostgres, tables: int) -> CorpusFile:
     """A `tables`-table database of ordinary shape (6 to 9 columns, a serial key, a foreign key on every third
     table, an index on every fourth, a comment on every tenth), as pg_dump prints it."""
     statements = []
@@ -117,6 +117,6 @@ def big_dump(server: Postgres, tables: int) -> CorpusFile:
             statements.append(f"COMMENT ON TABLE t_{i:04d} IS 'table {i}''s rows';")
     server.psql(f"CREATE DATABASE big{tables};")
     server.psql("\n".join(statements), f"big{tables}")
-    return CorpusFile(f"postgres/pg_dump_{tables}_tables.sql", f"pg_dump --schema-only ({server.version})",
+    return CorpusFile(f"postgres/pg_dump_{tables}_tables.sql", f"pg_dump --schema-only ({server.version()})",
                       "postgres", server.pg_dump(f"big{tables}"), catalog(server, f"big{tables}"),
                       ("SELECT t.name, t.amount FROM t_0002 AS t JOIN t_0001 AS p ON p.id = t.parent_id",))

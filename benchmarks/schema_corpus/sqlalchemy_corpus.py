@@ -8,10 +8,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from benchmarks.engine_servers import ThrowawayMariaDB, ThrowawayPostgres
 from benchmarks.schema_corpus.files import Catalog, CorpusFile
 from benchmarks.schema_corpus.mariadb_corpus import catalog as mariadb_catalog
 from benchmarks.schema_corpus.postgres_corpus import catalog as postgres_catalog
-from benchmarks.schema_corpus.servers import MariaDB, Postgres
 
 
 def _metadata() -> Any:
@@ -55,7 +55,7 @@ def _queries(quote: str, close: str) -> tuple[str, ...]:
             f"SELECT qty FROM {q('Order Items')} WHERE qty > 1")
 
 
-def files(postgres: Postgres | None, mariadb: MariaDB | None) -> list[CorpusFile]:
+def files(postgres: ThrowawayPostgres | None, mariadb: ThrowawayMariaDB | None) -> list[CorpusFile]:
     import sqlalchemy
     from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 
