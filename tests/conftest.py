@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from benchmarks.engine_servers import (
+    EngineUnavailable,
+    ThrowawayMariaDB,
+    ThrowawayPostgres,
+    throwaway_mariadb,
+    throwaway_postgres,
+)
 from gateway.settings import Settings
 from tests.servers import RedisServer
 from tests.servers import redis_server as start_redis
@@ -96,21 +103,44 @@ def gateway_server(gateway: GatewayServer) -> GatewayServer:
     return gateway
 
 
-# ---- a real PostgreSQL server (the store's shared engine), one per session ---------------------------------------
+# ---- real PostgreSQL and MariaDB servers: throwaway ones on unix sockets (benchmarks/engine_servers.py) -----------
+
+@contextmanager
+def _postgres_or_fail() -> Iterator[ThrowawayPostgres]:
+    # PostgreSQL is one of the services the suite runs against (make system-deps installs it): a failure, not a skip.
+    try:
+        with throwaway_postgres() as server:
+            yield server
+    except EngineUnavailable as reason:
+        pytest.fail(f"PostgreSQL must run for these tests (launch/system_deps.sh installs it): {reason}")
+
 
 @pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Any]:
-    """A throwaway PostgreSQL cluster on a unix socket (benchmarks/engine_servers.py starts it)."""
-    from benchmarks.engine_servers import postgres_bin, throwaway_postgres
-
-    if postgres_bin() is None:
-        pytest.fail("PostgreSQL's initdb is not installed (make system-deps installs Debian's postgresql)")
-    with throwaway_postgres() as server:
+def postgres_cluster() -> Iterator[ThrowawayPostgres]:
+    """One PostgreSQL for the session: the store's shared engine (a fresh database per test: `postgres_url`)."""
+    with _postgres_or_fail() as server:
         yield server
 
 
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL of the module's own: the dialect tests fill its data database with their tables."""
+    with _postgres_or_fail() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[ThrowawayMariaDB]:
+    """A MariaDB of the module's own; where none can run, the tests that need it are skipped."""
+    try:
+        with throwaway_mariadb() as server:
+            yield server
+    except EngineUnavailable as reason:
+        pytest.skip(f"MariaDB can't run on this machine, so the MySQL dialect is not checked on an engine: {reason}")
+
+
 @pytest.fixture
-def postgres_url(postgres_cluster: Any) -> Iterator[str]:
+def postgres_url(postgres_cluster: ThrowawayPostgres) -> Iterator[str]:
     """A fresh, empty database on the session's PostgreSQL, as a SQLGATE_DATABASE_URL; dropped afterwards."""
     import uuid
 

@@ -12,13 +12,7 @@ import pytest
 from benchmarks.dialect_data import comparable, instances
 from benchmarks.dialect_engines import DEFAULT_ANSWERS, DEFAULT_DATA, Query, load_queries, measure, summarize
 from benchmarks.dialect_runners import Engines
-from benchmarks.engine_servers import (
-    EngineUnavailable,
-    ThrowawayMariaDB,
-    ThrowawayPostgres,
-    throwaway_mariadb,
-    throwaway_postgres,
-)
+from benchmarks.engine_servers import ThrowawayMariaDB, ThrowawayPostgres
 from gateway.pipeline.verdict import CheckOptions
 from gateway.sql_check import SqlPolicy
 from gateway.sql_check.target import TargetEngines
@@ -26,24 +20,6 @@ from gateway.sql_check.target import TargetEngines
 pytestmark = pytest.mark.slow
 SCHEMA = ('CREATE TABLE performance (Performance_ID INTEGER, Type VARCHAR, Official_ratings_(millions) INTEGER, '
           'Share REAL); CREATE TABLE "Crew" ("Crew_ID" INTEGER, "Performance_ID" INTEGER, "Name" TEXT)')
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[ThrowawayPostgres]:
-    try:
-        with throwaway_postgres() as server:
-            yield server
-    except EngineUnavailable as reason:
-        pytest.fail(f"PostgreSQL must run for these tests (launch/system_deps.sh installs it): {reason}")
-
-
-@pytest.fixture(scope="module")
-def mariadb() -> Iterator[ThrowawayMariaDB | None]:
-    try:
-        with throwaway_mariadb() as server:
-            yield server
-    except EngineUnavailable as reason:
-        pytest.skip(f"MariaDB can't run on this machine, so the MySQL dialect is not measured: {reason}")
 
 
 @pytest.fixture(scope="module")

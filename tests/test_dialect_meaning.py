@@ -13,19 +13,13 @@ import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import duckdb
 import pytest
 
-from benchmarks.engine_servers import (
-    EngineUnavailable,
-    ThrowawayMariaDB,
-    ThrowawayPostgres,
-    throwaway_mariadb,
-    throwaway_postgres,
-)
+from benchmarks.dialect_data import comparable
+from benchmarks.engine_servers import ThrowawayMariaDB, ThrowawayPostgres
 from gateway.app import create_app
 from tests import faults
 from tests.conftest import asgi_client, make_settings
@@ -120,24 +114,6 @@ class Engine:
     close: Callable[[], None]
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[ThrowawayPostgres]:
-    try:
-        with throwaway_postgres() as server:
-            yield server
-    except EngineUnavailable as reason:
-        pytest.fail(f"PostgreSQL must run for these tests (launch/system_deps.sh installs it): {reason}")
-
-
-@pytest.fixture(scope="module")
-def mariadb() -> Iterator[ThrowawayMariaDB]:
-    try:
-        with throwaway_mariadb() as server:
-            yield server
-    except EngineUnavailable as reason:
-        pytest.skip(f"MariaDB can't run on this machine, so the MySQL-dialect cases are not run: {reason}")
-
-
 def _postgres_engine(server: ThrowawayPostgres) -> Engine:
     import psycopg
 
@@ -199,21 +175,8 @@ def sqlite_rows() -> Iterator[Runner]:
 
 
 # ---- comparing results ------------------------------------------------------------------------------------------
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else round(value, 6)
-    return value
-
-
-def _rows(rows: list[tuple[Any, ...]], ordered: bool) -> list[tuple[Any, ...]]:
-    cells = [tuple(_cell(value) for value in row) for row in rows]
-    return cells if ordered else sorted(cells, key=repr)
+# Rows are compared as `make dialect-engines` compares them (benchmarks/dialect_data.comparable), so the test and
+# the benchmark mean the same by "the same rows".
 
 
 async def _answer(sql: str, dialect: str, settings: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -235,9 +198,9 @@ async def _same_rows_or_named_refusal(engine: Engine, sqlite_rows: Runner, sql: 
         return error["check"]  # type: ignore[no-any-return]
     assert status == 200, body
     ordered = "ORDER BY" in sql.upper()
-    expected = _rows(sqlite_rows(sql), ordered)
+    expected = comparable(sqlite_rows(sql), ordered)
     try:
-        got = _rows(engine.run(body["sql"]), ordered)
+        got = comparable(engine.run(body["sql"]), ordered)
     except Exception as error:  # the engine refused what the gateway returned as valid
         raise AssertionError(f"{engine.dialect} refused the gateway's answer {body['sql']!r}: {error}") from None
     assert got == expected, f"{engine.dialect}: {body['sql']!r} gave {got}, SQLite {expected}"
