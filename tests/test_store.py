@@ -19,14 +19,6 @@ SCHEMA = "CREATE TABLE singer (Singer_ID int, Name text, Country text)"
 Opener = Callable[[], str]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'run' / 'sqlgate.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[Store]:
     store = open_store(url)
@@ -59,17 +51,17 @@ def rating(feedback_id: str, rating_: str, answer_id: str = "sql-1", at: str = "
                        corrected_sql=None, comment=None)
 
 
-async def test_migrations_are_applied_once_and_recorded(database_url: str) -> None:
-    async with opened(database_url) as store:
+async def test_migrations_are_applied_once_and_recorded(store_url: str) -> None:
+    async with opened(store_url) as store:
         assert await store.schema_version() == LATEST_VERSION == MIGRATIONS[-1].version
         await store.record_answers([answer()])
-    async with opened(database_url) as again:  # a restart: nothing to apply, nothing lost
+    async with opened(store_url) as again:  # a restart: nothing to apply, nothing lost
         assert await again.schema_version() == LATEST_VERSION
         assert await again.answer("sql-1") == answer()
 
 
-async def test_a_rating_and_its_pair_are_one_transaction_and_a_thumbs_down_retires(database_url: str) -> None:
-    async with opened(database_url) as store:
+async def test_a_rating_and_its_pair_are_one_transaction_and_a_thumbs_down_retires(store_url: str) -> None:
+    async with opened(store_url) as store:
         await store.record_answers([answer(), answer("sql-2", question="How many singers are there?")])
         up = FeedbackChange(rating("fb-1", "up"), add=pair("vp-1"), retire_from_answer=None, retire_pair=None)
         outcome = await store.apply_feedback(up)
@@ -94,8 +86,8 @@ async def test_a_rating_and_its_pair_are_one_transaction_and_a_thumbs_down_retir
         assert await store.feedback_ids("sql-1") == ["fb-1"] and await store.feedback_ids("sql-2") == ["fb-3"]
 
 
-async def test_live_pairs_come_newest_first_and_export_filters_by_date(database_url: str) -> None:
-    async with opened(database_url) as store:
+async def test_live_pairs_come_newest_first_and_export_filters_by_date(store_url: str) -> None:
+    async with opened(store_url) as store:
         await store.record_answers([answer()])
         await store.add_pair(pair("vp-old", at="2025-11-01T08:00:00.000000Z", source_query="SELECT 1"))
         await store.add_pair(pair("vp-new", at="2025-12-05T08:00:00.000000Z", answer_id=None))
@@ -105,8 +97,8 @@ async def test_live_pairs_come_newest_first_and_export_filters_by_date(database_
         assert (await store.exported_pairs(None))[0].schema == SCHEMA
 
 
-async def test_old_unrated_answers_are_pruned_and_rated_ones_kept(database_url: str) -> None:
-    async with opened(database_url) as store:
+async def test_old_unrated_answers_are_pruned_and_rated_ones_kept(store_url: str) -> None:
+    async with opened(store_url) as store:
         await store.record_answers([answer("sql-old", created_at="2025-01-01T00:00:00.000000Z"),
                                     answer("sql-rated", created_at="2025-01-01T00:00:00.000000Z"),
                                     answer("sql-new", created_at="2025-12-01T00:00:00.000000Z")])

@@ -7,10 +7,8 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests import faults
 from tests.conftest import API_KEY
@@ -32,16 +30,8 @@ def stored_feedback_ids(url: str) -> set[str]:
         return {row[0] for row in connection.execute("SELECT id FROM feedback").fetchall()}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store' / 'sqlgate.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-def test_acknowledged_feedback_survives_a_sigkill_of_the_gateway(database_url: str) -> None:
-    settings = {"api_keys": f"tester={API_KEY}", "database_url": database_url, "cache_enabled": "false",
+def test_acknowledged_feedback_survives_a_sigkill_of_the_gateway(store_url: str) -> None:
+    settings = {"api_keys": f"tester={API_KEY}", "database_url": store_url, "cache_enabled": "false",
                 "sql_candidates": "0", "rate_limit_per_minute": "0"}
     acknowledged: list[str] = []
     with fake_upstream(faults.ok("SELECT count(*) FROM singer")) as upstream:
@@ -72,7 +62,7 @@ def test_acknowledged_feedback_survives_a_sigkill_of_the_gateway(database_url: s
                 assert gateway.process.wait(timeout=30) == -signal.SIGKILL
             finally:
                 writer.join(timeout=30)
-        kept = stored_feedback_ids(database_url)
+        kept = stored_feedback_ids(store_url)
         assert set(acknowledged) <= kept, f"lost: {sorted(set(acknowledged) - kept)}"
         assert len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL
         # A gateway started on the same store after the kill opens it (nothing half-written) and still finds the
