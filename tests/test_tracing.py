@@ -149,16 +149,21 @@ def test_rejected_sql_makes_the_guardrail_a_warning(receiver: OtlpReceiver) -> N
     assert root.attributes["langfuse.observation.level"] == "WARNING"
 
 
-def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpReceiver) -> None:
-    # The question's value travels inside the SQL too: the generation's output, the check's input and output.
+def guardrail_input_redacted(receiver: OtlpReceiver, sql: str) -> Any:
+    """Trace one request answered with `sql`, redaction on: no export holds the question's value; the guardrail's
+    input as exported."""
     tracer = tracer_for(receiver, redact=True)
-    traced_request(tracer, new_record(), answer_for(SQL_WITH_THE_QUESTIONS_VALUE))
+    traced_request(tracer, new_record(), answer_for(sql))
     tracer.shutdown()
 
     assert receiver.bodies
     assert not any(b"John Smith" in body for body in receiver.bodies)
-    guardrail = one(receiver.by_type("guardrail"))
-    assert guardrail.json_attribute("langfuse.observation.input") == {
+    return one(receiver.by_type("guardrail")).json_attribute("langfuse.observation.input")
+
+
+def test_redaction_keeps_the_question_out_of_the_whole_export(receiver: OtlpReceiver) -> None:
+    # The question's value travels inside the SQL too: the generation's output, the check's input and output.
+    assert guardrail_input_redacted(receiver, SQL_WITH_THE_QUESTIONS_VALUE) == {
         "sql": "SELECT * FROM orders WHERE customer = '?'"}
     generation = one(receiver.by_type("generation"))
     assert generation.json_attribute("langfuse.observation.input") == {"question": REDACTED, "schema": SCHEMA}
@@ -170,14 +175,7 @@ TRAINING_DATA_QUOTING = 'SELECT * FROM orders WHERE customer = "John Smith" AND 
 
 
 def test_redaction_covers_values_in_double_quotes_as_the_training_data_writes_them(receiver: OtlpReceiver) -> None:
-    tracer = tracer_for(receiver, redact=True)
-    traced_request(tracer, new_record(), answer_for(TRAINING_DATA_QUOTING))
-    tracer.shutdown()
-
-    assert receiver.bodies
-    assert not any(b"John Smith" in body for body in receiver.bodies)
-    guardrail = one(receiver.by_type("guardrail"))
-    assert guardrail.json_attribute("langfuse.observation.input") == {
+    assert guardrail_input_redacted(receiver, TRAINING_DATA_QUOTING) == {
         "sql": "SELECT * FROM orders WHERE customer = '?' AND total > '?'"}
 
 
