@@ -5,7 +5,7 @@ schema goes to the model again; a correction is checked before it is kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,10 +49,33 @@ def today() -> str:
     return f"{now.day} {now.strftime('%b')}"
 
 
+def retype(page: FormPage, element_id: str, text: str) -> None:
+    page.element(element_id).clear()
+    page.type_into(element_id, text)
+
+
+def answered(site: Site, open_page: Callable[[Site], FormPage], example: Example) -> FormPage:
+    """The form on `site` (opened by the `open_form` fixture), `example` asked and answered with its own SQL."""
+    page = open_page(site)
+    page.fill(example, key=site.api_key)
+    page.submit()
+    assert page.expect_result() == example.sql
+    return page
+
+
+def thumbs_up(page: FormPage) -> None:
+    page.element("feedback-up").click()
+    page.wait_for(lambda: "now a verified query" in feedback_status(page), "the rating to be kept")
+
+
+def save_correction(page: FormPage, sql: str) -> None:
+    retype(page, "correction", sql)
+    page.element("save-correction").click()
+
+
 def ask_again(page: FormPage, question: str | None = None) -> str:
     if question is not None:
-        page.element("question").clear()
-        page.type_into("question", question)
+        retype(page, "question", question)
     page.submit()
     return page.wait_for_answer()
 
@@ -60,15 +83,11 @@ def ask_again(page: FormPage, question: str | None = None) -> str:
 def test_thumbs_up_then_the_same_question_answers_from_memory_without_vllm_and_a_new_schema_asks_it(
         counted: tuple[Site, FakeUpstream], open_form: Any) -> None:  # noqa: F811
     site, counter = counted
-    page = open_form(site)
-    page.fill(SINGERS, key=site.api_key)
-    page.submit()
-    assert page.expect_result() == SINGERS.sql
+    page = answered(site, open_form, SINGERS)
     assert page.meta("source") == "Model" and not page.shown("verified-note")
     assert len(counter.requests) == 1
 
-    page.element("feedback-up").click()
-    page.wait_for(lambda: "now a verified query" in feedback_status(page), "the rating to be kept")
+    thumbs_up(page)
     assert page.element("feedback-up").get_attribute("aria-pressed") == "true"
 
     assert ask_again(page) == "result"
@@ -78,8 +97,7 @@ def test_thumbs_up_then_the_same_question_answers_from_memory_without_vllm_and_a
     assert page.element("status").text == "Done (answered from a verified query)."
     assert len(counter.requests) == 1  # no vLLM call for the second answer
 
-    page.element("schema").clear()
-    page.type_into("schema", SINGERS.schema.replace(")", ", Age int)"))  # another column: another schema
+    retype(page, "schema", SINGERS.schema.replace(")", ", Age int)"))  # another column: another schema
     outcome = ask_again(page)
     assert len(counter.requests) >= 2  # the model was asked (and, when its answer failed, sampled)
     if outcome == "result":
@@ -89,12 +107,8 @@ def test_thumbs_up_then_the_same_question_answers_from_memory_without_vllm_and_a
 def test_a_question_with_other_values_is_answered_from_the_verified_query_with_them(
         counted: tuple[Site, FakeUpstream], open_form: Any) -> None:  # noqa: F811
     site, counter = counted
-    page = open_form(site)
-    page.fill(EMPLOYEES, key=site.api_key)
-    page.submit()
-    assert page.expect_result() == EMPLOYEES.sql
-    page.element("feedback-up").click()
-    page.wait_for(lambda: "now a verified query" in feedback_status(page), "the rating to be kept")
+    page = answered(site, open_form, EMPLOYEES)
+    thumbs_up(page)
 
     assert ask_again(page, "Find all employees in the Sales department with a salary above 65000.") == "result"
     assert page.sql_text() == "SELECT * FROM employee WHERE Department = 'Sales' AND Salary > 65000"
@@ -106,25 +120,18 @@ def test_a_question_with_other_values_is_answered_from_the_verified_query_with_t
 def test_a_correction_is_checked_refused_with_its_reasons_then_kept(
         counted: tuple[Site, FakeUpstream], open_form: Any) -> None:  # noqa: F811
     site, counter = counted
-    page = open_form(site)
-    page.fill(SINGERS, key=site.api_key)
-    page.submit()
-    assert page.expect_result() == SINGERS.sql
+    page = answered(site, open_form, SINGERS)
 
     page.element("correct-it").click()
     assert page.shown("correction-form") and page.value("correction") == SINGERS.sql  # starts from the answer
-    page.element("correction").clear()
-    page.type_into("correction", "SELECT count(*) FROM singers")
-    page.element("save-correction").click()
+    save_correction(page, "SELECT count(*) FROM singers")
     page.wait_for(lambda: page.shown("correction-error"), "the refusal")
     assert "did not pass the check" in page.element("correction-error").text
     reasons = [item.text for item in page.driver.find_elements(By.CSS_SELECTOR, "#correction-reasons li")]
     assert reasons and any("singers" in reason for reason in reasons)
     assert page.element("correction").get_attribute("aria-invalid") == "true"
 
-    page.element("correction").clear()
-    page.type_into("correction", "SELECT count(Singer_ID) FROM singer")
-    page.element("save-correction").click()
+    save_correction(page, "SELECT count(Singer_ID) FROM singer")
     page.wait_for(lambda: "correction passed the check" in feedback_status(page), "the correction to be kept")
     assert not page.shown("correction-form")
 
