@@ -49,33 +49,48 @@ def duckdb_prepare(sql: str, schema: str, dialect: str, touched: Collection[Tabl
     database = _database(schema)
     database.ensure(touched)
     engine = f"duckdb {database.version}"
-    connection = database.connect()  # a fresh cursor on the cached empty database: opening one costs ~150 ms
-    timer = threading.Timer(COMPILE_TIMEOUT_S, connection.interrupt)
+    # a fresh cursor on the cached empty database: opening one costs ~150 ms
+    message = prepare_bounded(database.connect(), "sqlgate_check", translated, COMPILE_TIMEOUT_S)
+    if message is None:
+        return True, engine, None
+    if (bound := bound_reached(message, COMPILE_TIMEOUT_S)) is not None:
+        return None, engine, f"{bound}."
+    exact = all(key in database.exact for key in touched)
+    if dialect == "duckdb" and complete and all(key in database.built for key in touched):
+        if exact or not _TYPE_ERROR.search(message):
+            return False, engine, message
+        return None, engine, f"{message} (a column's type had to be guessed, so this is not the schema's verdict)"
+    name = next((found.group(1) for pattern in _UNKNOWN_NAME if (found := pattern.search(message))), "")
+    if name and complete and names_in_query(sql, dialect, name):
+        return False, engine, message
+    return None, engine, message
+
+
+def prepare_bounded(connection: Any, name: str, sql: str, timeout_s: float) -> str | None:
+    """PREPARE `sql` on `connection` (a cursor, closed here), interrupted after `timeout_s`: None when DuckDB
+    prepared it, else the first line of its error."""
+    timer = threading.Timer(timeout_s, connection.interrupt)
     timer.start()
     try:
-        connection.execute(f"PREPARE sqlgate_check AS {translated}")
+        connection.execute(f"PREPARE {name} AS {sql}")
     except Exception as error:  # duckdb.Error and its many subclasses; InterruptException too
-        message = _first_line(str(error))
-        if "INTERRUPT" in message.upper():
-            return None, engine, f"DuckDB took longer than {COMPILE_TIMEOUT_S} s to prepare it."
-        if "out of memory" in message.lower():
-            return None, engine, "DuckDB ran out of the memory the check allows it."
-        exact = all(key in database.exact for key in touched)
-        if dialect == "duckdb" and complete and all(key in database.built for key in touched):
-            if exact or not _TYPE_ERROR.search(message):
-                return False, engine, message
-            return None, engine, f"{message} (a column's type had to be guessed, so this is not the schema's verdict)"
-        name = next((found.group(1) for pattern in _UNKNOWN_NAME if (found := pattern.search(message))), "")
-        if name and complete and names_in_query(sql, dialect, name):
-            return False, engine, message
-        return None, engine, message
+        return first_line(str(error))
     finally:
         timer.cancel()
         connection.close()
-    return True, engine, None
+    return None
 
 
-def _first_line(message: str) -> str:
+def bound_reached(message: str, timeout_s: float) -> str | None:
+    """What DuckDB's error says when the check's own bounds stopped it (time, memory), not the query: None else."""
+    if "INTERRUPT" in message.upper():
+        return f"DuckDB took longer than {timeout_s} s to prepare it"
+    if "out of memory" in message.lower():
+        return "DuckDB ran out of the memory the check allows it"
+    return None
+
+
+def first_line(message: str) -> str:
     # DuckDB appends the query with a caret and "Did you mean" hints from its own catalog: neither helps
     return message.strip().split("\n", 1)[0].strip()
 

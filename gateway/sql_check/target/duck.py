@@ -9,7 +9,7 @@ import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
-from gateway.sql_check.duck import duckdb_config
+from gateway.sql_check.duck import bound_reached, duckdb_config, first_line, prepare_bounded
 from gateway.sql_check.target.ddl import target_tables
 from gateway.sql_check.target.verdict import TargetCheck
 
@@ -24,32 +24,17 @@ def duckdb_check(sql: str, schema: str) -> TargetCheck:
     try:
         database = _database(schema)
     except Exception as error:  # an engine that can't start must not fail the request
-        return TargetCheck.translation(f"DuckDB could not be started here: {_first_line(str(error))}")
+        return TargetCheck.translation(f"DuckDB could not be started here: {first_line(str(error))[:300]}")
     if database.unbuilt:
         return TargetCheck.translation(f"DuckDB could not build the schema's table {database.unbuilt[0]}",
                                        database.engine)
-    connection = database.connect()
-    timer = threading.Timer(PREPARE_TIMEOUT_S, connection.interrupt)
-    timer.start()
-    try:
-        connection.execute(f"PREPARE sqlgate_target AS {sql}")
-    except Exception as error:  # duckdb.Error and its many subclasses; InterruptException too
-        message = _first_line(str(error))
-        if "INTERRUPT" in message.upper():
-            return TargetCheck.translation(f"DuckDB took longer than {PREPARE_TIMEOUT_S} s to prepare it",
-                                           database.engine)
-        if "out of memory" in message.lower():
-            return TargetCheck.translation("DuckDB ran out of the memory the check allows it", database.engine)
-        return TargetCheck(level="engine", engine=database.engine, refused=message)
-    finally:
-        timer.cancel()
-        connection.close()
-    return TargetCheck(level="engine", engine=database.engine)
-
-
-def _first_line(message: str) -> str:
-    # DuckDB appends the query with a caret and "Did you mean" hints from its own catalog: neither helps
-    return message.strip().split("\n", 1)[0].strip()[:300]
+    message = prepare_bounded(database.connect(), "sqlgate_target", sql, PREPARE_TIMEOUT_S)
+    if message is None:
+        return TargetCheck(level="engine", engine=database.engine)
+    refused = message[:300]
+    if (bound := bound_reached(refused, PREPARE_TIMEOUT_S)) is not None:
+        return TargetCheck.translation(bound, database.engine)
+    return TargetCheck(level="engine", engine=database.engine, refused=refused)
 
 
 class _Database:
