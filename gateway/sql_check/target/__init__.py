@@ -6,7 +6,7 @@ request's schema translated to it? One concern a module:
     duck.py      DuckDB in process, bounded
     postgres.py  PostgreSQL through a configured scratch database (temporary tables, PREPARE, ROLLBACK)
     mysql.py     MySQL / MariaDB through a configured scratch database (the same, with TEMPORARY tables)
-    pool.py      the bounded connection pool both use
+    pool.py      the bounded connection pool both use, and what they do around it (PooledTarget)
     engines.py   TargetEngines: which engine answers for which dialect
 """
 

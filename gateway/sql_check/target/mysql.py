@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from gateway.sql_check.target.ddl import target_tables
-from gateway.sql_check.target.pool import BoundedPool, PoolBusy
+from gateway.sql_check.target.pool import PooledTarget
 from gateway.sql_check.target.verdict import TargetCheck
 
 
@@ -30,7 +30,9 @@ def connection_arguments(url: str) -> dict[str, Any]:
     return arguments
 
 
-class MySQLTarget:
+class MySQLTarget(PooledTarget):
+    label = "MySQL"
+
     def __init__(self, url: str, *, timeout_s: float, pool_size: int) -> None:
         import pymysql
 
@@ -38,7 +40,7 @@ class MySQLTarget:
         self._arguments = connection_arguments(url)
         self._timeout_s = timeout_s
         self.engine = "mysql"
-        self._pool: BoundedPool[Any] = BoundedPool(self._connect, lambda c: c.close(), pool_size, wait_s=timeout_s)
+        super().__init__(timeout_s=timeout_s, pool_size=pool_size, unreachable=(pymysql.err.MySQLError, OSError))
 
     def _connect(self) -> Any:
         timeout = max(1, int(self._timeout_s + 0.999))
@@ -47,15 +49,6 @@ class MySQLTarget:
         version = connection.get_server_info().removeprefix("5.5.5-")  # MariaDB's replication-compatible prefix
         self.engine = f"mariadb {version.split('-')[0]}" if "mariadb" in version.lower() else f"mysql {version}"
         return connection
-
-    def check(self, sql: str, schema: str) -> TargetCheck:
-        try:
-            with self._pool.connection() as connection:
-                return self._check(connection, sql, schema)
-        except PoolBusy:
-            return TargetCheck.translation("every connection to the MySQL check database is busy")
-        except (self._pymysql.err.MySQLError, OSError) as error:
-            return TargetCheck.translation(f"the MySQL check database did not answer: {_first_line(error)}")
 
     def _check(self, connection: Any, sql: str, schema: str) -> TargetCheck:
         statements = target_tables(schema, "mysql", temporary=True)
@@ -86,8 +79,8 @@ class MySQLTarget:
                 for name in names:  # temporary tables outlive a rollback: drop them, the connection is reused
                     cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {name}")
 
-    def close(self) -> None:
-        self._pool.close()
+    def _reason(self, error: BaseException) -> str:
+        return _first_line(error)
 
 
 def _client_side(error: BaseException) -> bool:

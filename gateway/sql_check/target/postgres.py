@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.sql_check.target.ddl import target_tables
-from gateway.sql_check.target.pool import BoundedPool, PoolBusy
+from gateway.sql_check.target.pool import PooledTarget
 from gateway.sql_check.target.verdict import TargetCheck
 
 
-class PostgresTarget:
+class PostgresTarget(PooledTarget):
+    label = "PostgreSQL"
+
     def __init__(self, url: str, *, timeout_s: float, pool_size: int) -> None:
         import psycopg
 
@@ -24,7 +26,7 @@ class PostgresTarget:
         # libpq counts whole seconds and takes at least 2; the gateway's own deadline is the caller's timeout.
         self._connect_timeout = max(2, int(timeout_s + 0.999))
         self.engine = "postgres"
-        self._pool: BoundedPool[Any] = BoundedPool(self._connect, lambda c: c.close(), pool_size, wait_s=timeout_s)
+        super().__init__(timeout_s=timeout_s, pool_size=pool_size, unreachable=(psycopg.Error,))
 
     def _connect(self) -> Any:
         connection = self._psycopg.connect(self._url, autocommit=True, connect_timeout=self._connect_timeout,
@@ -32,15 +34,6 @@ class PostgresTarget:
         version = connection.info.server_version
         self.engine = f"postgres {version // 10000}.{version % 10000}"
         return connection
-
-    def check(self, sql: str, schema: str) -> TargetCheck:
-        try:
-            with self._pool.connection() as connection:
-                return self._check(connection, sql, schema)
-        except PoolBusy:
-            return TargetCheck.translation("every connection to the PostgreSQL check database is busy")
-        except self._psycopg.Error as error:
-            return TargetCheck.translation(f"the PostgreSQL check database did not answer: {_first_line(error)}")
 
     def _check(self, connection: Any, sql: str, schema: str) -> TargetCheck:
         psycopg = self._psycopg
@@ -67,8 +60,8 @@ class PostgresTarget:
         finally:
             connection.execute("ROLLBACK")
 
-    def close(self) -> None:
-        self._pool.close()
+    def _reason(self, error: BaseException) -> str:
+        return _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
