@@ -84,16 +84,21 @@ def _parse(text: str) -> exp.Query | None:
 _Source = tuple[Column, ...] | None
 
 
-def _sources(select: exp.Select, resolve: Resolve) -> dict[str, _Source]:
-    """Alias (lower-cased) -> the columns of that FROM / JOIN item (None: unknown)."""
-    sources: dict[str, _Source] = {}
+def from_items(select: exp.Select) -> list[exp.Expr]:
+    """The tables and subqueries `select` reads from: its FROM items, then its JOINs'."""
     from_ = select.args.get("from_")
     nodes: list[exp.Expr] = []
     if isinstance(from_, exp.From):
         nodes.append(from_.this)
         nodes.extend(from_.expressions)
     nodes.extend(join.this for join in select.args.get("joins") or ())
-    for node in nodes:
+    return nodes
+
+
+def _sources(select: exp.Select, resolve: Resolve) -> dict[str, _Source]:
+    """Alias (lower-cased) -> the columns of that FROM / JOIN item (None: unknown)."""
+    sources: dict[str, _Source] = {}
+    for node in from_items(select):
         alias = node.alias_or_name.lower()
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
             table = resolve(node.db, node.name)

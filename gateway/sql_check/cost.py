@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import sqlglot.expressions as exp
 
+from gateway.schema_model.views import from_items
 from gateway.sql_check.result import Problem
 
 MAX_BUILT = 100_000  # characters (or list elements) a constant expression may build
@@ -234,13 +235,7 @@ def _cross_products(root: exp.Expr) -> Iterator[Problem]:
 
 
 def _sources(select: exp.Select) -> list[str]:
-    from_ = select.args.get("from_")
-    nodes: list[exp.Expr] = []
-    if isinstance(from_, exp.From):
-        nodes.append(from_.this)
-        nodes.extend(from_.expressions)
-    nodes.extend(join.this for join in select.args.get("joins") or ())
-    return [node.alias_or_name.lower() for node in nodes]
+    return [node.alias_or_name.lower() for node in from_items(select)]
 
 
 def _connected(select: exp.Select, sources: list[str]) -> int:
