@@ -154,6 +154,17 @@ def direct_tables(select: exp.Select) -> list[tuple[str, str]]:
     return [(item.alias_or_name.lower(), item.name.lower()) for item in items if isinstance(item, exp.Table)]
 
 
+def query_selects(query: exp.Expr | None) -> list[exp.Select]:
+    """The SELECTs whose rows `query` returns: itself, a subquery's, each side of a UNION, INTERSECT or EXCEPT."""
+    if isinstance(query, exp.Select):
+        return [query]
+    if isinstance(query, exp.Subquery):
+        return query_selects(query.this)
+    if isinstance(query, exp.SetOperation):
+        return [*query_selects(query.this), *query_selects(query.expression)]
+    return []
+
+
 def own(clause: exp.Expr, select: exp.Select, kind: type[_E]) -> Iterator[_E]:
     """Nodes of `kind` in `clause` that belong to `select`, not to a subquery inside it."""
     for node in clause.find_all(kind):

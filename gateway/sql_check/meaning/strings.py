@@ -10,7 +10,7 @@ import sqlglot.expressions as exp
 
 from gateway.schema_model import SchemaModel
 from gateway.sql_check.dialect_names import dialect_label
-from gateway.sql_check.meaning.scope import Scope, affinity
+from gateway.sql_check.meaning.scope import Scope, affinity, query_selects
 from gateway.sql_check.names import query_columns
 from gateway.sql_check.transpiled import TranspileRefused
 
@@ -65,7 +65,7 @@ def _membership(scope: Scope, membership: exp.In, target: str) -> None:
     itself is converted at most once."""
     values = list(membership.expressions)
     query = membership.args.get("query")
-    for select in _branches(query.this if isinstance(query, exp.Subquery) else None):
+    for select in query_selects(query.this if isinstance(query, exp.Subquery) else None):
         if len(select.expressions) == 1:
             values.append(select.expressions[0])
     left = membership.this
@@ -97,16 +97,6 @@ def _membership(scope: Scope, membership: exp.In, target: str) -> None:
             operand.replace(exp.Cast(this=operand.copy(), to=exp.DataType.build("TEXT")))
     elif left_kind is None and scope.declared(left) is None and "text" in kinds:
         _number_as_text(left)
-
-
-def _branches(query: exp.Expr | None) -> list[exp.Select]:
-    if isinstance(query, exp.Select):
-        return [query]
-    if isinstance(query, exp.Subquery):
-        return _branches(query.this)
-    if isinstance(query, exp.SetOperation):
-        return [*_branches(query.this), *_branches(query.expression)]
-    return []
 
 
 def _compare(scope: Scope, left: exp.Expr, right: exp.Expr, target: str, equality: bool) -> None:

@@ -16,7 +16,7 @@ import sqlglot.expressions as exp
 
 from gateway.sql_check.dialect_names import dialect_label
 from gateway.sql_check.meaning.grouping import ANY_ROW
-from gateway.sql_check.meaning.scope import Scope, own
+from gateway.sql_check.meaning.scope import Scope, own, query_selects
 from gateway.sql_check.transpiled import TranspileRefused
 
 _HAS_ILIKE = frozenset({"postgres", "duckdb"})
@@ -149,20 +149,10 @@ def binary_text(tree: exp.Expr, target: str, scope: Scope) -> None:
                 isinstance(holder, exp.Select) and isinstance(holder.args.get("distinct"), exp.Distinct)):
             # The keys name output columns there (PostgreSQL and MySQL refuse any other expression): the
             # columns themselves carry the collation.
-            for select in _branches(holder):
+            for select in query_selects(holder):
                 _binary_items(select, target, scope)
         elif scope.kind(ordered.this) == "text":
             ordered.set("this", _binary(ordered.this, target))
-
-
-def _branches(holder: exp.Expr) -> list[exp.Select]:
-    if isinstance(holder, exp.Select):
-        return [holder]
-    if isinstance(holder, exp.Subquery):
-        return _branches(holder.this)
-    if isinstance(holder, exp.SetOperation):
-        return [*_branches(holder.this), *_branches(holder.expression)]
-    return []
 
 
 def _case_free(node: exp.Expr) -> bool:
