@@ -1,11 +1,12 @@
-"""Shared fixtures: settings, real servers on 127.0.0.1 (Redis, vLLM on CPU, the gateway under uvicorn)."""
+"""Shared fixtures: settings, real servers on 127.0.0.1 (Redis, vLLM on CPU, the gateway under uvicorn), throwaway
+PostgreSQL and MariaDB servers (benchmarks/engine_servers.py), the store's database URLs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import pytest
@@ -106,38 +107,42 @@ def gateway_server(gateway: GatewayServer) -> GatewayServer:
 
 # ---- real PostgreSQL and MariaDB servers: throwaway ones on unix sockets (benchmarks/engine_servers.py) -----------
 
+_Server = TypeVar("_Server", ThrowawayPostgres, ThrowawayMariaDB)
+# PostgreSQL is one of the services the suite runs against (make system-deps installs it): a failure, not a skip.
+_POSTGRES_MUST_RUN = "PostgreSQL must run for these tests (launch/system_deps.sh installs it)"
+
+
 @contextmanager
-def _postgres_or_fail() -> Iterator[ThrowawayPostgres]:
-    # PostgreSQL is one of the services the suite runs against (make system-deps installs it): a failure, not a skip.
+def _server(start: Callable[[], AbstractContextManager[_Server]], otherwise: Callable[[str], NoReturn],
+            why: str) -> Iterator[_Server]:
+    """The started server, or `otherwise` (pytest.fail or pytest.skip) saying `why` and what kept it from running."""
     try:
-        with throwaway_postgres() as server:
+        with start() as server:
             yield server
     except EngineUnavailable as reason:
-        pytest.fail(f"PostgreSQL must run for these tests (launch/system_deps.sh installs it): {reason}")
+        otherwise(f"{why}: {reason}")
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[ThrowawayPostgres]:
     """One PostgreSQL for the session: the store's shared engine (a fresh database per test: `postgres_url`)."""
-    with _postgres_or_fail() as server:
+    with _server(throwaway_postgres, pytest.fail, _POSTGRES_MUST_RUN) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL of the module's own: the dialect tests fill its data database with their tables."""
-    with _postgres_or_fail() as server:
+    with _server(throwaway_postgres, pytest.fail, _POSTGRES_MUST_RUN) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[ThrowawayMariaDB]:
     """A MariaDB of the module's own; where none can run, the tests that need it are skipped."""
-    try:
-        with throwaway_mariadb() as server:
-            yield server
-    except EngineUnavailable as reason:
-        pytest.skip(f"MariaDB can't run on this machine, so the MySQL dialect is not checked on an engine: {reason}")
+    with _server(throwaway_mariadb, pytest.skip,
+                 "MariaDB can't run on this machine, so the MySQL dialect is not checked on an engine") as server:
+        yield server
 
 
 @pytest.fixture
