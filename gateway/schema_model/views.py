@@ -94,6 +94,10 @@ def _sources(select: exp.Select, resolve: Resolve) -> dict[str, _Source]:
         nodes.extend(from_.expressions)
     nodes.extend(join.this for join in select.args.get("joins") or ())
     for node in nodes:
+        # pg_dump prints `FROM (a x JOIN b y ON ...)`: a parenthesised table that carries its own joins.
+        if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table) and node.this.args.get("joins"):
+            nodes.extend([node.this, *(join.this for join in node.this.args["joins"])])
+            continue
         alias = node.alias_or_name.lower()
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
             table = resolve(node.db, node.name)
