@@ -33,8 +33,10 @@ collect() {
 
 measure() {
   local until=$(( CALL_START + CALL_BUDGET_S ))
-  python3 -m benchmarks.gpu_pipeline --fleet "$GP" --out "$GP/out/gpu_pipeline.json" --rows "$ROWS" \
-    --until "$until" --resume ${PHASES:+--phases "$PHASES"}
+  # A phase that overruns (one without its own deadline) is stopped in time for collect to run: the call's kill
+  # would lose every report.
+  timeout -s INT $(( until - $(date +%s) + 10 )) python3 -m benchmarks.gpu_pipeline --fleet "$GP" \
+    --out "$GP/out/gpu_pipeline.json" --rows "$ROWS" --until "$until" --resume ${PHASES:+--phases "$PHASES"}
   collect
 }
 

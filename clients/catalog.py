@@ -115,6 +115,9 @@ def _postgres(url: str) -> str:
                              options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}") as connection:
             connection.read_only = True
             with connection.cursor() as cursor:
+                # As pg_dump does: with no schema on the search path, every type and every table a view reads is
+                # written qualified (`public.mood`), so the text is the same as the database's own dump.
+                cursor.execute("SELECT pg_catalog.set_config('search_path', '', false)")
                 columns = cursor.execute(_PG_COLUMNS).fetchall()
                 constraints = cursor.execute(_PG_CONSTRAINTS).fetchall()
                 views = cursor.execute(_PG_VIEWS).fetchall()

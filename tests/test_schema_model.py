@@ -125,3 +125,18 @@ def test_the_chat_finder_keeps_each_statement_as_written() -> None:
 def test_reading_is_cached_per_text() -> None:
     text = "CREATE TABLE cached_model (a int)"
     assert read_schema(text) is read_schema(text)
+
+
+def test_a_view_as_pg_dump_prints_it_keeps_its_column_types() -> None:
+    # pg_dump wraps a view's joins in parentheses and qualifies every table (`public.customers`); reading only the
+    # first table there lost the types of every column the joined ones gave.
+    model = read_schema(
+        "CREATE TABLE public.customers (id integer NOT NULL, \"first name\" text);\n"
+        "CREATE TABLE sales.orders (id bigint NOT NULL, customer_id integer, amount numeric(10,2));\n"
+        "CREATE VIEW sales.big_orders AS\n SELECT o.id,\n    o.amount,\n    c.\"first name\"\n"
+        "   FROM (sales.orders o\n     JOIN public.customers c ON ((c.id = o.customer_id)))\n"
+        "  WHERE (o.amount > (100)::numeric);\n")
+    view = model.lookup("big_orders", "sales").table
+    assert view is not None and view.types_known
+    assert [(column.name, column.type) for column in view.columns] == [
+        ("id", "bigint"), ("amount", "numeric(10,2)"), ("first name", "text")]

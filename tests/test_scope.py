@@ -71,6 +71,16 @@ async def test_tables_joined_through_a_bridge_are_sent_together() -> None:
     assert {"Student", "Has_Pet", "Pets"} <= set(response.json()["check"]["schema_scope"]["tables_sent"])
 
 
+async def test_tables_that_share_only_common_words_with_the_question_are_not_sent() -> None:
+    # `name` and `amount` stand in every warehouse table: a weak match each. Filling the budget with them hid the
+    # pets among look-alikes, and the real model answered worse (reports/gpu_lease2/schema_scale.json).
+    response, _ = await ask({"question": "What is the name and amount of the pets that weigh more than 10?",
+                             "schema": warehouse(200)})
+    assert response.status_code == 200, response.text
+    sent = response.json()["check"]["schema_scope"]["tables_sent"]
+    assert "Pets" in sent and len(sent) <= 4, sent
+
+
 async def test_grounding_still_sees_every_table_the_schema_defines() -> None:
     # The model answers with a table it was not shown: it exists, so the answer stands.
     response, sent = await ask({"question": "How many pets weigh more than 10?", "schema": warehouse(200)},

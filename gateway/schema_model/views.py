@@ -98,7 +98,12 @@ def from_items(select: exp.Select) -> list[exp.Expr]:
 def _sources(select: exp.Select, resolve: Resolve) -> dict[str, _Source]:
     """Alias (lower-cased) -> the columns of that FROM / JOIN item (None: unknown)."""
     sources: dict[str, _Source] = {}
-    for node in from_items(select):
+    nodes = from_items(select)
+    for node in nodes:
+        # pg_dump prints `FROM (a x JOIN b y ON ...)`: a parenthesised table that carries its own joins.
+        if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table) and node.this.args.get("joins"):
+            nodes.extend([node.this, *(join.this for join in node.this.args["joins"])])
+            continue
         alias = node.alias_or_name.lower()
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
             table = resolve(node.db, node.name)
