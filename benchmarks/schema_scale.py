@@ -76,7 +76,12 @@ def ask_all(gateway_url: str, rows: list[tuple[str, str]], concurrency: int) -> 
                     "code": (body.get("error") or {}).get("code") if response.status_code != 200 else None,
                     "scope": (check or {}).get("schema_scope")}
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            return list(tqdm(pool.map(ask, rows), total=len(rows), unit="row", desc="schema-scale"))
+            answers = list(tqdm(pool.map(ask, rows), total=len(rows), unit="row", desc="schema-scale"))
+    failed = sum(answer["status"] is None or answer["status"] >= 500 for answer in answers)
+    if failed > len(answers) // 10:  # the model server died: a report of refusals would measure nothing
+        raise SystemExit(f"schema-scale: {failed} of {len(answers)} requests failed upstream (5xx or no answer); "
+                         "is vLLM still running? Nothing written.")
+    return answers
 
 
 def matches(row: dict[str, Any], answer: dict[str, Any]) -> bool | None:
