@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from gateway.settings import Settings
 from tests.conftest import API_KEY
 from tests.reliability.gateway_process import GatewayProcess, gateway_process
 from tests.reliability.observe import Outcome, call, connections, requests_by_route_status, samples
@@ -22,6 +23,8 @@ from tests.reliability.scripted import healthy_upstream
 SCHEMA = "CREATE TABLE singer (Singer_ID int, Name text, Country text, Age int)"
 AUTH = {"authorization": f"Bearer {API_KEY}"}
 WRONG_KEY = {"authorization": "Bearer sk-sqlgate-not-a-key-0123456789"}
+# One byte over the gateway's default body cap, so the 413 follows the cap wherever it is set.
+OVERSIZED_BODY = b'{"prompt": "' + b"x" * int(Settings.model_fields["max_body_bytes"].default) + b'"}'
 CACHE_ENTRIES = 256  # small, so the warm-up fills the cache and the measured run sees its steady size
 
 
@@ -73,7 +76,7 @@ MIX: tuple[Kind, ...] = (
     Kind("malformed_json", "chat", "POST", "/v1/chat/completions", 400,
          raw=b'{"messages": [{"role": "user", "content": "How many'),
     Kind("body_too_large", "completions", "POST", "/v1/completions", 413,
-         raw=b'{"prompt": "' + b"x" * 70_000 + b'"}'),
+         raw=OVERSIZED_BODY),
     Kind("unknown_model", "completions", "POST", "/v1/completions", 404,
          body=lambda n: {"model": "gpt-4", "prompt": _question(n), "schema": SCHEMA}),
 )
