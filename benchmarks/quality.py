@@ -243,9 +243,22 @@ def candidate_settings(args: argparse.Namespace) -> dict[str, Any]:
             "sampling": load_generation_params(DEFAULT_GENERATION_CONFIG).candidates.model_dump()}
 
 
+def finished_row(row: dict[str, Any]) -> bool:
+    """A row both paths answered (a refusal is an answer; a 5xx or no reply is not, and is run again)."""
+    return row.get("direct_text") is not None and bool(row.get("gateway_status")) and not upstream_failed(row)
+
+
+def upstream_failed(row: dict[str, Any]) -> bool:
+    status = row.get("gateway_status")
+    return row.get("direct_error") is not None or status is None or int(status) >= 500
+
+
 def run_rows(pending: list[dict[str, Any]], runner: Runner, concurrency: int, deadline: float) -> int:
-    """Run rows until done or the deadline (no new row starts after it); returns how many finished."""
+    """Run rows until done or the deadline (no new row starts after it); returns how many finished. Stops
+    starting rows once `2 * concurrency` rows in a row got no answer from the model server: it has died, and
+    every later row would only be a failure to retry."""
     finished = 0
+    failed_in_a_row = 0
     queue = list(reversed(pending))
     # Not a `with` block: on Ctrl-C the pool must not wait for requests in flight (the servers stop next, which
     # ends them); finished rows are already on disk.
@@ -260,9 +273,12 @@ def run_rows(pending: list[dict[str, Any]], runner: Runner, concurrency: int, de
                     break
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    future.result()
+                    failed_in_a_row = failed_in_a_row + 1 if upstream_failed(future.result()) else 0
                     finished += 1
                     bar.update(1)
+                if failed_in_a_row >= 2 * concurrency and queue:
+                    bar.set_postfix_str("the model server stopped answering: finishing the rows in flight")
+                    queue.clear()
                 if time.monotonic() >= deadline and queue:
                     bar.set_postfix_str("deadline reached: finishing the rows in flight")
                     queue.clear()
@@ -334,8 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.fresh and not args.report_only and rows_path.exists():
         rows_path.unlink()
     wanted = {row["index"] for row in rows}
-    done = {row["index"] for row in read_rows(rows_path)
-            if row["index"] in wanted and row.get("direct_text") is not None and row.get("gateway_status")}
+    done = {row["index"] for row in read_rows(rows_path) if row["index"] in wanted and finished_row(row)}
     pending = [row for row in rows if row["index"] not in done]
     say(f"quality: {len(rows)} rows, {len(done)} done in {rows_path}"
         + ("; scoring only" if args.report_only else f", {len(pending)} to run"))
@@ -361,6 +376,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     finally:
                         runner.close()
                     startup["gateway_log_tail"] = log_tail(gateway.log_path, 3)
+                failed = [row for row in read_rows(rows_path) if row["index"] in wanted and upstream_failed(row)]
+                if failed:  # the model server stopped answering: keep what it said, and say how to retry
+                    startup["upstream_failed_rows"] = len(failed)
+                    startup["vllm_log_tail"] = log_tail(scratch / "vllm.log", 40)
+                    say(f"quality: {len(failed)} rows got no answer from the model server (5xx or no reply); "
+                        "run again without --fresh to retry only those")
     scored = [row for row in read_rows(rows_path) if row["index"] in wanted]
     memory = None
     if args.memory_seed == "half":
