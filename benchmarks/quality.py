@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -380,6 +381,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if failed:  # the model server stopped answering: keep what it said, and say how to retry
                     startup["upstream_failed_rows"] = len(failed)
                     startup["vllm_log_tail"] = log_tail(scratch / "vllm.log", 40)
+                    if (scratch / "vllm.log").exists():  # the scratch folder goes: keep the whole log for the why
+                        kept = rows_path.with_suffix(".vllm.log")
+                        shutil.copyfile(scratch / "vllm.log", kept)
+                        startup["vllm_log"] = str(kept)
                     say(f"quality: {len(failed)} rows got no answer from the model server (5xx or no reply); "
                         "run again without --fresh to retry only those")
     scored = [row for row in read_rows(rows_path) if row["index"] in wanted]

@@ -109,6 +109,9 @@ class LaunchOptions:
         return f"http://{host}:{self.port}"
 
 
+CPU_STEP_TOKENS = 2048  # vLLM's own CPU default for the OpenAI server
+
+
 def build_command(options: LaunchOptions) -> list[str]:
     """The argv that starts vLLM's OpenAI server for `options`; `LaunchError` for a setting the target lacks."""
     if options.speculative is not None and options.target != "gpu":
@@ -144,6 +147,12 @@ def build_command(options: LaunchOptions) -> list[str]:
         # Eager mode starts in ~30 s instead of ~100 s, and the compile cache does not reload on CPU.
         command += ["--kv-cache-memory-bytes", options.kv_cache_memory, "--enforce-eager",
                     "--dtype", options.cpu_dtype or cpu_dtype()]
+        # No prompt is ever split across scheduler steps: vLLM 0.32 rewinds a seeded request's random generator
+        # when it drops the token sampled for a partly prefilled request, and a CPU generator has no offset, so
+        # the engine process died under the candidate step's seeded samples ("CPU Generator does not use offset").
+        # With a step as large as the context, every prompt fits one step whole (CPU's default step is 2,048).
+        command += ["--no-enable-chunked-prefill",
+                    "--max-num-batched-tokens", str(max(options.max_model_len, CPU_STEP_TOKENS))]
     if options.max_num_seqs is not None:
         command += ["--max-num-seqs", str(options.max_num_seqs)]
     return command + list(options.extra_args)

@@ -115,6 +115,19 @@ def test_cpu_command_runs_the_module_entrypoint_with_a_kv_budget_and_eager_mode(
     assert not {"--gpu-memory-utilization", "--enable-prefix-caching"} & flags.keys()
 
 
+@pytest.mark.parametrize("max_model_len", [1024, 2048, 8192])
+def test_cpu_command_never_splits_a_prefill_because_seeded_samples_would_kill_the_engine(max_model_len: int) -> None:
+    # vLLM 0.32 rewinds a seeded request's generator when it drops the token sampled mid-prefill; a CPU generator
+    # has no offset, so the engine died ("CPU Generator does not use offset") under the candidate step's seeded
+    # n = k calls (make quality --candidates-policy always, reports/quality_rows.vllm.log). No chunked prefill:
+    # a whole prompt always fits one step.
+    flags = flag_values(build_command(LaunchOptions(model="m", target="cpu", max_model_len=max_model_len)))
+    assert "--no-enable-chunked-prefill" in flags
+    assert int(str(flags["--max-num-batched-tokens"])) >= max(max_model_len, 2048)
+    gpu = flag_values(build_command(LaunchOptions(model="m", target="gpu", max_model_len=max_model_len)))
+    assert "--no-enable-chunked-prefill" not in gpu and "--max-num-batched-tokens" not in gpu
+
+
 @pytest.mark.parametrize(("flags", "dtype"), [
     ({"fpu", "avx", "avx2", "fma"}, "float32"),  # AVX2 only: bf16 would be emulated
     ({"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),
