@@ -11,8 +11,8 @@ matches nothing is sent, unless nothing matches at all (then the schema's first 
 Why a floor rather than filling the budget: sending every table that shares a word with the question (`name`,
 `amount`) put ~10 look-alikes next to the right ones at 50 and 200 tables, and the real 0.5B model's execution
 match fell 13-15 points against its own tables (reports/gpu_lease2/schema_scale.json). On the public rows a floor
-of 0.3 keeps gold-table recall at 99.2 % (50 tables) and 99.4 % (200) while sending 4.5 and 7.3 tables instead of
-9.6 and 12.4 (docs/big-schemas.md).
+of 0.3 keeps gold-table recall at 99.1 % (50 tables) and 99.2 % (200) while sending 4.4 and 6.2 tables instead of
+9.6 and 12.4 (reports/schema_scale.json, docs/big-schemas.md).
 """
 
 from __future__ import annotations
