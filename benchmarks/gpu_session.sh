@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The device calls of one GPU session for reports/gpu_pipeline.json (docs/benchmarks.md §4), one step per call:
 #
-#   bash benchmarks/gpu_session.sh bundle N     carrying .gpu/cN         (N = 0..3: the vLLM 0.26 bundle)
-#   bash benchmarks/gpu_session.sh model N      carrying .gpu/coder/mN   (N = 0..8: the real 0.5B's GGUF pieces)
-#   bash benchmarks/gpu_session.sh setup        carrying .gpu/coder/m8 and .whl: install, convert, start every
+#   bash benchmarks/gpu_session.sh bundle N     carrying .gpu/cN         (N = 0..4: the vLLM 0.26 bundle, 44 MiB pieces)
+#   bash benchmarks/gpu_session.sh model N      carrying .gpu/coder/mN   (N = 0..10: the real 0.5B's GGUF pieces)
+#   bash benchmarks/gpu_session.sh setup        carrying .gpu/coder/m10 and .whl: install, convert, start every
 #                                               server (benchmarks/gpu_fleet.py), then measure until the call's end
 #   bash benchmarks/gpu_session.sh measure      go on measuring where the last call stopped (--resume)
 #

@@ -14,9 +14,9 @@ _WORD = re.compile(r"[A-Za-z]+|[0-9]+")
 SYNONYMS_FILE = Path(__file__).resolve().parent / "synonyms.toml"
 # Words of every question that say nothing about which table is meant.
 _STOP_TEXT = """a an the of in on at to for from by with and or not no is are was were be been being do does did
-what which who whom whose where when how show list give find return tell me all each every any some that this these
-those than then there their its it as per into about over under between both either most least more less much
-only also just please number many total count"""
+has have had what which who whom whose where when how show list give find return tell me all each every any some
+that this these those than then there their its it as per into about over under between both either most least
+more less much only also just please number many total count"""
 STOP = frozenset(_STOP_TEXT.split())
 
 
