@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from benchmarks.coder_pieces import MANIFEST, PIECE_BYTES, join, main, split
+from benchmarks.coder_pieces import MANIFEST, PIECE_BYTES, REPO_ROOT, join, main, split
 
 CARRY_LIMIT = 64 * 1024 * 1024
 
@@ -57,7 +58,15 @@ def test_a_piece_not_carried_yet_is_named(source: Path, tmp_path: Path) -> None:
 
 
 def test_a_piece_leaves_room_for_the_checkout_under_the_carry_limit() -> None:
-    assert PIECE_BYTES + 8 * 1024 * 1024 <= CARRY_LIMIT
+    # Every tracked file travels with each piece: the reports committed since the first lease grew the checkout to
+    # ~15 MB, and 55 MiB pieces no longer fitted. The rows file and the gguf wheel ride in the first folder.
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = sum((REPO_ROOT / name).stat().st_size for name in listed.stdout.decode().split("\0")
+                  if name and (REPO_ROOT / name).is_file())
+    extras = 1024 * 1024
+    assert PIECE_BYTES + tracked + extras <= CARRY_LIMIT, f"{tracked:,} bytes tracked: pieces must shrink"
 
 
 def test_prepare_from_a_joined_file_writes_the_manifest_in_the_first_carry(source: Path, tmp_path: Path,
