@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The device calls of one GPU session for reports/gpu_pipeline.json (docs/benchmarks.md §4), one step per call:
 #
+#   bash benchmarks/gpu_session.sh pieces       here, once: the vLLM bundle's pieces re-cut to 44 MiB (.gpu/c0..c4)
 #   bash benchmarks/gpu_session.sh bundle N     carrying .gpu/cN         (N = 0..4: the vLLM 0.26 bundle, 44 MiB pieces)
 #   bash benchmarks/gpu_session.sh model N      carrying .gpu/coder/mN   (N = 0..10: the real 0.5B's GGUF pieces)
 #   bash benchmarks/gpu_session.sh setup        carrying .gpu/coder/m10 and .whl: install, convert, start every
@@ -41,6 +42,13 @@ measure() {
 }
 
 case ${1:-} in
+  pieces)  # every tracked file travels with each carry: 55 MiB pieces plus the ~15 MB checkout exceed 64 MiB
+    set -e
+    cat .gpu/c[0-9]/piece[0-9] > .gpu/bundle.tar && rm -rf .gpu/c[0-9]
+    split -b $(( 44 * 1024 * 1024 )) -d -a 1 .gpu/bundle.tar .gpu/piece
+    for piece in .gpu/piece[0-9]; do n=${piece: -1}; mkdir -p ".gpu/c$n" && mv "$piece" ".gpu/c$n/piece$n"; done
+    rm -f .gpu/bundle.tar && ls .gpu/c[0-9]
+    ;;
   bundle) mkdir -p /root/stash && cp ".gpu/c$2"/* /root/stash/ && ls /root/stash ;;
   model) mkdir -p /root/coder-gguf && cp ".gpu/coder/m$2"/* /root/coder-gguf/ && ls /root/coder-gguf ;;
   setup)
@@ -61,5 +69,5 @@ case ${1:-} in
     measure
     ;;
   measure) measure ;;
-  *) echo "usage: $0 bundle N | model N | setup | measure" >&2; exit 2 ;;
+  *) echo "usage: $0 pieces | bundle N | model N | setup | measure" >&2; exit 2 ;;
 esac
