@@ -22,16 +22,18 @@ FILL = "\x01"  # stands for a character inside a string or a quoted name: no wor
 
 # Each branch starts with one literal character, so the regular expression engine skips to candidates at C speed
 # (a branch that starts with a group or a look-behind makes it try every branch at every position: 20x slower).
+# Runs of ordinary characters are taken whole (`++`): the tail can only match at a quote or a backslash, so giving
+# back part of a run never finds another match, and the engine need not save a state per character.
 _SPECIAL = re.compile(
     r"""-(?P<line>-[^\n]*(?:\n[ \t]*--[^\n]*)*)"""
     r"""|\#(?P<hash>(?:(?<![^\n]\#)|(?<=\s\#)(?=\s|\Z))[^\n]*)"""
     r"""|/(?:(?P<exec>\*M?!\d*+(?!\\))|(?P<block>\*.*?(?:\*/|\Z)))"""
     r"""|\*(?P<close>/)"""
-    r"""|'(?P<string>(?<![\w$][\w$]')(?:[^'\\]|''|\\'(?![\s,;)]|\Z)|\\[^'])*(?:\\?'|\Z))"""
+    r"""|'(?P<string>(?<![\w$][\w$]')(?:[^'\\]++|''|\\'(?![\s,;)]|\Z)|\\[^'])*(?:\\?'|\Z))"""
     r"""|\$(?P<dollar>(?<![\w$]\$)(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))"""
-    r"""|"(?P<dquote>(?:[^"]|"")*(?:"|\Z))"""
-    r"""|`(?P<btick>(?:[^`]|``)*(?:`|\Z))"""
-    r"""|\[(?P<bracket>(?!\d*\])(?:[^\]\n]|\]\])*\])"""
+    r"""|"(?P<dquote>(?:[^"]++|"")*(?:"|\Z))"""
+    r"""|`(?P<btick>(?:[^`]++|``)*(?:`|\Z))"""
+    r"""|\[(?P<bracket>(?!\d*\])(?:[^\]\n]++|\]\])*\])"""
     r"""|\\(?P<meta>(?<![^\n]\\)[^\n]*)""",
     re.DOTALL,
 )
@@ -70,7 +72,8 @@ _ASCII_UPPER = {code: code - 32 for code in range(ord("a"), ord("z") + 1)}
 
 def mask(text: str) -> Masked:
     comments: list[tuple[int, int]] = []
-    if "```" in text:  # a Markdown fence around pasted DDL is no backtick-quoted name
+    # Each rare feature is looked for with the cheapest test that finds it: a 1,000-table dump is over a megabyte
+    if "`" in text and "```" in text:  # a Markdown fence around pasted DDL is no backtick-quoted name
         text = _FENCE.sub(lambda m: " " * len(m.group()), text)
     data = _copy_data(text) if "stdin;" in text else []
     pieces: list[str] = []
@@ -80,35 +83,40 @@ def mask(text: str) -> Masked:
         pieces.append(" " * (end - start))  # COPY ... FROM stdin data lines: rows, not schema
         at = end
     masked = "".join(pieces)
-    if _MAYBE_GO.search(text):
+    upper = masked.translate(_ASCII_UPPER)
+    # (no other character matches G or O without case: "GO" in the upper-cased text is a test as good and faster)
+    if "GO" in upper and _MAYBE_GO.search(text):
         masked = _GO.sub(lambda m: ";" + " " * (len(m.group()) - 1), masked)
+        upper = masked.translate(_ASCII_UPPER)
     if ("DELIMITER" in text or "delimiter" in text) and _DELIMITER.search(masked):
         masked = _apply_delimiters(masked)
-    return Masked(text, masked, masked.translate(_ASCII_UPPER), tuple(comments))
+        upper = masked.translate(_ASCII_UPPER)
+    return Masked(text, masked, upper, tuple(comments))
 
 
 def _mask_code(text: str, start: int, end: int, comments: list[tuple[int, int]]) -> str:
     in_executable = False
 
-    def replace(match: re.Match[str]) -> str:
+    def replace(match: re.Match[str]) -> str:  # once per comment, string and quoted name: kept short
         nonlocal in_executable
         kind = match.lastgroup
+        if kind == "line" or kind == "block" or kind == "hash":
+            begin, finish = match.span()
+            comments.append((start + begin, start + finish))
+            return " " * (finish - begin)
         found = match.group()
-        if kind in ("string", "dquote", "btick", "bracket"):
+        if kind == "string" or kind == "dquote" or kind == "btick" or kind == "bracket":
             closed = len(found) >= 2 and found[-1] == _CLOSER[found[0]]
             return found[0] + FILL * (len(found) - 1 - closed) + (found[-1] if closed else "")
         if kind == "exec":
             in_executable = True
-            return " " * len(found)
-        if kind == "close":
-            if in_executable:
-                in_executable = False
-                return "  "
-            return found
-        if kind in ("line", "hash", "block"):
-            comments.append((start + match.start(), start + match.end()))
-        # comments, a routine's $$ body, psql's meta-commands: blanked (line breaks inside them too: nothing reads
-        # lines inside a comment, and a comment never holds the line break that ends it)
+        elif kind == "close":
+            if not in_executable:
+                return found
+            in_executable = False
+        # comments, executable comments' markers, a routine's $$ body, psql's meta-commands: blanked (line breaks
+        # inside them too: nothing reads lines inside a comment, and a comment never holds the line break that
+        # ends it)
         return " " * len(found)
 
     return _SPECIAL.sub(replace, text[start:end])
@@ -159,15 +167,21 @@ def split(masked: Masked) -> list[tuple[int, int, int]]:
     """(piece start, statement start, end) of each statement of the text, in order, empty ones dropped: the
     statement starts past the blanks and comments at the start of its piece (pg_dump's headers)."""
     upper = masked.upper
+    creates = _create_positions(upper)
+    # Most texts (every dump) have a `;` between any two CREATEs and no routine body: the pieces between the
+    # `;` are the statements, found with str methods only.
+    shared = any(upper.find(";", at, following) < 0 for at, following in zip(creates, creates[1:]))
+    routine = "BEGIN" in upper and _ROUTINE.search(upper) is not None
+    if not shared and not routine:
+        return _statements(upper.split(";"))
     pieces: list[tuple[int, int]] = []
     at = 0
     for piece in upper.split(";"):
         pieces.append((at, at + len(piece)))
         at += len(piece) + 1
-    creates = _create_positions(upper)
-    if len(creates) > 1:
+    if shared:
         pieces = _split_at_creates(upper, pieces, creates)
-    if "BEGIN" in upper and _ROUTINE.search(upper):
+    if routine:
         pieces = _whole_routines(upper, pieces)
     statements = []
     for start, end in pieces:
@@ -177,18 +191,26 @@ def split(masked: Masked) -> list[tuple[int, int, int]]:
     return statements
 
 
+def _statements(pieces: list[str]) -> list[tuple[int, int, int]]:
+    """The statements of the text split at every `;` into `pieces`."""
+    statements = []
+    at = 0
+    for piece in pieces:
+        size = len(piece)
+        blank = size - len(piece.lstrip())  # the same white space as the regular expressions' \s
+        if blank < size:
+            statements.append((at, at + blank, at + size))
+        at += size + 1
+    return statements
+
+
 _NONBLANK = re.compile(r"\S")
-_CREATE_WORD = re.compile(r"CREATE(?![\w$])")  # a literal first: the engine skips to candidates fast
+# A literal first, so the regular expression engine skips to candidates fast; then the look-behind: no word before
+_CREATE_WORD = re.compile(r"CREATE(?<![\w$]CREATE)(?![\w$])")
 
 
 def _create_positions(upper: str) -> list[int]:
-    positions = []
-    for found in _CREATE_WORD.finditer(upper):
-        at = found.start()
-        before = upper[at - 1] if at else " "
-        if not (before.isalnum() or before in "_$"):
-            positions.append(at)
-    return positions
+    return [found.start() for found in _CREATE_WORD.finditer(upper)]
 
 
 def _split_at_creates(upper: str, pieces: list[tuple[int, int]], creates: list[int]) -> list[tuple[int, int]]:
