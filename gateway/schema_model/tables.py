@@ -50,6 +50,12 @@ _STRING = re.compile(r"N?'[^']*'?")
 _INHERITS = re.compile(r"(?<![\w$])INHERITS\s*\(")
 _QUALIFIED = re.compile(QUALIFIED)
 _MASKED_INSIDE = re.compile(r"--|/\*|#|'|\"")
+# Whatever _type_text would change (a comment or a string inside the type, runs of white space, a [bracketed] word);
+# without one, the type is its text as written.
+_UNUSUAL_TYPE = re.compile(r"--|/\*|[#'\"\[\n\t]|  ")
+_KEY_WORDS = re.compile(r"PRIMARY|REFERENCES|COMMENT")  # the words _column_keys reads
+_CONSTRAINT_GROUP, _NAME_GROUP, _TYPE_GROUP, _REST_GROUP = (
+    _BODY_ITEM.groupindex[name] for name in ("constraint", "name", "type", "rest"))
 _QUOTED_TYPE_WORD = re.compile(r"\[([^\]\d][^\]]*)\]")  # [nvarchar], not an array's [] or [3]
 _PG_DUMP_HEADER = re.compile(r"^(?:Name: .*; Type: .*|TOC entry .*|Data for Name: .*|Dependencies: .*)$")
 
@@ -75,15 +81,17 @@ def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -
     """The items of the parenthesis (`open_at`, `close_at`) into `draft`: columns and table constraints."""
     start = open_at + 1
     upper = text.upper
-    found = list(_BODY_ITEM.finditer(upper, start, close_at))
-    if sum(match.end() - match.start() for match in found) != close_at - start:  # nested deeper than 3
+    # Item after item from `start` (the scanner matches each where the last ended), in C: they reach `close_at`
+    # unless an item nests deeper than _BODY_ITEM reads (3), and then the commas are found first.
+    found = list(iter(_BODY_ITEM.scanner(upper, start, close_at).match, None))
+    if (found[-1].end() if found else start) != close_at:
         found = [match for begin, end in items(text.masked, start, close_at)
                  if (match := _BODY_ITEM.match(upper, begin, end)) is not None]
     columns = draft.columns
     for match in found:
-        if match.lastgroup == "constraint":
+        if match.lastindex == _CONSTRAINT_GROUP:
             _table_constraint(text, match, match.end(), draft)
-        elif (column := _column(text, match, match.end("rest"), draft)) is not None:
+        elif (column := _column(text, match, draft)) is not None:
             columns.append(column)
     if text.comment_spans:
         comments = text.comments(open_at, close_at)
@@ -97,43 +105,53 @@ def column_at(text: Masked, start: int, end: int, draft: TableDraft) -> Column |
     found = _BODY_ITEM.match(text.upper, start, end)
     if found is None or found.group("constraint"):
         return None
-    return _column(text, found, found.end("rest"), draft)
+    return _column(text, found, draft)
 
 
-def _column(text: Masked, found: re.Match[str], end: int, draft: TableDraft) -> Column | None:
-    """One column definition; `end` is where its text ends (before the comma). Written for speed: a 1,000-table
-    dump has thousands of these."""
+def _column(text: Masked, found: re.Match[str], draft: TableDraft) -> Column | None:
+    """One column definition. Written for speed: a 1,000-table dump has thousands of these, and most are a name,
+    a plain type and no key, so each rarer case is looked for once and read only where it is."""
     original = text.text
-    name_start, name_end = found.span("name")
+    name_start, name_end = found.span(_NAME_GROUP)
     name = original[name_start:name_end]
     quote = ""
     if name[0] in "\"`['":
         name, quote = unquote(name)
         if not name:
             return None
-    type_start, type_end = found.span("type")
+    type_start, type_end = found.span(_TYPE_GROUP)
     type_text = original[type_start:type_end]
+    if _UNUSUAL_TYPE.search(type_text):
+        type_text = _type_text(text, type_start, type_end)
+    end = found.end(_REST_GROUP)  # where the definition ends, before its comma
+    if end - type_end > 1 and _KEY_WORDS.search(text.upper, type_end, end):
+        return Column(name, type_text, quote, _column_keys(text, name, type_end, end, draft))
+    return Column(name, type_text, quote)
+
+
+def _type_text(text: Masked, start: int, end: int) -> str:
+    type_text = text.text[start:end]
     if _MASKED_INSIDE.search(type_text):  # a comment or a string inside the type: read it without the comment
-        type_text = code(text, type_start, type_end)
+        type_text = code(text, start, end)
     if "  " in type_text or "\n" in type_text or "\t" in type_text:
         type_text = " ".join(type_text.split())
     if "[" in type_text:
         type_text = _QUOTED_TYPE_WORD.sub(r"\1", type_text)  # SQL Server's [nvarchar](50)
-    primary = False
-    description = None
-    if end - type_end > 1:
-        upper = text.upper
-        if upper.find("PRIMARY", type_end, end) >= 0:
-            primary = _PRIMARY_KEY.search(upper, type_end, end) is not None
-        at = upper.find("REFERENCES", type_end, end)
-        references = _REFERENCES.match(upper, at, end) if at >= 0 else None
-        if references is not None:
-            draft.foreign_keys.append(_foreign_key(text, (name,), references, end))
-        if upper.find("COMMENT", type_end, end) >= 0:
-            description = comment_option(text, type_end, end)
-        if primary and not draft.primary_key:
-            draft.primary_key = (name,)
-    return Column(name, type_text, quote, description)
+    return type_text
+
+
+def _column_keys(text: Masked, name: str, start: int, end: int, draft: TableDraft) -> str | None:
+    """A column's own PRIMARY KEY and REFERENCES (into `draft`) and its description (MySQL's COMMENT)."""
+    upper = text.upper
+    primary = upper.find("PRIMARY", start, end) >= 0 and _PRIMARY_KEY.search(upper, start, end) is not None
+    at = upper.find("REFERENCES", start, end)
+    references = _REFERENCES.match(upper, at, end) if at >= 0 else None
+    if references is not None:
+        draft.foreign_keys.append(_foreign_key(text, (name,), references, end))
+    description = comment_option(text, start, end) if upper.find("COMMENT", start, end) >= 0 else None
+    if primary and not draft.primary_key:
+        draft.primary_key = (name,)
+    return description
 
 
 def _table_constraint(text: Masked, found: re.Match[str], end: int, draft: TableDraft) -> None:
