@@ -1,4 +1,4 @@
-"""Schema text -> statements, aware of every comment and quoting style the dumps use.
+"""Schema text -> masked text, aware of every comment and quoting style the dumps use (statements.py splits it).
 
 One pass of one regular expression finds what can hide a `;` or a parenthesis: comments (`--`, `/* */`, MySQL
 `#`), strings (`'...'` with `''`, MySQL's `\\'`, PostgreSQL's `$tag$...$tag$`), quoted names (`"..."`, backticks,
@@ -6,10 +6,8 @@ One pass of one regular expression finds what can hide a `;` or a parenthesis: c
 *masked* copy of the text, the same length, in which those are blanked (comments) or filled (strings and quoted
 names keep their quotes around filler): every later step reads positions in the masked text with plain regular
 expressions and takes the names and comments from the original at the same positions. MySQL's executable
-comments (`/*!50001 ... */`) are code, so only their markers are blanked.
-
-Statements end at `;` (or the `DELIMITER` a MySQL dump sets), at a `GO` line, and before a `CREATE` at the top
-level (people paste `CREATE TABLE a (...) CREATE TABLE b (...)`); a routine's `BEGIN ... END` body stays whole.
+comments (`/*!50001 ... */`) are code, so only their markers are blanked. A `GO` line becomes a `;`, and so does
+the `DELIMITER` a MySQL dump sets (its own `;` then blanked).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 FILL = "\x01"  # stands for a character inside a string or a quoted name: no word, quote, bracket or separator
 
@@ -39,8 +38,7 @@ _SPECIAL = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Comment:
+class Comment(NamedTuple):  # a tuple: a dump has one above each of its thousands of statements
     start: int
     end: int
     text: str  # without its markers, stripped
@@ -155,112 +153,6 @@ def _rewrite(chunk: str, delimiter: str) -> str:
         return chunk
     chunk = chunk.replace(";", " ")
     return chunk.replace(delimiter, ";" + " " * (len(delimiter) - 1))
-
-
-_ROUTINE = re.compile(
-    r"CREATE\s+(?:OR\s+(?:REPLACE|ALTER)\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?:TEMP(?:ORARY)?\s+)?"
-    r"(?:TRIGGER|PROCEDURE|PROC|FUNCTION|EVENT)(?![\w$])")
-_BLOCK_WORDS = re.compile(r"(?<![\w$])(BEGIN|CASE|END(?:\s+(?:IF|LOOP|WHILE|REPEAT|CASE)(?![\w$]))?)(?![\w$])")
-
-
-def split(masked: Masked) -> list[tuple[int, int, int]]:
-    """(piece start, statement start, end) of each statement of the text, in order, empty ones dropped: the
-    statement starts past the blanks and comments at the start of its piece (pg_dump's headers)."""
-    upper = masked.upper
-    creates = _create_positions(upper)
-    # Most texts (every dump) have a `;` between any two CREATEs and no routine body: the pieces between the
-    # `;` are the statements, found with str methods only.
-    shared = any(upper.find(";", at, following) < 0 for at, following in zip(creates, creates[1:]))
-    routine = "BEGIN" in upper and _ROUTINE.search(upper) is not None
-    if not shared and not routine:
-        return _statements(upper.split(";"))
-    pieces: list[tuple[int, int]] = []
-    at = 0
-    for piece in upper.split(";"):
-        pieces.append((at, at + len(piece)))
-        at += len(piece) + 1
-    if shared:
-        pieces = _split_at_creates(upper, pieces, creates)
-    if routine:
-        pieces = _whole_routines(upper, pieces)
-    statements = []
-    for start, end in pieces:
-        found = _NONBLANK.search(upper, start, end)
-        if found is not None:
-            statements.append((start, found.start(), end))
-    return statements
-
-
-def _statements(pieces: list[str]) -> list[tuple[int, int, int]]:
-    """The statements of the text split at every `;` into `pieces`."""
-    statements = []
-    at = 0
-    for piece in pieces:
-        size = len(piece)
-        blank = size - len(piece.lstrip())  # the same white space as the regular expressions' \s
-        if blank < size:
-            statements.append((at, at + blank, at + size))
-        at += size + 1
-    return statements
-
-
-_NONBLANK = re.compile(r"\S")
-# A literal first, so the regular expression engine skips to candidates fast; then the look-behind: no word before
-_CREATE_WORD = re.compile(r"CREATE(?<![\w$]CREATE)(?![\w$])")
-
-
-def _create_positions(upper: str) -> list[int]:
-    return [found.start() for found in _CREATE_WORD.finditer(upper)]
-
-
-def _split_at_creates(upper: str, pieces: list[tuple[int, int]], creates: list[int]) -> list[tuple[int, int]]:
-    """A piece holding a second CREATE at parenthesis depth 0 is two statements."""
-    starts = [start for start, _ in pieces]
-    inside: dict[int, list[int]] = {}
-    for position in creates:
-        inside.setdefault(bisect.bisect_right(starts, position) - 1, []).append(position)
-    if all(len(positions) < 2 for positions in inside.values()):
-        return pieces
-    result: list[tuple[int, int]] = []
-    for index, (start, end) in enumerate(pieces):
-        positions = inside.get(index, [])
-        if len(positions) < 2:
-            result.append((start, end))
-            continue
-        at = start
-        for position in positions:
-            head = upper[at:position]
-            if head.strip() and head.count("(") == head.count(")"):
-                result.append((at, position))
-                at = position
-        result.append((at, end))
-    return result
-
-
-def _whole_routines(upper: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Glue back the pieces a routine's `BEGIN ... END` body was cut into at its inner `;`."""
-    merged: list[tuple[int, int]] = []
-    open_blocks = 0
-    for begin, end in pieces:
-        if open_blocks > 0:
-            merged[-1] = (merged[-1][0], end)
-        elif _ROUTINE.match(upper, begin + len(upper[begin:end]) - len(upper[begin:end].lstrip())):
-            merged.append((begin, end))
-        else:
-            merged.append((begin, end))
-            continue
-        open_blocks = _open_blocks(upper[merged[-1][0]:merged[-1][1]])
-    return merged
-
-
-def _open_blocks(text: str) -> int:
-    depth = 0
-    for word in _BLOCK_WORDS.findall(text):
-        if word in ("BEGIN", "CASE"):
-            depth += 1
-        elif word == "END":
-            depth -= 1
-    return depth
 
 
 def code(text: Masked, start: int, end: int) -> str:

@@ -14,6 +14,7 @@ from gateway.schema_model.names import (
     NAME,
     QUALIFIED,
     closing_paren,
+    consecutive,
     items,
     name_list,
     parenthesised_names,
@@ -81,9 +82,9 @@ def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -
     """The items of the parenthesis (`open_at`, `close_at`) into `draft`: columns and table constraints."""
     start = open_at + 1
     upper = text.upper
-    # Item after item from `start` (the scanner matches each where the last ended), in C: they reach `close_at`
-    # unless an item nests deeper than _BODY_ITEM reads (3), and then the commas are found first.
-    found = list(iter(_BODY_ITEM.scanner(upper, start, close_at).match, None))
+    # Item after item from `start`, each where the last ended: they reach `close_at` unless an item nests deeper
+    # than _BODY_ITEM reads (3), and then the commas are found first.
+    found = consecutive(_BODY_ITEM, upper, start, close_at)
     if (found[-1].end() if found else start) != close_at:
         found = [match for begin, end in items(text.masked, start, close_at)
                  if (match := _BODY_ITEM.match(upper, begin, end)) is not None]
