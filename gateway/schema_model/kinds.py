@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from gateway.schema_model.alter import DUMPED_KEY
 from gateway.schema_model.tables import CREATE_TABLE
 from gateway.schema_model.views import CREATE_VIEW
 
@@ -17,25 +18,22 @@ _SKIPPED_CREATE = (
     r"SYNONYM|LOGIN|ASSEMBLY|PARTITION\s+FUNCTION|PARTITION\s+SCHEME|FULLTEXT\s+CATALOG|GROUP|CERTIFICATE|"
     r"MASTER\s+KEY|SYMMETRIC\s+KEY)(?![\w$])")
 
-
-def _unnamed(pattern: str) -> str:
-    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
-
-
 # Each statement is matched once, here. `alter_skip`: the common pg_dump ALTERs (OWNER TO, a column's DEFAULT),
-# skipped without being read. `skip`: defines nothing a query can read. `create_skip`: a skipped CREATE that is
-# neither CREATE_TABLE nor CREATE_VIEW (a dump has one or two per table). `create`: any other CREATE. The first
-# words tell the groups apart, so their order only matters within ALTER and within CREATE; the CREATEs come last,
-# where no other statement tries them.
+# skipped without being read; `alter_key`: pg_dump's ADD CONSTRAINT PRIMARY / FOREIGN KEY, read from this match;
+# `alter`: any other ALTER. `skip`: defines nothing a query can read. `create_table` and `create_view` are
+# CREATE_TABLE and CREATE_VIEW, with their groups; `create_skip`: a CREATE of something no query reads; `create`:
+# any other CREATE. The first words tell the ALTERs, the CREATEs and the others apart, so order only matters among
+# the ALTERs and among the CREATEs (as the reader tries them). The CREATEs come last: no other statement tries them.
 KIND = re.compile(
     r"\s*(?:(?P<alter_skip>ALTER\s+(?:(?!TABLE\s)|TABLE\s+(?:ONLY\s+)?\S+\s+(?:OWNER\s+TO|ALTER\s+COLUMN\s+\S+\s+"
     r"SET\s+DEFAULT|ENABLE|DISABLE|CLUSTER|REPLICA)\s))"
+    rf"|(?P<alter_key>{DUMPED_KEY})"
     r"|(?P<alter>ALTER\s)|(?P<comment>COMMENT\s+ON\s)|(?P<drop>DROP\s)|(?P<rename>RENAME\s)"
     r"|(?P<skip>(?:SET|SELECT|GRANT|REVOKE|USE|BEGIN|COMMIT|START|END|ROLLBACK|PRAGMA|LOCK|UNLOCK|INSERT|REPLACE|"
     r"UPDATE|DELETE|COPY|VACUUM|ANALYZE|EXEC|EXECUTE|DECLARE|PRINT|IF|RAISERROR|SAVEPOINT|RELEASE|CHECKPOINT|"
     r"REINDEX|REFRESH|CLUSTER|DISCARD|RESET|LISTEN|NOTIFY|SECURITY|TRUNCATE|VALUES|INSTALL|LOAD|ATTACH|DETACH|"
     r"CALL|DO|SHOW|DESCRIBE|EXPLAIN|FLUSH|OPTIMIZE|REPAIR|WITH|DBCC|DEALLOCATE|OPEN|CLOSE|FETCH|WHILE|RETURN|"
     r"CHECKSUM|KILL|BACKUP|RESTORE|IMPORT|EXPORT)(?![\w$]))"
-    rf"|(?P<create_skip>(?!{_unnamed(CREATE_TABLE.pattern)})(?!{_unnamed(CREATE_VIEW.pattern)}){_SKIPPED_CREATE})"
-    r"|(?P<create>CREATE\s))")
+    rf"|(?P<create_table>{CREATE_TABLE.pattern})|(?P<create_view>{CREATE_VIEW.pattern})"
+    rf"|(?P<create_skip>{_SKIPPED_CREATE})|(?P<create>CREATE\s))")
 SKIP_GROUPS = frozenset({"create_skip", "alter_skip", "skip"})

@@ -10,14 +10,23 @@ import functools
 import operator
 import re
 
-from gateway.schema_model.alter import ALTER_TABLE, COMMENT_ON, DROP, RENAME_TABLE, alter_table, comment_on, dropped
+from gateway.schema_model.alter import (
+    ALTER_TABLE,
+    COMMENT_ON,
+    DROP,
+    RENAME_TABLE,
+    alter_table,
+    comment_on,
+    dropped,
+    dumped_key,
+)
 from gateway.schema_model.kinds import KIND, SKIP_GROUPS
 from gateway.schema_model.lexer import FILL, Masked, mask
 from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable
 from gateway.schema_model.names import NAME, QUALIFIED, closing_paren, qualified_name, qualified_parts
 from gateway.schema_model.statements import split
-from gateway.schema_model.tables import CREATE_TABLE, TableDraft, leading_description, read_columns, read_options
-from gateway.schema_model.views import AS_QUERY, CREATE_VIEW, query_columns
+from gateway.schema_model.tables import TableDraft, leading_description, read_columns, read_options
+from gateway.schema_model.views import AS_QUERY, query_columns
 
 MAX_SCHEMA_CHARS = 10_000_000  # the most any setting may allow (settings.py checks its cap against it)
 
@@ -61,23 +70,29 @@ class _Reader:
             if group in SKIP_GROUPS:  # most statements of a dump: decided here, without a call
                 self._skipped += 1
             else:
-                self._statement(piece_start, start, end, group)
+                self._statement(piece_start, start, end, kind)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())
         return SchemaModel(tables, tuple(self._unreadable), self._prompt_text())
 
     # ---- one statement -----------------------------------------------------------------------------------
 
-    def _statement(self, piece_start: int, start: int, end: int, group: str | None) -> None:
-        """The statement between `start` and `end`, of the kind `group` of KIND (None: no kind it knows)."""
+    def _statement(self, piece_start: int, start: int, end: int, kind: re.Match[str] | None) -> None:
+        """The statement between `start` and `end`, as KIND matched it (None: no kind it knows)."""
         upper = self._text.upper
         self._piece_start = piece_start  # the comments above a CREATE TABLE may describe it
-        if group == "create":
-            if (found := CREATE_TABLE.match(upper, start, end)) is not None:
-                self._create_table(start, end, found)
-            elif (found := CREATE_VIEW.match(upper, start, end)) is not None:
-                self._create_view(start, end, found)
-            else:  # (not a CREATE that KIND knows is skipped)
-                self._cannot_read(start, end, "not a CREATE statement this reader knows")
+        if kind is None:
+            self._cannot_read(start, end, "not a statement that defines a table")
+            return
+        group = kind.lastgroup
+        if group == "create_table":
+            self._create_table(start, end, kind)
+        elif group == "create_view":
+            self._create_view(start, end, kind)
+        elif group == "create":
+            self._cannot_read(start, end, "not a CREATE statement this reader knows")
+        elif group == "alter_key":
+            dumped_key(self._text, kind, self._draft)
+            self._skipped += 1
         elif group == "alter":
             if (found := ALTER_TABLE.match(upper, start, end)) is not None:
                 self._alter(start, end, found)
@@ -100,11 +115,11 @@ class _Reader:
 
     def _create_table(self, start: int, end: int, found: re.Match[str]) -> None:
         text = self._text
-        parts = qualified_parts(text, found.start("name"), found.end("name"))
+        parts = qualified_parts(text, *found.span("table_name"))
         name, quote = parts[-1]
         schema = parts[-2][0] if len(parts) >= 2 else ""
         key = _key(schema, name)
-        if key in self._drafts and (found.group("exists") or "REPLACE" not in found.group()):
+        if key in self._drafts and (found.group("table_exists") or "REPLACE" not in found.group()):
             return  # a table defined twice: the first definition stands, as in a database
         draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
@@ -129,22 +144,22 @@ class _Reader:
         else:
             self._cannot_read(start, end, "no column list follows the table's name", name, schema)
             return
-        if not draft.description and text.comment_spans:
-            draft.description = leading_description(text.comments(self._piece_start, found.start("name")))
+        if not draft.description and text.comment_starts:
+            draft.description = leading_description(text.comments(self._piece_start, found.start("table_name")))
         self._add(key, draft, start, end)
 
     def _create_view(self, start: int, end: int, found: re.Match[str]) -> None:
         text = self._text
-        schema, name, quote = qualified_name(text, found.start("name"), found.end("name"))
+        schema, name, quote = qualified_name(text, *found.span("view_name"))
         draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
         at = found.end()
         explicit: tuple[str, ...] = ()
-        if found.group("columns"):
-            close = closing_paren(text.masked, found.start("columns"), end)
+        if found.group("view_columns"):
+            close = closing_paren(text.masked, found.start("view_columns"), end)
             if close is None:
                 self._cannot_read(start, end, "its column list is never closed", name, schema)
                 return
-            read_columns(text, found.start("columns"), close, draft)
+            read_columns(text, found.start("view_columns"), close, draft)
             explicit = tuple(column.name for column in draft.columns)
             draft.columns.clear()
             at = close + 1
