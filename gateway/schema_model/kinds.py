@@ -24,8 +24,9 @@ _SKIPPED_CREATE = (
 # CREATE_TABLE and CREATE_VIEW, with their groups; `create_skip`: a CREATE of something no query reads; `create`:
 # any other CREATE. The first words tell the ALTERs, the CREATEs and the others apart, so order only matters among
 # the ALTERs and among the CREATEs (as the reader tries them). The CREATEs come last: no other statement tries them.
+# (`\S++\s++`: a name then blanks, taken whole; giving some back could only put a blank where a word must start.)
 KIND = re.compile(
-    r"\s*(?:(?P<alter_skip>ALTER\s+(?:(?!TABLE\s)|TABLE\s+(?:ONLY\s+)?\S+\s+(?:OWNER\s+TO|ALTER\s+COLUMN\s+\S+\s+"
+    r"\s*(?:(?P<alter_skip>ALTER\s+(?:(?!TABLE\s)|TABLE\s+(?:ONLY\s+)?\S++\s++(?:OWNER\s+TO|ALTER\s+COLUMN\s+\S++\s++"
     r"SET\s+DEFAULT|ENABLE|DISABLE|CLUSTER|REPLICA)\s))"
     rf"|(?P<alter_key>{DUMPED_KEY})"
     r"|(?P<alter>ALTER\s)|(?P<comment>COMMENT\s+ON\s)|(?P<drop>DROP\s)|(?P<rename>RENAME\s)"

@@ -31,9 +31,13 @@ CREATE_TABLE = re.compile(
     rf"(?P<table_exists>IF\s+NOT\s+EXISTS\s+)?(?P<table_name>{QUALIFIED})\s*")
 
 # A column's type is the words after its name up to the first of these (or the end of the definition).
-_STOP = (r"(?:NOT|NULL|PRIMARY|REFERENCES|DEFAULT|CHECK|UNIQUE|CONSTRAINT|COLLATE|GENERATED|AUTO_INCREMENT|"
-         r"AUTOINCREMENT|COMMENT|IDENTITY|ON|AS|CHARACTER\s+SET|CHARSET|ENCODE|STORAGE|COMPRESSION|SPARSE|"
-         r"ROWGUIDCOL|FILESTREAM|MASKED|INVISIBLE|VISIBLE|KEY|HIDDEN|WITH(?!\s+(?:LOCAL\s+)?TIME\s+ZONE))(?![\w$])")
+_STOP_WORDS = (
+    "NOT", "NULL", "PRIMARY", "REFERENCES", "DEFAULT", "CHECK", "UNIQUE", "CONSTRAINT", "COLLATE", "GENERATED",
+    "AUTO_INCREMENT", "AUTOINCREMENT", "COMMENT", "IDENTITY", "ON", "AS", r"CHARACTER\s+SET", "CHARSET", "ENCODE",
+    "STORAGE", "COMPRESSION", "SPARSE", "ROWGUIDCOL", "FILESTREAM", "MASKED", "INVISIBLE", "VISIBLE", "KEY", "HIDDEN",
+    r"WITH(?!\s+(?:LOCAL\s+)?TIME\s+ZONE)")
+# (tried after a test of the first letter, which most type words fail at once)
+_STOP = rf"(?=[{''.join(sorted({word[0] for word in _STOP_WORDS}))}])(?:{'|'.join(_STOP_WORDS)})(?![\w$])"
 _TYPE_WORD = r"(?:[^\s(),]++(?:\s*+\((?:[^()]|\([^()]*+\))*+\))?+|\((?:[^()]|\([^()]*+\))*+\))"
 # A table constraint, not a column: `key` and `index` are column names too (PostgreSQL prints `index integer`), so
 # MySQL's `KEY name (cols)` and `INDEX (cols)` count only with their parenthesis.
@@ -46,8 +50,10 @@ _TYPE = rf"(?:(?!{_STOP}){_TYPE_WORD}(?:\s*+(?!{_STOP}){_TYPE_WORD})*+)?+"
 _REST = r"(?:[^(),]++|\((?:[^()]++|\((?:[^()]++|\([^()]*+\))*+\))*+\))*+"
 # One item of a column list, through its comma: a table constraint, or a column's name, type and the rest.
 # A bare name may hold a parenthesis glued to it, as sql-create-context writes `Official_ratings_(millions)`.
-_BODY_ITEM = re.compile(rf"""\s*(?:(?P<constraint>{_CONSTRAINT}){_REST}|(?P<name>"[^"]*"|`[^`]*`|\[[^\]]*\]|'[^']*'|"""
-                        rf"""[^\s"`\[',()]+(?:\([^\s()]*\)[^\s"`\[',()]*)*)\s*(?P<type>{_TYPE})(?P<rest>{_REST}))(?:,|\Z)""")
+# ([CPFEUSKIL]: the first letters of _CONSTRAINT's words, tested before any of them.)
+_BODY_ITEM = re.compile(rf"""\s*(?:(?=[CPFEUSKIL])(?P<constraint>{_CONSTRAINT}){_REST}|"""
+                        rf"""(?P<name>"[^"]*"|`[^`]*`|\[[^\]]*\]|'[^']*'|[^\s"`\[',()]+(?:\([^\s()]*\)[^\s"`\[',()]*)*)"""
+                        rf"""\s*(?P<type>{_TYPE})(?P<rest>{_REST}))(?:,|\Z)""")
 _PRIMARY_KEY = re.compile(r"(?<![\w$])PRIMARY\s+KEY(?![\w$])")
 _REFERENCES = re.compile(rf"REFERENCES\s+(?P<table>{QUALIFIED})\s*(?P<open>\()?")
 _COMMENT_STRING = re.compile(r"(?<![\w$])COMMENT\s*=?\s*(?=N?')")
