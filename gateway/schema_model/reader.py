@@ -20,11 +20,10 @@ from gateway.schema_model.alter import (
     dropped,
     dumped_key,
 )
-from gateway.schema_model.kinds import KIND, SKIP_GROUPS
+from gateway.schema_model.kinds import classify
 from gateway.schema_model.lexer import FILL, Masked, mask
 from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable
 from gateway.schema_model.names import NAME, QUALIFIED, closing_paren, qualified_name, qualified_parts
-from gateway.schema_model.statements import split
 from gateway.schema_model.tables import TableDraft, leading_description, read_columns, read_options
 from gateway.schema_model.views import AS_QUERY, query_columns
 
@@ -63,28 +62,22 @@ class _Reader:
         self._piece_start = 0
 
     def read(self) -> SchemaModel:
-        upper = self._text.upper
-        for piece_start, start, end in split(self._text):
-            kind = KIND.match(upper, start, end)
-            group = kind.lastgroup if kind is not None else None
-            if group in SKIP_GROUPS:  # most statements of a dump: decided here, without a call
-                self._skipped += 1
-            else:
-                self._statement(piece_start, start, end, kind)
+        statements, self._skipped = classify(self._text)
+        for (piece_start, start, end), kind in statements:
+            self._statement(piece_start, start, end, kind)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())
         return SchemaModel(tables, tuple(self._unreadable), self._prompt_text())
 
     # ---- one statement -----------------------------------------------------------------------------------
 
     def _statement(self, piece_start: int, start: int, end: int, kind: re.Match[str] | None) -> None:
-        """The statement between `start` and `end`, as KIND matched it (None: no kind it knows)."""
+        """The statement between `start` and `end`, as KIND matched it (None, or `other`: no kind it knows)."""
         upper = self._text.upper
         self._piece_start = piece_start  # the comments above a CREATE TABLE may describe it
-        if kind is None:
+        group = kind.lastgroup if kind is not None else None
+        if kind is None or group == "other":
             self._cannot_read(start, end, "not a statement that defines a table")
-            return
-        group = kind.lastgroup
-        if group == "create_table":
+        elif group == "create_table":
             self._create_table(start, end, kind)
         elif group == "create_view":
             self._create_view(start, end, kind)

@@ -18,42 +18,33 @@ _ROUTINE = re.compile(
 _BLOCK_WORDS = re.compile(r"(?<![\w$])(BEGIN|CASE|END(?:\s+(?:IF|LOOP|WHILE|REPEAT|CASE)(?![\w$]))?)(?![\w$])")
 
 
+def one_per_piece(upper: str) -> bool:
+    """Whether each piece of the text between two `;` is one statement (every dump): no two CREATEs share a piece
+    and no routine body holds a `;`. Such a text's statements may be found in it whole (kinds.py)."""
+    creates = _create_positions(upper)
+    return (not any(upper.find(";", at, following) < 0 for at, following in itertools.pairwise(creates))
+            and not ("BEGIN" in upper and _ROUTINE.search(upper) is not None))
+
+
 def split(masked: Masked) -> list[Statement]:
     """Each statement of the text, in order, empty ones dropped: a statement starts past the blanks and comments
     at the start of its piece (pg_dump's headers)."""
     upper = masked.upper
-    creates = _create_positions(upper)
-    shared = any(upper.find(";", at, following) < 0 for at, following in itertools.pairwise(creates))
-    routine = "BEGIN" in upper and _ROUTINE.search(upper) is not None
-    if not shared and not routine:  # most texts, every dump: the pieces between the `;` are the statements
-        return _statements(upper.split(";"))
     pieces: list[tuple[int, int]] = []
     at = 0
     for piece in upper.split(";"):
         pieces.append((at, at + len(piece)))
         at += len(piece) + 1
-    if shared:
+    creates = _create_positions(upper)
+    if any(upper.find(";", at, following) < 0 for at, following in itertools.pairwise(creates)):
         pieces = _split_at_creates(upper, pieces, creates)
-    if routine:
+    if "BEGIN" in upper and _ROUTINE.search(upper):
         pieces = _whole_routines(upper, pieces)
     statements = []
     for start, end in pieces:
         found = _NONBLANK.search(upper, start, end)
         if found is not None:
             statements.append((start, found.start(), end))
-    return statements
-
-
-def _statements(pieces: list[str]) -> list[Statement]:
-    """The statements of a text split at every `;` into `pieces`, found with str methods only (fast)."""
-    statements = []
-    at = 0
-    for piece in pieces:
-        size = len(piece)
-        blank = size - len(piece.lstrip())  # the same white space as the regular expressions' \s
-        if blank < size:
-            statements.append((at, at + blank, at + size))
-        at += size + 1
     return statements
 
 
