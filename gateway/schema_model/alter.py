@@ -97,6 +97,9 @@ def alter_table(text: Masked, start: int, end: int, draft: TableDraft) -> str | 
 def _names(text: Masked, start: int, end: int) -> tuple[str, ...]:
     original = text.text[start:end]
     if text.masked[start:end] == original:  # nothing quoted
+        if "," not in original:  # one name: pg_dump's primary keys, mostly
+            name = original.strip()
+            return (name,) if name else ()
         return tuple(part.strip() for part in original.split(",") if part.strip())
     return name_list(text, start, end)
 

@@ -54,9 +54,12 @@ class Masked:
 
     def comments(self, start: int, end: int) -> list[Comment]:
         """The comments that start between `start` and `end`, with their text."""
-        found = []
         starts = self.comment_starts
-        for index in range(bisect.bisect_left(starts, start), len(starts)):
+        first = bisect.bisect_left(starts, start)
+        if first == len(starts) or starts[first] >= end:
+            return []  # (most column lists, asked for each table)
+        found = []
+        for index in range(first, len(starts)):
             begin, finish = starts[index], self.comment_ends[index]
             if begin >= end:
                 break

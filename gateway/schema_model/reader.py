@@ -244,7 +244,8 @@ class _Reader:
 
 
 def _key(schema: str, name: str) -> tuple[str, str]:
-    return (_schema(schema).lower(), name.lower())
+    schema = schema.lower()
+    return ("" if schema in DEFAULT_SCHEMAS else schema), name.lower()
 
 
 def _schema(schema: str) -> str:
