@@ -2,14 +2,16 @@
 databases, the grammar, the transpiler's types, the chat route's schema finder and the prompt all read this model;
 a second reader of schema text is a bug. Imports nothing of the gateway's but its own modules (a leaf package).
 
-    model.py    the types: SchemaModel, Table (tables and views), Column, ForeignKey, Unreadable, Lookup
-    lexer.py    comment- and quote-aware masking and statement splitting
-    names.py    names, dotted names and parenthesised lists in the masked text
-    tables.py   CREATE TABLE: columns, types, keys, descriptions, options
-    views.py    CREATE VIEW and CREATE TABLE ... AS: the query's columns
-    alter.py    ALTER TABLE, COMMENT ON, DROP, RENAME TABLE
-    reader.py   read_schema: every statement replayed in order; fingerprint; the prompt's text
-    finder.py   schema statements in free text (the chat route)
+    model.py       the types: SchemaModel, Table (tables and views), Column, ForeignKey, Unreadable, Lookup
+    lexer.py       comment- and quote-aware masking
+    statements.py  the masked text split into statements
+    kinds.py       what a statement is, from its first words
+    names.py       names, dotted names and parenthesised lists in the masked text
+    tables.py      CREATE TABLE: columns, types, keys, descriptions, options
+    views.py       CREATE VIEW and CREATE TABLE ... AS: the query's columns
+    alter.py       ALTER TABLE, COMMENT ON, DROP, RENAME TABLE
+    reader.py      read_schema: every statement replayed in order; fingerprint; the prompt's text
+    finder.py      schema statements in free text (the chat route)
 """
 
 from gateway.schema_model.finder import joined, schema_statements

@@ -47,24 +47,32 @@ _HARMLESS = frozenset({
 Find = Callable[[str, str], TableDraft | None]
 
 
-# pg_dump's own two forms, read in one match: ADD CONSTRAINT n PRIMARY KEY (a) / FOREIGN KEY (a) REFERENCES t(b)
-_DUMPED_KEY = re.compile(
-    rf"\s*ADD\s+CONSTRAINT\s+{NAME}\s+(?:PRIMARY\s+KEY\s*\((?P<pk>[^()]*)\)|FOREIGN\s+KEY\s*\((?P<fk>[^()]*)\)\s*"
-    rf"REFERENCES\s+(?P<table>{QUALIFIED})\s*\((?P<ref>[^()]*)\))[^(),]*\Z")
+# pg_dump's own two forms, ALTER TABLE [ONLY] t ADD CONSTRAINT n PRIMARY KEY (a) / FOREIGN KEY (a) REFERENCES r (b),
+# read in the one match every statement gets (KIND, in kinds.py): ALTER_TABLE as it alone matches (an atomic
+# group), then the rest of the statement.
+DUMPED_KEY = (
+    "(?>" + ALTER_TABLE.pattern.replace("(?P<name>", "(?P<key_table>") + ")"
+    rf"\s*ADD\s+CONSTRAINT\s+{NAME}\s+(?:PRIMARY\s+KEY\s*\((?P<key_pk>[^()]*)\)|FOREIGN\s+KEY\s*\((?P<key_fk>[^()]*)\)\s*"
+    rf"REFERENCES\s+(?P<key_ref_table>{QUALIFIED})\s*\((?P<key_ref>[^()]*)\))[^(),]*\Z")
+
+
+def dumped_key(text: Masked, found: re.Match[str], find: Find) -> None:
+    """The key a DUMPED_KEY statement adds, into its table's draft (if that table was read)."""
+    schema, name, _ = qualified_name(text, *found.span("key_table"))
+    draft = find(schema, name)
+    if draft is None:
+        return
+    if found.group("key_pk") is not None:
+        draft.primary_key = _names(text, *found.span("key_pk"))
+    else:
+        schema, table, _ = qualified_name(text, *found.span("key_ref_table"))
+        draft.foreign_keys.append(ForeignKey(_names(text, *found.span("key_fk")), table,
+                                             "" if schema.lower() in DEFAULT_SCHEMAS else schema,
+                                             _names(text, *found.span("key_ref"))))
 
 
 def alter_table(text: Masked, start: int, end: int, draft: TableDraft) -> str | None:
     """Apply one ALTER TABLE's actions (from `start`) to `draft`; a reason when an action can't be read."""
-    dumped = _DUMPED_KEY.match(text.upper, start, end)
-    if dumped is not None:
-        if dumped.group("pk") is not None:
-            draft.primary_key = _names(text, *dumped.span("pk"))
-        else:
-            schema, table, _ = qualified_name(text, *dumped.span("table"))
-            draft.foreign_keys.append(ForeignKey(_names(text, *dumped.span("fk")), table,
-                                                 "" if schema.lower() in DEFAULT_SCHEMAS else schema,
-                                                 _names(text, *dumped.span("ref"))))
-        return None
     for begin, finish in items(text.masked, start, end):
         action = _ACTION.match(text.upper, begin, finish)
         if action is None:
@@ -89,6 +97,9 @@ def alter_table(text: Masked, start: int, end: int, draft: TableDraft) -> str | 
 def _names(text: Masked, start: int, end: int) -> tuple[str, ...]:
     original = text.text[start:end]
     if text.masked[start:end] == original:  # nothing quoted
+        if "," not in original:  # one name: pg_dump's primary keys, mostly
+            name = original.strip()
+            return (name,) if name else ()
         return tuple(part.strip() for part in original.split(",") if part.strip())
     return name_list(text, start, end)
 

@@ -1,4 +1,4 @@
-"""Schema text -> statements, aware of every comment and quoting style the dumps use.
+"""Schema text -> masked text, aware of every comment and quoting style the dumps use (statements.py splits it).
 
 One pass of one regular expression finds what can hide a `;` or a parenthesis: comments (`--`, `/* */`, MySQL
 `#`), strings (`'...'` with `''`, MySQL's `\\'`, PostgreSQL's `$tag$...$tag$`), quoted names (`"..."`, backticks,
@@ -6,10 +6,8 @@ One pass of one regular expression finds what can hide a `;` or a parenthesis: c
 *masked* copy of the text, the same length, in which those are blanked (comments) or filled (strings and quoted
 names keep their quotes around filler): every later step reads positions in the masked text with plain regular
 expressions and takes the names and comments from the original at the same positions. MySQL's executable
-comments (`/*!50001 ... */`) are code, so only their markers are blanked.
-
-Statements end at `;` (or the `DELIMITER` a MySQL dump sets), at a `GO` line, and before a `CREATE` at the top
-level (people paste `CREATE TABLE a (...) CREATE TABLE b (...)`); a routine's `BEGIN ... END` body stays whole.
+comments (`/*!50001 ... */`) are code, so only their markers are blanked. A `GO` line becomes a `;`, and so does
+the `DELIMITER` a MySQL dump sets (its own `;` then blanked).
 """
 
 from __future__ import annotations
@@ -17,28 +15,30 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 FILL = "\x01"  # stands for a character inside a string or a quoted name: no word, quote, bracket or separator
 
 # Each branch starts with one literal character, so the regular expression engine skips to candidates at C speed
 # (a branch that starts with a group or a look-behind makes it try every branch at every position: 20x slower).
+# Runs of ordinary characters are taken whole (`++`): the tail can only match at a quote or a backslash, so giving
+# back part of a run never finds another match, and the engine need not save a state per character.
 _SPECIAL = re.compile(
     r"""-(?P<line>-[^\n]*(?:\n[ \t]*--[^\n]*)*)"""
     r"""|\#(?P<hash>(?:(?<![^\n]\#)|(?<=\s\#)(?=\s|\Z))[^\n]*)"""
     r"""|/(?:(?P<exec>\*M?!\d*+(?!\\))|(?P<block>\*.*?(?:\*/|\Z)))"""
     r"""|\*(?P<close>/)"""
-    r"""|'(?P<string>(?<![\w$][\w$]')(?:[^'\\]|''|\\'(?![\s,;)]|\Z)|\\[^'])*(?:\\?'|\Z))"""
+    r"""|'(?P<string>(?<![\w$][\w$]')(?:[^'\\]++|''|\\'(?![\s,;)]|\Z)|\\[^'])*(?:\\?'|\Z))"""
     r"""|\$(?P<dollar>(?<![\w$]\$)(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))"""
-    r"""|"(?P<dquote>(?:[^"]|"")*(?:"|\Z))"""
-    r"""|`(?P<btick>(?:[^`]|``)*(?:`|\Z))"""
-    r"""|\[(?P<bracket>(?!\d*\])(?:[^\]\n]|\]\])*\])"""
+    r"""|"(?P<dquote>(?:[^"]++|"")*(?:"|\Z))"""
+    r"""|`(?P<btick>(?:[^`]++|``)*(?:`|\Z))"""
+    r"""|\[(?P<bracket>(?!\d*\])(?:[^\]\n]++|\]\])*\])"""
     r"""|\\(?P<meta>(?<![^\n]\\)[^\n]*)""",
     re.DOTALL,
 )
 
 
-@dataclass(frozen=True)
-class Comment:
+class Comment(NamedTuple):  # a tuple: a dump has one above each of its thousands of statements
     start: int
     end: int
     text: str  # without its markers, stripped
@@ -49,14 +49,18 @@ class Masked:
     text: str  # the original
     masked: str  # same length; see the module docstring
     upper: str  # `masked` with ASCII letters upper-cased (the same length): keywords match case-sensitively, fast
-    comment_spans: tuple[tuple[int, int], ...]  # (start, end) of each comment, in order
+    comment_starts: list[int]  # where each comment starts, in order (a list of numbers: bisect compares them fast)
+    comment_ends: list[int]  # and where each ends
 
     def comments(self, start: int, end: int) -> list[Comment]:
         """The comments that start between `start` and `end`, with their text."""
+        starts = self.comment_starts
+        first = bisect.bisect_left(starts, start)
+        if first == len(starts) or starts[first] >= end:
+            return []  # (most column lists, asked for each table)
         found = []
-        spans = self.comment_spans
-        for index in range(bisect.bisect_left(spans, (start, -1)), len(spans)):
-            begin, finish = spans[index]
+        for index in range(first, len(starts)):
+            begin, finish = starts[index], self.comment_ends[index]
             if begin >= end:
                 break
             body = self.text[begin:finish]
@@ -69,8 +73,9 @@ _ASCII_UPPER = {code: code - 32 for code in range(ord("a"), ord("z") + 1)}
 
 
 def mask(text: str) -> Masked:
-    comments: list[tuple[int, int]] = []
-    if "```" in text:  # a Markdown fence around pasted DDL is no backtick-quoted name
+    comments: tuple[list[int], list[int]] = ([], [])  # their starts and their ends
+    # Each rare feature is looked for with the cheapest test that finds it: a 1,000-table dump is over a megabyte
+    if "`" in text and "```" in text:  # a Markdown fence around pasted DDL is no backtick-quoted name
         text = _FENCE.sub(lambda m: " " * len(m.group()), text)
     data = _copy_data(text) if "stdin;" in text else []
     pieces: list[str] = []
@@ -80,35 +85,48 @@ def mask(text: str) -> Masked:
         pieces.append(" " * (end - start))  # COPY ... FROM stdin data lines: rows, not schema
         at = end
     masked = "".join(pieces)
-    if _MAYBE_GO.search(text):
+    upper = _upper(masked)
+    # (no other character matches G or O without case: "GO" in the upper-cased text is a test as good and faster)
+    if "GO" in upper and _MAYBE_GO.search(text):
         masked = _GO.sub(lambda m: ";" + " " * (len(m.group()) - 1), masked)
+        upper = _upper(masked)
     if ("DELIMITER" in text or "delimiter" in text) and _DELIMITER.search(masked):
         masked = _apply_delimiters(masked)
-    return Masked(text, masked, masked.translate(_ASCII_UPPER), tuple(comments))
+        upper = _upper(masked)
+    return Masked(text, masked, upper, *comments)
 
 
-def _mask_code(text: str, start: int, end: int, comments: list[tuple[int, int]]) -> str:
+def _upper(masked: str) -> str:
+    """ASCII letters upper-cased, nothing else (`ß` would become `SS`): str.upper() where that is all it does, as
+    it is in an ASCII text (str.isascii() is a flag, not a scan), for it is twice as fast as str.translate()."""
+    return masked.upper() if masked.isascii() else masked.translate(_ASCII_UPPER)
+
+
+def _mask_code(text: str, start: int, end: int, comments: tuple[list[int], list[int]]) -> str:
     in_executable = False
+    starts, ends = comments
 
-    def replace(match: re.Match[str]) -> str:
+    def replace(match: re.Match[str]) -> str:  # once per comment, string and quoted name: kept short
         nonlocal in_executable
         kind = match.lastgroup
+        if kind == "line" or kind == "block" or kind == "hash":
+            begin, finish = match.span()
+            starts.append(start + begin)
+            ends.append(start + finish)
+            return " " * (finish - begin)
         found = match.group()
-        if kind in ("string", "dquote", "btick", "bracket"):
+        if kind == "string" or kind == "dquote" or kind == "btick" or kind == "bracket":
             closed = len(found) >= 2 and found[-1] == _CLOSER[found[0]]
             return found[0] + FILL * (len(found) - 1 - closed) + (found[-1] if closed else "")
         if kind == "exec":
             in_executable = True
-            return " " * len(found)
-        if kind == "close":
-            if in_executable:
-                in_executable = False
-                return "  "
-            return found
-        if kind in ("line", "hash", "block"):
-            comments.append((start + match.start(), start + match.end()))
-        # comments, a routine's $$ body, psql's meta-commands: blanked (line breaks inside them too: nothing reads
-        # lines inside a comment, and a comment never holds the line break that ends it)
+        elif kind == "close":
+            if not in_executable:
+                return found
+            in_executable = False
+        # comments, executable comments' markers, a routine's $$ body, psql's meta-commands: blanked (line breaks
+        # inside them too: nothing reads lines inside a comment, and a comment never holds the line break that
+        # ends it)
         return " " * len(found)
 
     return _SPECIAL.sub(replace, text[start:end])
@@ -147,98 +165,6 @@ def _rewrite(chunk: str, delimiter: str) -> str:
         return chunk
     chunk = chunk.replace(";", " ")
     return chunk.replace(delimiter, ";" + " " * (len(delimiter) - 1))
-
-
-_ROUTINE = re.compile(
-    r"CREATE\s+(?:OR\s+(?:REPLACE|ALTER)\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?:TEMP(?:ORARY)?\s+)?"
-    r"(?:TRIGGER|PROCEDURE|PROC|FUNCTION|EVENT)(?![\w$])")
-_BLOCK_WORDS = re.compile(r"(?<![\w$])(BEGIN|CASE|END(?:\s+(?:IF|LOOP|WHILE|REPEAT|CASE)(?![\w$]))?)(?![\w$])")
-
-
-def split(masked: Masked) -> list[tuple[int, int, int]]:
-    """(piece start, statement start, end) of each statement of the text, in order, empty ones dropped: the
-    statement starts past the blanks and comments at the start of its piece (pg_dump's headers)."""
-    upper = masked.upper
-    pieces: list[tuple[int, int]] = []
-    at = 0
-    for piece in upper.split(";"):
-        pieces.append((at, at + len(piece)))
-        at += len(piece) + 1
-    creates = _create_positions(upper)
-    if len(creates) > 1:
-        pieces = _split_at_creates(upper, pieces, creates)
-    if "BEGIN" in upper and _ROUTINE.search(upper):
-        pieces = _whole_routines(upper, pieces)
-    statements = []
-    for start, end in pieces:
-        found = _NONBLANK.search(upper, start, end)
-        if found is not None:
-            statements.append((start, found.start(), end))
-    return statements
-
-
-_NONBLANK = re.compile(r"\S")
-_CREATE_WORD = re.compile(r"CREATE(?![\w$])")  # a literal first: the engine skips to candidates fast
-
-
-def _create_positions(upper: str) -> list[int]:
-    positions = []
-    for found in _CREATE_WORD.finditer(upper):
-        at = found.start()
-        before = upper[at - 1] if at else " "
-        if not (before.isalnum() or before in "_$"):
-            positions.append(at)
-    return positions
-
-
-def _split_at_creates(upper: str, pieces: list[tuple[int, int]], creates: list[int]) -> list[tuple[int, int]]:
-    """A piece holding a second CREATE at parenthesis depth 0 is two statements."""
-    starts = [start for start, _ in pieces]
-    inside: dict[int, list[int]] = {}
-    for position in creates:
-        inside.setdefault(bisect.bisect_right(starts, position) - 1, []).append(position)
-    if all(len(positions) < 2 for positions in inside.values()):
-        return pieces
-    result: list[tuple[int, int]] = []
-    for index, (start, end) in enumerate(pieces):
-        positions = inside.get(index, [])
-        if len(positions) < 2:
-            result.append((start, end))
-            continue
-        at = start
-        for position in positions:
-            head = upper[at:position]
-            if head.strip() and head.count("(") == head.count(")"):
-                result.append((at, position))
-                at = position
-        result.append((at, end))
-    return result
-
-
-def _whole_routines(upper: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Glue back the pieces a routine's `BEGIN ... END` body was cut into at its inner `;`."""
-    merged: list[tuple[int, int]] = []
-    open_blocks = 0
-    for begin, end in pieces:
-        if open_blocks > 0:
-            merged[-1] = (merged[-1][0], end)
-        elif _ROUTINE.match(upper, begin + len(upper[begin:end]) - len(upper[begin:end].lstrip())):
-            merged.append((begin, end))
-        else:
-            merged.append((begin, end))
-            continue
-        open_blocks = _open_blocks(upper[merged[-1][0]:merged[-1][1]])
-    return merged
-
-
-def _open_blocks(text: str) -> int:
-    depth = 0
-    for word in _BLOCK_WORDS.findall(text):
-        if word in ("BEGIN", "CASE"):
-            depth += 1
-        elif word == "END":
-            depth -= 1
-    return depth
 
 
 def code(text: Masked, start: int, end: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 # Schemas a bare name means anyway: `public.t` (PostgreSQL), `dbo.t` (SQL Server), `main.t` (SQLite, DuckDB).
 DEFAULT_SCHEMAS: frozenset[str] = frozenset({"public", "dbo", "main"})
@@ -16,8 +16,9 @@ DEFAULT_SCHEMAS: frozenset[str] = frozenset({"public", "dbo", "main"})
 TableKind = Literal["table", "view"]
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
+    """A tuple, not a dataclass: a 1,000-table dump makes thousands, and a tuple is built twice as fast."""
+
     name: str
     type: str = ""  # as written, whitespace collapsed; "" when the schema gives none
     quote: str = ""  # "", '"', "`" or "[": how the schema wrote the name

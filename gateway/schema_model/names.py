@@ -57,6 +57,14 @@ def closing_paren(masked: str, open_at: int, end: int) -> int | None:
     return None
 
 
+def consecutive(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[re.Match[str]]:
+    """The matches of `pattern` one after another from `start`, each where the last ended, until one fails: in C,
+    with the scanner re.Scanner uses (in CPython since 2.x, undocumented, so not in the type stubs)."""
+    scanner = pattern.scanner(text, start, end)  # type: ignore[attr-defined]
+    found: list[re.Match[str]] = list(iter(scanner.match, None))
+    return found
+
+
 def items(masked: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """(start, end) of each comma-separated item between `start` and `end`, commas in parentheses skipped."""
     depth = 0

@@ -7,37 +7,28 @@ are skipped, and anything else is kept as *unreadable*, with its text."""
 from __future__ import annotations
 
 import functools
+import operator
 import re
 
-from gateway.schema_model.alter import ALTER_TABLE, COMMENT_ON, DROP, RENAME_TABLE, alter_table, comment_on, dropped
-from gateway.schema_model.lexer import FILL, Masked, mask, split
+from gateway.schema_model.alter import (
+    ALTER_TABLE,
+    COMMENT_ON,
+    DROP,
+    RENAME_TABLE,
+    alter_table,
+    comment_on,
+    dropped,
+    dumped_key,
+)
+from gateway.schema_model.kinds import classify
+from gateway.schema_model.lexer import FILL, Masked, mask
 from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable
 from gateway.schema_model.names import NAME, QUALIFIED, closing_paren, qualified_name, qualified_parts
-from gateway.schema_model.tables import CREATE_TABLE, TableDraft, leading_description, read_columns, read_options
-from gateway.schema_model.views import AS_QUERY, CREATE_VIEW, query_columns
+from gateway.schema_model.tables import TableDraft, leading_description, read_columns, read_options
+from gateway.schema_model.views import AS_QUERY, query_columns
 
 MAX_SCHEMA_CHARS = 10_000_000  # the most any setting may allow (settings.py checks its cap against it)
 
-# What a statement is, from its first words (in the upper-cased masked text). `skip`: defines nothing a query can
-# read. The common pg_dump ALTERs (OWNER TO, a column's DEFAULT) are skipped here without being read.
-_KIND = re.compile(
-    r"\s*(?:(?P<create>CREATE\s)"
-    r"|(?P<alter_skip>ALTER\s+(?:(?!TABLE\s)|TABLE\s+(?:ONLY\s+)?\S+\s+(?:OWNER\s+TO|ALTER\s+COLUMN\s+\S+\s+SET\s+"
-    r"DEFAULT|ENABLE|DISABLE|CLUSTER|REPLICA)\s))"
-    r"|(?P<alter>ALTER\s)|(?P<comment>COMMENT\s+ON\s)|(?P<drop>DROP\s)|(?P<rename>RENAME\s)"
-    r"|(?P<skip>(?:SET|SELECT|GRANT|REVOKE|USE|BEGIN|COMMIT|START|END|ROLLBACK|PRAGMA|LOCK|UNLOCK|INSERT|REPLACE|"
-    r"UPDATE|DELETE|COPY|VACUUM|ANALYZE|EXEC|EXECUTE|DECLARE|PRINT|IF|RAISERROR|SAVEPOINT|RELEASE|CHECKPOINT|"
-    r"REINDEX|REFRESH|CLUSTER|DISCARD|RESET|LISTEN|NOTIFY|SECURITY|TRUNCATE|VALUES|INSTALL|LOAD|ATTACH|DETACH|"
-    r"CALL|DO|SHOW|DESCRIBE|EXPLAIN|FLUSH|OPTIMIZE|REPAIR|WITH|DBCC|DEALLOCATE|OPEN|CLOSE|FETCH|WHILE|RETURN|"
-    r"CHECKSUM|KILL|BACKUP|RESTORE|IMPORT|EXPORT)(?![\w$])))")
-_SKIPPED_CREATE = re.compile(
-    r"\s*CREATE\s+(?:OR\s+(?:REPLACE|ALTER)\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?:(?:UNIQUE|CLUSTERED|NONCLUSTERED|"
-    r"FULLTEXT|SPATIAL|BITMAP|TEMP|TEMPORARY|TRUSTED|PROCEDURAL|CONSTRAINT|DEFAULT|COLUMNSTORE|PRIMARY|XML)\s+)*"
-    r"(?:INDEX|SEQUENCE|SCHEMA|TYPE|EXTENSION|FUNCTION|PROCEDURE|PROC|TRIGGER|DOMAIN|ROLE|USER|DATABASE|AGGREGATE|"
-    r"OPERATOR|CAST|COLLATION|CONVERSION|POLICY|PUBLICATION|SUBSCRIPTION|RULE|STATISTICS|TEXT\s+SEARCH|EVENT|"
-    r"LANGUAGE|SERVER|FOREIGN\s+DATA\s+WRAPPER|USER\s+MAPPING|MACRO|SECRET|TABLESPACE|ACCESS\s+METHOD|TRANSFORM|"
-    r"SYNONYM|LOGIN|ASSEMBLY|PARTITION\s+FUNCTION|PARTITION\s+SCHEME|FULLTEXT\s+CATALOG|GROUP|CERTIFICATE|"
-    r"MASTER\s+KEY|SYMMETRIC\s+KEY)(?![\w$])")
 _NAME_GUESS = re.compile(rf"\s*(?:CREATE\s[^(]*?(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?)?(?P<name>{QUALIFIED})"
                          r"\s*\(")
 _USING_MODULE = re.compile(rf"USING\s+{NAME}\s*\(")
@@ -71,27 +62,30 @@ class _Reader:
         self._piece_start = 0
 
     def read(self) -> SchemaModel:
-        for piece_start, start, end in split(self._text):
-            self._statement(piece_start, start, end)
+        statements, self._skipped = classify(self._text)
+        for (piece_start, start, end), kind in statements:
+            self._statement(piece_start, start, end, kind)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())
         return SchemaModel(tables, tuple(self._unreadable), self._prompt_text())
 
     # ---- one statement -----------------------------------------------------------------------------------
 
-    def _statement(self, piece_start: int, start: int, end: int) -> None:
+    def _statement(self, piece_start: int, start: int, end: int, kind: re.Match[str] | None) -> None:
+        """The statement between `start` and `end`, as KIND matched it (None, or `other`: no kind it knows)."""
         upper = self._text.upper
         self._piece_start = piece_start  # the comments above a CREATE TABLE may describe it
-        kind = _KIND.match(upper, start, end)
         group = kind.lastgroup if kind is not None else None
-        if group == "create":
-            if (found := CREATE_TABLE.match(upper, start, end)) is not None:
-                self._create_table(start, end, found)
-            elif (found := CREATE_VIEW.match(upper, start, end)) is not None:
-                self._create_view(start, end, found)
-            elif _SKIPPED_CREATE.match(upper, start, end):
-                self._skipped += 1
-            else:
-                self._cannot_read(start, end, "not a CREATE statement this reader knows")
+        if kind is None or group == "other":
+            self._cannot_read(start, end, "not a statement that defines a table")
+        elif group == "create_table":
+            self._create_table(start, end, kind)
+        elif group == "create_view":
+            self._create_view(start, end, kind)
+        elif group == "create":
+            self._cannot_read(start, end, "not a CREATE statement this reader knows")
+        elif group == "alter_key":
+            dumped_key(self._text, kind, self._draft)
+            self._skipped += 1
         elif group == "alter":
             if (found := ALTER_TABLE.match(upper, start, end)) is not None:
                 self._alter(start, end, found)
@@ -109,18 +103,16 @@ class _Reader:
             self._skipped += 1
         elif group == "rename" and (found := RENAME_TABLE.match(upper, start, end)) is not None:
             self._rename(found)
-        elif group in ("skip", "alter_skip"):
-            self._skipped += 1
         else:
             self._cannot_read(start, end, "not a statement that defines a table")
 
     def _create_table(self, start: int, end: int, found: re.Match[str]) -> None:
         text = self._text
-        parts = qualified_parts(text, found.start("name"), found.end("name"))
+        parts = qualified_parts(text, *found.span("table_name"))
         name, quote = parts[-1]
         schema = parts[-2][0] if len(parts) >= 2 else ""
         key = _key(schema, name)
-        if key in self._drafts and (found.group("exists") or "REPLACE" not in found.group()):
+        if key in self._drafts and (found.group("table_exists") or "REPLACE" not in found.group()):
             return  # a table defined twice: the first definition stands, as in a database
         draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
@@ -145,22 +137,22 @@ class _Reader:
         else:
             self._cannot_read(start, end, "no column list follows the table's name", name, schema)
             return
-        if not draft.description and text.comment_spans:
-            draft.description = leading_description(text.comments(self._piece_start, found.start("name")))
+        if not draft.description and text.comment_starts:
+            draft.description = leading_description(text.comments(self._piece_start, found.start("table_name")))
         self._add(key, draft, start, end)
 
     def _create_view(self, start: int, end: int, found: re.Match[str]) -> None:
         text = self._text
-        schema, name, quote = qualified_name(text, found.start("name"), found.end("name"))
+        schema, name, quote = qualified_name(text, *found.span("view_name"))
         draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
         at = found.end()
         explicit: tuple[str, ...] = ()
-        if found.group("columns"):
-            close = closing_paren(text.masked, found.start("columns"), end)
+        if found.group("view_columns"):
+            close = closing_paren(text.masked, found.start("view_columns"), end)
             if close is None:
                 self._cannot_read(start, end, "its column list is never closed", name, schema)
                 return
-            read_columns(text, found.start("columns"), close, draft)
+            read_columns(text, found.start("view_columns"), close, draft)
             explicit = tuple(column.name for column in draft.columns)
             draft.columns.clear()
             at = close + 1
@@ -233,17 +225,16 @@ class _Reader:
         return self._text.text[start:start + len(self._text.masked[start:end].rstrip())]
 
     def _table(self, key: tuple[str, str], draft: TableDraft) -> Table:
-        columns = list(draft.columns)
+        columns = draft.columns
         for parent_schema, parent_name in ([draft.like] if draft.like else []) + draft.inherits:
             parent = self._resolve(parent_schema, parent_name)
             if parent is not None:
                 own = {column.name.lower() for column in columns}
                 columns = [c for c in parent.columns if c.name.lower() not in own] + columns
         kind, types_known = self._kinds.get(key, ("table", True))
-        return Table(name=draft.name, columns=_unique(columns), schema=draft.schema, quote=draft.quote,
-                     kind="view" if kind == "view" else "table", primary_key=draft.primary_key,
-                     foreign_keys=tuple(draft.foreign_keys), description=draft.description, text=draft.text,
-                     types_known=types_known, catalog=draft.catalog)
+        return Table(draft.name, _unique(columns), draft.schema, draft.quote, "view" if kind == "view" else "table",
+                     draft.primary_key, tuple(draft.foreign_keys), draft.description, draft.text, types_known,
+                     draft.catalog)
 
     def _prompt_text(self) -> str:
         if not self._skipped:
@@ -253,7 +244,8 @@ class _Reader:
 
 
 def _key(schema: str, name: str) -> tuple[str, str]:
-    return (_schema(schema).lower(), name.lower())
+    schema = schema.lower()
+    return ("" if schema in DEFAULT_SCHEMAS else schema), name.lower()
 
 
 def _schema(schema: str) -> str:
@@ -261,12 +253,15 @@ def _schema(schema: str) -> str:
 
 
 def _unique(columns: list[Column]) -> tuple[Column, ...]:
-    if len({column.name.lower() for column in columns}) == len(columns):
+    if len(set(map(str.lower, map(_NAME, columns)))) == len(columns):  # (map: in C, for thousands of columns)
         return tuple(columns)
     seen: dict[str, Column] = {}
     for column in columns:
         seen.setdefault(column.name.lower(), column)
     return tuple(seen.values())
+
+
+_NAME = operator.itemgetter(0)  # a Column's name
 
 
 def _code(text: Masked, start: int, end: int) -> str:

@@ -15,10 +15,11 @@ from sqlglot.errors import SqlglotError
 from gateway.schema_model.model import Column, Table
 from gateway.schema_model.names import QUALIFIED
 
+# (Its group names are its own: KIND, in kinds.py, holds it with CREATE_TABLE.)
 CREATE_VIEW = re.compile(
     r"\s*CREATE\s+(?:OR\s+(?:REPLACE|ALTER)\s+)?(?:(?:TEMP|TEMPORARY|MATERIALIZED|RECURSIVE|SECURE|"
     r"ALGORITHM\s*=\s*\w+|DEFINER\s*=\s*\S+|SQL\s+SECURITY\s+\w+)\s+)*VIEW\s+"
-    rf"(?P<exists>IF\s+NOT\s+EXISTS\s+)?(?P<name>{QUALIFIED})\s*(?P<columns>\()?")
+    rf"(?P<view_exists>IF\s+NOT\s+EXISTS\s+)?(?P<view_name>{QUALIFIED})\s*(?P<view_columns>\()?")
 # In the upper-cased text: where the query of a view or of CREATE TABLE ... AS starts.
 AS_QUERY = re.compile(r"(?:\bWITH\s*\([^()]*\)\s*)?\bAS\s+(?=\(?\s*(?:SELECT|WITH|VALUES|TABLE)\b)|\bAS\s*(?=\()")
 _READERS = ("postgres", "mysql", "tsql", "sqlite", "duckdb")
