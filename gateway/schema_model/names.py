@@ -17,6 +17,10 @@ _PARENS = re.compile(r"[(),]")
 
 def qualified_name(text: Masked, start: int, end: int) -> tuple[str, str, str]:
     """The dotted name between `start` and `end` -> (schema, name, quote); `db.schema.table` keeps its schema."""
+    original = text.text[start:end]
+    if text.masked[start:end] == original:  # nothing quoted (most names): the last two parts, as split(".") gives
+        head, _, name = original.rpartition(".")
+        return head.rpartition(".")[2].strip(), name.strip(), ""
     parts = qualified_parts(text, start, end)
     name, quote = parts[-1] if parts else ("", "")
     return (parts[-2][0] if len(parts) >= 2 else ""), name, quote

@@ -62,7 +62,8 @@ class _Reader:
         self._piece_start = 0
 
     def read(self) -> SchemaModel:
-        statements, self._skipped = classify(self._text)
+        statements, skipped = classify(self._text)
+        self._skipped += skipped
         for (piece_start, start, end), kind in statements:
             self._statement(piece_start, start, end, kind)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())

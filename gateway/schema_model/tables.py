@@ -74,7 +74,7 @@ _LINE = r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
 _PG_DUMP_COMMENT = re.compile(rf"-- Name: {_LINE}*?; Type: {_LINE}*\n--\Z")
 
 
-@dataclass
+@dataclass(slots=True)
 class TableDraft:
     """A table as read so far; later statements (ALTER TABLE, COMMENT ON) still change it."""
 
