@@ -26,7 +26,7 @@ from gateway.schema_model.alter import (
 )
 from gateway.schema_model.kinds import classify
 from gateway.schema_model.lexer import FILL, Masked, mask
-from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable
+from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable, built_table
 from gateway.schema_model.names import NAME, QUALIFIED, closing_paren, qualified_name, qualified_parts
 from gateway.schema_model.tables import TableDraft, leading_description, read_columns, read_options
 from gateway.schema_model.views import AS_QUERY, query_columns
@@ -254,9 +254,9 @@ class _Reader:
                 own = {column.name.lower() for column in columns}
                 columns = [c for c in parent.columns if c.name.lower() not in own] + columns
         kind, types_known = self._kinds.get(key, ("table", True))
-        return Table(draft.name, _unique(columns), draft.schema, draft.quote, "view" if kind == "view" else "table",
-                     draft.primary_key, tuple(draft.foreign_keys), draft.description, draft.text, types_known,
-                     draft.catalog)
+        return built_table(draft.name, _unique(columns), draft.schema, draft.quote,
+                           "view" if kind == "view" else "table", draft.primary_key, tuple(draft.foreign_keys),
+                           draft.description, draft.text, types_known, draft.catalog)
 
     def _prompt_text(self) -> str:
         if not self._skipped:
