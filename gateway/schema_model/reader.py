@@ -160,7 +160,7 @@ class _Reader:
             self._cannot_read(start, end, "no column list follows the table's name", name, schema)
             return
         if not draft.description and text.comment_starts:
-            draft.description = leading_description(text.comments(self._piece_start, found.start("table_name")))
+            draft.description = leading_description(text, self._piece_start, found.start("table_name"))
         self._add(key, draft, start, end)
 
     def _create_view(self, start: int, end: int, found: re.Match[str]) -> None:

@@ -5,6 +5,7 @@ come from the original. Fast on purpose: one regular expression per column."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,10 +69,10 @@ _CONSTRAINT_GROUP, _NAME_GROUP, _TYPE_GROUP, _REST_GROUP = (
     _BODY_ITEM.groupindex[name] for name in ("constraint", "name", "type", "rest"))
 _QUOTED_TYPE_WORD = re.compile(r"\[([^\]\d][^\]]*)\]")  # [nvarchar], not an array's [] or [3]
 _PG_DUMP_HEADER = re.compile(r"^(?:Name: .*?; Type: .*|TOC entry .*|Data for Name: .*|Dependencies: .*)$")
-# pg_dump's whole header comment, `-- Name: ...; Type: ...` and a last `--`, where each line is a _PG_DUMP_HEADER or
-# nothing: "not a line break" is what str.splitlines() does not split at.
+# pg_dump's whole header comment as written, `--`, `-- Name: ...; Type: ...` and `--`: as a Comment's text, each of
+# its lines is a _PG_DUMP_HEADER or nothing ("not a line break": what str.splitlines() does not split at).
 _LINE = r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
-_PG_DUMP_COMMENT = re.compile(rf"-- Name: {_LINE}*?; Type: {_LINE}*\n--\Z")
+_PG_DUMP_COMMENT = re.compile(rf"--\n-- Name: {_LINE}*?; Type: {_LINE}*\n--\Z")
 
 
 @dataclass(slots=True)
@@ -306,10 +307,15 @@ def _comment_owner(original: str, spans: list[tuple[int, int]], comment: Comment
     return None
 
 
-def leading_description(comments: list[Comment]) -> str | None:
-    """The comment block right above a CREATE TABLE, unless it is one of pg_dump's own headers."""
-    if len(comments) == 1 and _PG_DUMP_COMMENT.match(comments[0].text):
+def leading_description(text: Masked, start: int, end: int) -> str | None:
+    """The comment block right above a CREATE TABLE (between `start` and `end`), unless it is one of pg_dump's own
+    headers."""
+    starts = text.comment_starts
+    first = bisect.bisect_left(starts, start)
+    if first + 1 == bisect.bisect_left(starts, end, first) and _PG_DUMP_COMMENT.match(
+            text.text, starts[first], text.comment_ends[first]):
         return None  # (the one comment a dump has above each table: its header, told in one match)
+    comments = text.comments(start, end)
     lines = [line.strip().lstrip("-#").strip() for comment in comments for line in comment.text.splitlines()]
     kept = [line for line in lines if line and not _PG_DUMP_HEADER.match(line)]
     return " ".join(kept) or None
