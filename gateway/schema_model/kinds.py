@@ -85,11 +85,13 @@ def _in_text(pattern: str) -> str:
 
 _SKIPPED = _in_text(rf"{_ALTER_SKIP}|{_SKIP_WORDS}")  # what KIND's `alter_skip` and `skip` match
 _KINDS = _in_text(_OTHER_KINDS)  # (KIND's other groups: after _SKIPPED failed, the same as KIND's)
-# At the text's start, and after each `;`: the blanks of the piece (`blank`), then a statement: KIND's groups, or
-# `other` for one of no kind KIND knows (where KIND.match gives None). An `alter_skip` or `skip` statement is no
-# match at all: the engine goes on to the next `;` (most statements of a dump, so Python never sees them).
-_FIRST_IN_TEXT = re.compile(rf"(?P<blank>\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
-_IN_TEXT = re.compile(rf";(?P<blank>\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
+# At the text's start, and after each `;`: the blanks of the piece (`blank`: newlines, spaces, newlines, each run
+# taken in one tight loop, where \s tests each character in turn; then any other blank), then a statement: KIND's
+# groups, or `other` for one of no kind KIND knows (where KIND.match gives None). An `alter_skip` or `skip`
+# statement is no match at all: the engine goes on to the next `;` (most statements of a dump: Python never sees
+# them).
+_FIRST_IN_TEXT = re.compile(rf"(?P<blank>\n*+ *+\n*+\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
+_IN_TEXT = re.compile(rf";(?P<blank>\n*+ *+\n*+\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
 _FIRST_SKIPPED = re.compile(rf"\s*+(?:{_SKIPPED})")
 _SKIPPED_IN_TEXT = re.compile(rf";\s*+(?:{_SKIPPED})")
 
