@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import repeat
 
 from gateway.schema_model.lexer import Masked, unquote
 
@@ -30,7 +31,7 @@ def qualified_parts(text: Masked, start: int, end: int) -> list[tuple[str, str]]
     """The parts of a dotted name, each (name, quote)."""
     original = text.text[start:end]
     if text.masked[start:end] == original:  # nothing quoted: the common case, and a fast one
-        return [(part.strip(), "") for part in original.split(".")]
+        return list(zip(map(str.strip, original.split(".")), repeat("")))
     return [unquote(text.text[m.start():m.end()]) for m in _PART.finditer(text.masked, start, end)]
 
 

@@ -133,10 +133,11 @@ class _Reader:
         parts = qualified_parts(text, *found.span("table_name"))
         name, quote = parts[-1]
         schema = parts[-2][0] if len(parts) >= 2 else ""
+        schema = _schema(schema)
         key = _key(schema, name)
         if key in self._drafts and (found.group("table_exists") or "REPLACE" not in found.group()):
             return  # a table defined twice: the first definition stands, as in a database
-        draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
+        draft = TableDraft(schema, name, quote, [], self._statement_text(start, end))
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
         at = found.end()
         if text.masked.startswith("(", at):

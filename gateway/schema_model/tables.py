@@ -72,7 +72,7 @@ _PG_DUMP_HEADER = re.compile(r"^(?:Name: .*?; Type: .*|TOC entry .*|Data for Nam
 # pg_dump's whole header comment as written, `--`, `-- Name: ...; Type: ...` and `--`: as a Comment's text, each of
 # its lines is a _PG_DUMP_HEADER or nothing ("not a line break": what str.splitlines() does not split at).
 _LINE = r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
-_PG_DUMP_COMMENT = re.compile(rf"--\n-- Name: {_LINE}*?; Type: {_LINE}*\n--\Z")
+_PG_DUMP_COMMENT = re.compile(rf"--\n-- Name: [^;{_LINE[2:-1]}]*+; Type: {_LINE}*+\n--\Z")  # (no `;` in the name)
 
 
 @dataclass(slots=True)
