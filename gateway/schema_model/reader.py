@@ -28,7 +28,13 @@ from gateway.schema_model.kinds import classify
 from gateway.schema_model.lexer import FILL, Masked, mask
 from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable, built_table
 from gateway.schema_model.names import NAME, QUALIFIED, closing_paren, qualified_name, qualified_parts
-from gateway.schema_model.tables import TableDraft, leading_description, read_columns, read_options
+from gateway.schema_model.tables import (
+    TableDraft,
+    leading_description,
+    read_column_list,
+    read_columns,
+    read_options,
+)
 from gateway.schema_model.views import AS_QUERY, query_columns
 
 MAX_SCHEMA_CHARS = 10_000_000  # the most any setting may allow (settings.py checks its cap against it)
@@ -141,11 +147,10 @@ class _Reader:
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
         at = found.end()
         if text.masked.startswith("(", at):
-            close = closing_paren(text.masked, at, end)
+            close = read_column_list(text, at, end, draft)
             if close is None:
                 self._cannot_read(start, end, "its column list is never closed", name, schema)
                 return
-            read_columns(text, at, close, draft)
             read_options(text, close + 1, end, draft)
         elif (query := AS_QUERY.match(text.upper, at, end)) is not None:
             self._from_query(start, end, draft, query.end(), ())

@@ -92,6 +92,24 @@ class TableDraft:
     catalog: str = ""
 
 
+def read_column_list(text: Masked, open_at: int, end: int, draft: TableDraft) -> int | None:
+    """The column list whose `(` is at `open_at` (before `end`) into `draft`; where its `)` is (None: never)."""
+    masked = text.masked
+    last = masked.rfind(")", open_at, end)
+    if last > open_at and masked.find("[", open_at, last) < 0:
+        # The statement's last `)` closes the list when the items reach it with no gap: an item holds parentheses
+        # only in pairs (but in an unmasked `[` name), so no earlier `)` closes it. A dump's CREATE TABLE ends with
+        # its list: so one search finds the `)`, and the items are read once.
+        found = consecutive(_BODY_ITEM, text.upper, open_at + 1, last)
+        if (found[-1].end() if found else open_at + 1) == last:
+            _read_items(text, open_at, last, found, draft)
+            return last
+    close = closing_paren(masked, open_at, end)
+    if close is not None:
+        read_columns(text, open_at, close, draft)
+    return close
+
+
 def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -> None:
     """The items of the parenthesis (`open_at`, `close_at`) into `draft`: columns and table constraints."""
     start = open_at + 1
@@ -102,7 +120,11 @@ def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -
     if (found[-1].end() if found else start) != close_at:
         found = [match for begin, end in items(text.masked, start, close_at)
                  if (match := _BODY_ITEM.match(upper, begin, end)) is not None]
-    body = upper[start:close_at]
+    _read_items(text, open_at, close_at, found, draft)
+
+
+def _read_items(text: Masked, open_at: int, close_at: int, found: list[re.Match[str]], draft: TableDraft) -> None:
+    body = text.upper[open_at + 1:close_at]
     if "PRIMARY" in body or "REFERENCES" in body or "COMMENT" in body:
         columns = draft.columns
         for match in found:  # in order: a column's key and a table constraint's may both set the primary key
