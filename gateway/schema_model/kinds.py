@@ -33,18 +33,19 @@ _SKIPPED_CREATE = (
 # any other CREATE. The first words tell the ALTERs, the CREATEs and the others apart, so order only matters among
 # the ALTERs and among the CREATEs (as the reader tries them). The CREATEs come last: no other statement tries them.
 # (`\S++\s++`: a name then blanks, taken whole; giving some back could only put a blank where a word must start.)
-KIND = re.compile(
-    r"\s*(?:(?P<alter_skip>ALTER\s+(?:(?!TABLE\s)|TABLE\s+(?:ONLY\s+)?\S++\s++(?:OWNER\s+TO|ALTER\s+COLUMN\s+\S++\s++"
-    r"SET\s+DEFAULT|ENABLE|DISABLE|CLUSTER|REPLICA)\s))"
-    rf"|(?P<alter_key>{DUMPED_KEY})"
-    r"|(?P<alter>ALTER\s)|(?P<comment>COMMENT\s+ON\s)|(?P<drop>DROP\s)|(?P<rename>RENAME\s)"
-    r"|(?P<skip>(?:SET|SELECT|GRANT|REVOKE|USE|BEGIN|COMMIT|START|END|ROLLBACK|PRAGMA|LOCK|UNLOCK|INSERT|REPLACE|"
-    r"UPDATE|DELETE|COPY|VACUUM|ANALYZE|EXEC|EXECUTE|DECLARE|PRINT|IF|RAISERROR|SAVEPOINT|RELEASE|CHECKPOINT|"
-    r"REINDEX|REFRESH|CLUSTER|DISCARD|RESET|LISTEN|NOTIFY|SECURITY|TRUNCATE|VALUES|INSTALL|LOAD|ATTACH|DETACH|"
-    r"CALL|DO|SHOW|DESCRIBE|EXPLAIN|FLUSH|OPTIMIZE|REPAIR|WITH|DBCC|DEALLOCATE|OPEN|CLOSE|FETCH|WHILE|RETURN|"
-    r"CHECKSUM|KILL|BACKUP|RESTORE|IMPORT|EXPORT)(?![\w$]))"
+_ALTER_SKIP = (r"ALTER\s+(?:(?!TABLE\s)|TABLE\s+(?:ONLY\s+)?\S++\s++(?:OWNER\s+TO|ALTER\s+COLUMN\s+\S++\s++SET\s+"
+               r"DEFAULT|ENABLE|DISABLE|CLUSTER|REPLICA)\s)")
+_SKIP_WORDS = (
+    r"(?:SET|SELECT|GRANT|REVOKE|USE|BEGIN|COMMIT|START|END|ROLLBACK|PRAGMA|LOCK|UNLOCK|INSERT|REPLACE|UPDATE|"
+    r"DELETE|COPY|VACUUM|ANALYZE|EXEC|EXECUTE|DECLARE|PRINT|IF|RAISERROR|SAVEPOINT|RELEASE|CHECKPOINT|REINDEX|"
+    r"REFRESH|CLUSTER|DISCARD|RESET|LISTEN|NOTIFY|SECURITY|TRUNCATE|VALUES|INSTALL|LOAD|ATTACH|DETACH|CALL|DO|SHOW|"
+    r"DESCRIBE|EXPLAIN|FLUSH|OPTIMIZE|REPAIR|WITH|DBCC|DEALLOCATE|OPEN|CLOSE|FETCH|WHILE|RETURN|CHECKSUM|KILL|"
+    r"BACKUP|RESTORE|IMPORT|EXPORT)(?![\w$])")
+_OTHER_KINDS = (
+    rf"(?P<alter_key>{DUMPED_KEY})|(?P<alter>ALTER\s)|(?P<comment>COMMENT\s+ON\s)|(?P<drop>DROP\s)|(?P<rename>RENAME\s)"
     rf"|(?P<create_table>{CREATE_TABLE.pattern})|(?P<create_view>{CREATE_VIEW.pattern})"
-    rf"|(?P<create_skip>{_SKIPPED_CREATE})|(?P<create>CREATE\s))")
+    rf"|(?P<create_skip>{_SKIPPED_CREATE})|(?P<create>CREATE\s)")
+KIND = re.compile(rf"\s*(?:(?P<alter_skip>{_ALTER_SKIP})|(?P<skip>{_SKIP_WORDS})|{_OTHER_KINDS})")
 SKIP_GROUPS = frozenset({"create_skip", "alter_skip", "skip"})
 
 
@@ -82,35 +83,41 @@ def _in_text(pattern: str) -> str:
     return "".join(out)
 
 
-_KINDS = _in_text(KIND.pattern.removeprefix(r"\s*"))
-# At the text's start, and after each `;`: the blanks of the piece (`blank`), then a statement: KIND's groups, or
-# `other` for one of no kind KIND knows (where KIND.match gives None).
-_FIRST_IN_TEXT = re.compile(rf"(?P<blank>\s*+)(?=[^\s;])(?:{_KINDS}|(?P<other>))")
-_IN_TEXT = re.compile(rf";(?P<blank>\s*+)(?=[^\s;])(?:{_KINDS}|(?P<other>))")
+_SKIPPED = _in_text(rf"{_ALTER_SKIP}|{_SKIP_WORDS}")  # what KIND's `alter_skip` and `skip` match
+_KINDS = _in_text(_OTHER_KINDS)  # (KIND's other groups: after _SKIPPED failed, the same as KIND's)
+# At the text's start, and after each `;`: the blanks of the piece (`blank`: newlines, spaces, newlines, each run
+# taken in one tight loop, where \s tests each character in turn; then any other blank), then a statement: KIND's
+# groups, or `other` for one of no kind KIND knows (where KIND.match gives None). An `alter_skip` or `skip`
+# statement is no match at all: the engine goes on to the next `;` (most statements of a dump: Python never sees
+# them).
+_FIRST_IN_TEXT = re.compile(rf"(?P<blank>\n*+ *+\n*+\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
+_IN_TEXT = re.compile(rf";(?P<blank>\n*+ *+\n*+\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
+_FIRST_SKIPPED = re.compile(rf"\s*+(?:{_SKIPPED})")
+_SKIPPED_IN_TEXT = re.compile(rf";\s*+(?:{_SKIPPED})")
 
 Kept = tuple[Statement, re.Match[str] | None]  # a statement and KIND's match (None, or `other`: of no known kind)
 
 
-def classify(masked: Masked) -> tuple[list[Kept], int]:
-    """Each statement (statements.split) with KIND's match, in order, but those of SKIP_GROUPS; and how many those
-    were."""
+def classify(masked: Masked) -> tuple[list[Kept], bool]:
+    """Each statement (statements.split) with KIND's match, in order, but those of SKIP_GROUPS; and whether there
+    were any of those."""
     upper = masked.upper
     kept: list[Kept] = []
-    skipped = 0
+    skipped = False
     if not one_per_piece(upper):
         for statement in split(masked):
             found = KIND.match(upper, statement[1], statement[2])
             if found is not None and found.lastgroup in SKIP_GROUPS:
-                skipped += 1
+                skipped = True
             else:
                 kept.append((statement, found))
         return kept, skipped
     first = _FIRST_IN_TEXT.match(upper)
     for found in itertools.chain([first] if first is not None else [], _IN_TEXT.finditer(upper)):
-        if found.lastgroup in SKIP_GROUPS:  # most statements of a dump: Python sees no more of them than this
-            skipped += 1
+        if found.lastgroup in SKIP_GROUPS:  # (`create_skip`: a dump's CREATE SEQUENCE, CREATE INDEX)
+            skipped = True
             continue
         start = found.end("blank")
         end = upper.find(";", start)
         kept.append(((found.start("blank"), start, end if end >= 0 else len(upper)), found))
-    return kept, skipped
+    return kept, skipped or bool(_FIRST_SKIPPED.match(upper) or _SKIPPED_IN_TEXT.search(upper))

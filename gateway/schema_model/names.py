@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import repeat
 
 from gateway.schema_model.lexer import Masked, unquote
 
@@ -17,6 +18,10 @@ _PARENS = re.compile(r"[(),]")
 
 def qualified_name(text: Masked, start: int, end: int) -> tuple[str, str, str]:
     """The dotted name between `start` and `end` -> (schema, name, quote); `db.schema.table` keeps its schema."""
+    original = text.text[start:end]
+    if text.masked[start:end] == original:  # nothing quoted (most names): the last two parts, as split(".") gives
+        head, _, name = original.rpartition(".")
+        return head.rpartition(".")[2].strip(), name.strip(), ""
     parts = qualified_parts(text, start, end)
     name, quote = parts[-1] if parts else ("", "")
     return (parts[-2][0] if len(parts) >= 2 else ""), name, quote
@@ -26,7 +31,7 @@ def qualified_parts(text: Masked, start: int, end: int) -> list[tuple[str, str]]
     """The parts of a dotted name, each (name, quote)."""
     original = text.text[start:end]
     if text.masked[start:end] == original:  # nothing quoted: the common case, and a fast one
-        return [(part.strip(), "") for part in original.split(".")]
+        return list(zip(map(str.strip, original.split(".")), repeat("")))
     return [unquote(text.text[m.start():m.end()]) for m in _PART.finditer(text.masked, start, end)]
 
 

@@ -6,9 +6,13 @@ are skipped, and anything else is kept as *unreadable*, with its text."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import itertools
 import operator
 import re
+from collections.abc import Iterator
 
 from gateway.schema_model.alter import (
     ALTER_TABLE,
@@ -22,9 +26,15 @@ from gateway.schema_model.alter import (
 )
 from gateway.schema_model.kinds import classify
 from gateway.schema_model.lexer import FILL, Masked, mask
-from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable
+from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, SchemaModel, Table, Unreadable, built_table
 from gateway.schema_model.names import NAME, QUALIFIED, closing_paren, qualified_name, qualified_parts
-from gateway.schema_model.tables import TableDraft, leading_description, read_columns, read_options
+from gateway.schema_model.tables import (
+    TableDraft,
+    leading_description,
+    read_column_list,
+    read_columns,
+    read_options,
+)
 from gateway.schema_model.views import AS_QUERY, query_columns
 
 MAX_SCHEMA_CHARS = 10_000_000  # the most any setting may allow (settings.py checks its cap against it)
@@ -46,9 +56,26 @@ def _read_cached(text: str) -> SchemaModel:
         return SchemaModel((), (Unreadable(text[:200], f"the schema is longer than {MAX_SCHEMA_CHARS:,} "
                                                        "characters"),))
     try:
-        return _Reader(mask(text)).read()
+        with _collector_paused():
+            return _Reader(mask(text)).read()
     except RecursionError:
         return SchemaModel((), (Unreadable(text[:200], "the schema is nested too deeply to read"),))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a text is read (as timeit pauses it): a big dump makes tens
+    of thousands of objects and no reference cycle, and the collector, started by their number, would only walk
+    them, again and again (about 3 % of a 1,000-table read, more in a bigger process). Left alone where it is
+    already paused; only the pause made here ends here."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class _Reader:
@@ -57,12 +84,13 @@ class _Reader:
         self._drafts: dict[tuple[str, str], TableDraft] = {}
         self._kinds: dict[tuple[str, str], tuple[str, bool]] = {}  # (table or view, whether its types are known)
         self._unreadable: list[Unreadable] = []
-        self._kept: dict[object, tuple[int, int]] = {}  # what the prompt shows: each live definition's statement
+        self._kept: dict[object, tuple[int, str]] = {}  # what the prompt shows: each live definition's statement
         self._skipped = 0
         self._piece_start = 0
 
     def read(self) -> SchemaModel:
-        statements, self._skipped = classify(self._text)
+        statements, skipped = classify(self._text)
+        self._skipped += skipped
         for (piece_start, start, end), kind in statements:
             self._statement(piece_start, start, end, kind)
         tables = tuple(self._table(key, draft) for key, draft in self._drafts.items())
@@ -111,18 +139,18 @@ class _Reader:
         parts = qualified_parts(text, *found.span("table_name"))
         name, quote = parts[-1]
         schema = parts[-2][0] if len(parts) >= 2 else ""
+        schema = _schema(schema)
         key = _key(schema, name)
         if key in self._drafts and (found.group("table_exists") or "REPLACE" not in found.group()):
             return  # a table defined twice: the first definition stands, as in a database
-        draft = TableDraft(_schema(schema), name, quote, [], self._statement_text(start, end))
+        draft = TableDraft(schema, name, quote, [], self._statement_text(start, end))
         draft.catalog = parts[-3][0] if len(parts) >= 3 else ""
         at = found.end()
         if text.masked.startswith("(", at):
-            close = closing_paren(text.masked, at, end)
+            close = read_column_list(text, at, end, draft)
             if close is None:
                 self._cannot_read(start, end, "its column list is never closed", name, schema)
                 return
-            read_columns(text, at, close, draft)
             read_options(text, close + 1, end, draft)
         elif (query := AS_QUERY.match(text.upper, at, end)) is not None:
             self._from_query(start, end, draft, query.end(), ())
@@ -138,7 +166,7 @@ class _Reader:
             self._cannot_read(start, end, "no column list follows the table's name", name, schema)
             return
         if not draft.description and text.comment_starts:
-            draft.description = leading_description(text.comments(self._piece_start, found.start("table_name")))
+            draft.description = leading_description(text, self._piece_start, found.start("table_name"))
         self._add(key, draft, start, end)
 
     def _create_view(self, start: int, end: int, found: re.Match[str]) -> None:
@@ -200,7 +228,7 @@ class _Reader:
         self._drafts.pop(key, None)  # re-inserted: a replaced table takes its new place in the order
         self._drafts[key] = draft
         self._kinds[key] = (kind, types_known)
-        self._kept[key] = (start, end)
+        self._kept[key] = (start, draft.text)
 
     def _draft(self, schema: str, name: str) -> TableDraft | None:
         return self._drafts.get(_key(schema, name))
@@ -218,7 +246,7 @@ class _Reader:
             if guess is not None:
                 schema, name, _ = qualified_name(self._text, guess.start("name"), guess.end("name"))
         self._unreadable.append(Unreadable(self._statement_text(start, end), reason, name or None, _schema(schema)))
-        self._kept[len(self._unreadable)] = (start, end)
+        self._kept[len(self._unreadable)] = (start, self._unreadable[-1].text)
 
     def _statement_text(self, start: int, end: int) -> str:
         """The statement as written, without a comment after its last word (joined with `;` it would swallow it)."""
@@ -232,15 +260,15 @@ class _Reader:
                 own = {column.name.lower() for column in columns}
                 columns = [c for c in parent.columns if c.name.lower() not in own] + columns
         kind, types_known = self._kinds.get(key, ("table", True))
-        return Table(draft.name, _unique(columns), draft.schema, draft.quote, "view" if kind == "view" else "table",
-                     draft.primary_key, tuple(draft.foreign_keys), draft.description, draft.text, types_known,
-                     draft.catalog)
+        return built_table(draft.name, _unique(columns), draft.schema, draft.quote,
+                           "view" if kind == "view" else "table", draft.primary_key, tuple(draft.foreign_keys),
+                           draft.description, draft.text, types_known, draft.catalog)
 
     def _prompt_text(self) -> str:
         if not self._skipped:
             return self._text.text.strip()
-        kept = [self._statement_text(start, end) for start, end in sorted(self._kept.values())]
-        return (";\n" if any("\n" in part for part in kept) else "; ").join(kept)
+        kept = [text for _, text in sorted(self._kept.values())]
+        return (";\n" if any(map(operator.contains, kept, itertools.repeat("\n"))) else "; ").join(kept)
 
 
 def _key(schema: str, name: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ come from the original. Fast on purpose: one regular expression per column."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,13 +69,13 @@ _CONSTRAINT_GROUP, _NAME_GROUP, _TYPE_GROUP, _REST_GROUP = (
     _BODY_ITEM.groupindex[name] for name in ("constraint", "name", "type", "rest"))
 _QUOTED_TYPE_WORD = re.compile(r"\[([^\]\d][^\]]*)\]")  # [nvarchar], not an array's [] or [3]
 _PG_DUMP_HEADER = re.compile(r"^(?:Name: .*?; Type: .*|TOC entry .*|Data for Name: .*|Dependencies: .*)$")
-# pg_dump's whole header comment, `-- Name: ...; Type: ...` and a last `--`, where each line is a _PG_DUMP_HEADER or
-# nothing: "not a line break" is what str.splitlines() does not split at.
+# pg_dump's whole header comment as written, `--`, `-- Name: ...; Type: ...` and `--`: as a Comment's text, each of
+# its lines is a _PG_DUMP_HEADER or nothing ("not a line break": what str.splitlines() does not split at).
 _LINE = r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
-_PG_DUMP_COMMENT = re.compile(rf"-- Name: {_LINE}*?; Type: {_LINE}*\n--\Z")
+_PG_DUMP_COMMENT = re.compile(rf"--\n-- Name: [^;{_LINE[2:-1]}]*+; Type: {_LINE}*+\n--\Z")  # (no `;` in the name)
 
 
-@dataclass
+@dataclass(slots=True)
 class TableDraft:
     """A table as read so far; later statements (ALTER TABLE, COMMENT ON) still change it."""
 
@@ -91,6 +92,24 @@ class TableDraft:
     catalog: str = ""
 
 
+def read_column_list(text: Masked, open_at: int, end: int, draft: TableDraft) -> int | None:
+    """The column list whose `(` is at `open_at` (before `end`) into `draft`; where its `)` is (None: never)."""
+    masked = text.masked
+    last = masked.rfind(")", open_at, end)
+    if last > open_at and masked.find("[", open_at, last) < 0:
+        # The statement's last `)` closes the list when the items reach it with no gap: an item holds parentheses
+        # only in pairs (but in an unmasked `[` name), so no earlier `)` closes it. A dump's CREATE TABLE ends with
+        # its list: so one search finds the `)`, and the items are read once.
+        found = consecutive(_BODY_ITEM, text.upper, open_at + 1, last)
+        if (found[-1].end() if found else open_at + 1) == last:
+            _read_items(text, open_at, last, found, draft)
+            return last
+    close = closing_paren(masked, open_at, end)
+    if close is not None:
+        read_columns(text, open_at, close, draft)
+    return close
+
+
 def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -> None:
     """The items of the parenthesis (`open_at`, `close_at`) into `draft`: columns and table constraints."""
     start = open_at + 1
@@ -101,7 +120,11 @@ def read_columns(text: Masked, open_at: int, close_at: int, draft: TableDraft) -
     if (found[-1].end() if found else start) != close_at:
         found = [match for begin, end in items(text.masked, start, close_at)
                  if (match := _BODY_ITEM.match(upper, begin, end)) is not None]
-    body = upper[start:close_at]
+    _read_items(text, open_at, close_at, found, draft)
+
+
+def _read_items(text: Masked, open_at: int, close_at: int, found: list[re.Match[str]], draft: TableDraft) -> None:
+    body = text.upper[open_at + 1:close_at]
     if "PRIMARY" in body or "REFERENCES" in body or "COMMENT" in body:
         columns = draft.columns
         for match in found:  # in order: a column's key and a table constraint's may both set the primary key
@@ -306,10 +329,15 @@ def _comment_owner(original: str, spans: list[tuple[int, int]], comment: Comment
     return None
 
 
-def leading_description(comments: list[Comment]) -> str | None:
-    """The comment block right above a CREATE TABLE, unless it is one of pg_dump's own headers."""
-    if len(comments) == 1 and _PG_DUMP_COMMENT.match(comments[0].text):
+def leading_description(text: Masked, start: int, end: int) -> str | None:
+    """The comment block right above a CREATE TABLE (between `start` and `end`), unless it is one of pg_dump's own
+    headers."""
+    starts = text.comment_starts
+    first = bisect.bisect_left(starts, start)
+    if first + 1 == bisect.bisect_left(starts, end, first) and _PG_DUMP_COMMENT.match(
+            text.text, starts[first], text.comment_ends[first]):
         return None  # (the one comment a dump has above each table: its header, told in one match)
+    comments = text.comments(start, end)
     lines = [line.strip().lstrip("-#").strip() for comment in comments for line in comment.text.splitlines()]
     kept = [line for line in lines if line and not _PG_DUMP_HEADER.match(line)]
     return " ".join(kept) or None
