@@ -1,8 +1,9 @@
 """Which tables to send when the whole schema does not fit the model's prompt: recall first, no vector database.
 
-What a table offers the question: its name's words (NAME_WEIGHT each), and for each question word a column's
-words meet (COLUMN_WEIGHT, once per question word), every word weighed by how few tables hold it. A word met only
-through the synonym list weighs SYNONYM_WEIGHT of a literal one. The question's values add a little where the
+What a table offers the question: its name's words (NAME_WEIGHT each, times the share of the name they make to the
+power NAME_SHARE_POWER: `type` meets a third of `Ref_Template_Types`, all of `Types`), and for each question word a
+column's words meet (COLUMN_WEIGHT, once per question word), every word weighed by how few tables hold it. A word
+met only through the synonym list weighs SYNONYM_WEIGHT of a literal one. The question's values add a little where the
 table has columns of their kind (a number favours numeric columns, a quoted or capitalised value text columns).
 
 Then, as long as the prompt fits: the pinned tables; the matching tables (scoring at least RELATIVE_FLOOR of the
@@ -38,6 +39,10 @@ SYNONYM_WEIGHT = 0.5  # `student` for a table named Highschooler: a hint, not th
 VALUE_WEIGHT = 0.25
 RELATIVE_FLOOR = 0.3  # a matching table scoring under this share of the best one is a look-alike, not a need
 GAIN_FLOOR = 0.21  # ... and one adding under this share of the best score to the chosen ones adds nothing needed
+# A name weighs by the share of its words the question meets, to this power: `Ref_Template_Types` meeting "type" is
+# a third of the name (0.58 of the weight), `Pets` meeting "pet" all of it. The square root, not the share itself:
+# the share alone dropped a gold table (recall 0.9891 at 50 tables, benchmarks/schema_scale.py --pruning-only).
+NAME_SHARE_POWER = 0.5
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 _TEXT_VALUE = re.compile(r"'[^']+'|\"[^\"]+\"|(?<=\s)[A-Z][a-z]{2,}")
 _NUMERIC_TYPES = ("INT", "REAL", "FLOA", "DOUB", "DEC", "NUM")
@@ -113,7 +118,8 @@ def offers(question: str, tables: Sequence[ScopeTable], index: WordIndex | None 
         covers: Offer = {}
         in_name = table.words & weight.keys()
         if in_name:
-            offer[("name", shape(table))] = NAME_WEIGHT * sum(weight[word] for word in in_name)
+            share = (len(in_name) / len(table.words)) ** NAME_SHARE_POWER
+            offer[("name", shape(table))] = NAME_WEIGHT * share * sum(weight[word] for word in in_name)
             for word in in_name:
                 for question_word in answers[word]:
                     key = ("column", question_word)
