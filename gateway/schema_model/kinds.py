@@ -83,13 +83,13 @@ def _in_text(pattern: str) -> str:
     return "".join(out)
 
 
-_SKIPPED = _in_text(rf"{_ALTER_SKIP}|{_SKIP_WORDS}")  # what KIND's `alter_skip` and `skip` match
+# what KIND's `alter_skip`, `skip` and `create_skip` match (the CREATEs last: no other statement tries them)
+_SKIPPED = _in_text(rf"{_ALTER_SKIP}|{_SKIP_WORDS}|{_SKIPPED_CREATE}")
 _KINDS = _in_text(_OTHER_KINDS)  # (KIND's other groups: after _SKIPPED failed, the same as KIND's)
 # At the text's start, and after each `;`: the blanks of the piece (`blank`: newlines, spaces, newlines, each run
 # taken in one tight loop, where \s tests each character in turn; then any other blank), then a statement: KIND's
-# groups, or `other` for one of no kind KIND knows (where KIND.match gives None). An `alter_skip` or `skip`
-# statement is no match at all: the engine goes on to the next `;` (most statements of a dump: Python never sees
-# them).
+# groups, or `other` for one of no kind KIND knows (where KIND.match gives None). A statement of SKIP_GROUPS is no
+# match at all: the engine goes on to the next `;` (most statements of a dump: Python never sees them).
 _FIRST_IN_TEXT = re.compile(rf"(?P<blank>\n*+ *+\n*+\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
 _IN_TEXT = re.compile(rf";(?P<blank>\n*+ *+\n*+\s*+)(?=[^\s;])(?!{_SKIPPED})(?:{_KINDS}|(?P<other>))")
 _FIRST_SKIPPED = re.compile(rf"\s*+(?:{_SKIPPED})")
@@ -114,10 +114,12 @@ def classify(masked: Masked) -> tuple[list[Kept], bool]:
         return kept, skipped
     first = _FIRST_IN_TEXT.match(upper)
     for found in itertools.chain([first] if first is not None else [], _IN_TEXT.finditer(upper)):
-        if found.lastgroup in SKIP_GROUPS:  # (`create_skip`: a dump's CREATE SEQUENCE, CREATE INDEX)
-            skipped = True
-            continue
-        start = found.end("blank")
+        start = found.end(_BLANK)
         end = upper.find(";", start)
-        kept.append(((found.start("blank"), start, end if end >= 0 else len(upper)), found))
-    return kept, skipped or bool(_FIRST_SKIPPED.match(upper) or _SKIPPED_IN_TEXT.search(upper))
+        kept.append(((found.start(_BLANK), start, end if end >= 0 else len(upper)), found))
+    return kept, bool(_FIRST_SKIPPED.match(upper) or _SKIPPED_IN_TEXT.search(upper))
+
+
+_BLANK = _IN_TEXT.groupindex["blank"]  # (a group's number: found faster than its name, thousands of times)
+if _BLANK != _FIRST_IN_TEXT.groupindex["blank"]:
+    raise TypeError("_IN_TEXT and _FIRST_IN_TEXT must number `blank` alike")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 FILL = "\x01"  # stands for a character inside a string or a quoted name: no word, quote, bracket or separator
@@ -90,7 +91,8 @@ def mask(text: str) -> Masked:
     if "GO" in upper and _MAYBE_GO.search(text):
         masked = _GO.sub(lambda m: ";" + " " * (len(m.group()) - 1), masked)
         upper = _upper(masked)
-    if ("DELIMITER" in text or "delimiter" in text) and _DELIMITER.search(masked):
+    # (one search in the upper-cased text, not two in the original: it finds every case, only outside comments)
+    if "DELIMITER" in upper and _DELIMITER.search(masked):
         masked = _apply_delimiters(masked)
         upper = _upper(masked)
     return Masked(text, masked, upper, *comments)
@@ -104,16 +106,15 @@ def _upper(masked: str) -> str:
 
 def _mask_code(text: str, start: int, end: int, comments: tuple[list[int], list[int]]) -> str:
     in_executable = False
-    starts, ends = comments
+    spans: list[tuple[int, int]] = []  # the comments' (start, end) in this piece, told apart after the pass
 
     def replace(match: re.Match[str]) -> str:  # once per comment, string and quoted name: kept short
         nonlocal in_executable
         kind = match.lastgroup
         if kind == "line" or kind == "block" or kind == "hash":
-            begin, finish = match.span()
-            starts.append(start + begin)
-            ends.append(start + finish)
-            return " " * (finish - begin)
+            span = match.span()
+            spans.append(span)
+            return " " * (span[1] - span[0])
         found = match.group()
         if kind == "string" or kind == "dquote" or kind == "btick" or kind == "bracket":
             closed = len(found) >= 2 and found[-1] == _CLOSER[found[0]]
@@ -129,7 +130,18 @@ def _mask_code(text: str, start: int, end: int, comments: tuple[list[int], list[
         # ends it)
         return " " * len(found)
 
-    return _SPECIAL.sub(replace, text[start:end])
+    masked = _SPECIAL.sub(replace, text[start:end])
+    if spans:
+        starts, ends = comments
+        if start:
+            spans = [(begin + start, finish + start) for begin, finish in spans]
+        starts.extend(map(_BEGIN, spans))
+        ends.extend(map(_END, spans))
+    return masked
+
+
+_BEGIN = itemgetter(0)
+_END = itemgetter(1)
 
 
 _FENCE = re.compile(r"^[ \t]*```[A-Za-z0-9_+-]*[ \t]*$|```", re.MULTILINE)

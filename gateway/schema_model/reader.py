@@ -151,7 +151,8 @@ class _Reader:
             if close is None:
                 self._cannot_read(start, end, "its column list is never closed", name, schema)
                 return
-            read_options(text, close + 1, end, draft)
+            if close + 1 < end:  # (a dump's statement ends at its list)
+                read_options(text, close + 1, end, draft)
         elif (query := AS_QUERY.match(text.upper, at, end)) is not None:
             self._from_query(start, end, draft, query.end(), ())
             return
@@ -250,7 +251,10 @@ class _Reader:
 
     def _statement_text(self, start: int, end: int) -> str:
         """The statement as written, without a comment after its last word (joined with `;` it would swallow it)."""
-        return self._text.text[start:start + len(self._text.masked[start:end].rstrip())]
+        masked = self._text.masked
+        if end > start and not masked[end - 1].isspace():  # (a dump's: its `;` right after its last word)
+            return self._text.text[start:end]
+        return self._text.text[start:start + len(masked[start:end].rstrip())]
 
     def _table(self, key: tuple[str, str], draft: TableDraft) -> Table:
         columns = draft.columns
