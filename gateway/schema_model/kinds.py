@@ -121,5 +121,5 @@ def classify(masked: Masked) -> tuple[list[Kept], bool]:
 
 
 _BLANK = _IN_TEXT.groupindex["blank"]  # (a group's number: found faster than its name, thousands of times)
-if _BLANK != _FIRST_IN_TEXT.groupindex["blank"]:
+if _FIRST_IN_TEXT.groupindex["blank"] != _BLANK:
     raise TypeError("_IN_TEXT and _FIRST_IN_TEXT must number `blank` alike")
