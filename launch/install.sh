@@ -51,6 +51,10 @@ else
   echo "$gateway_wanted" > "$GATEWAY_STAMP"
 fi
 
+# ---- the schema reader's compiled build: mypyc (from mypy, pinned in .venv) into .build/reader -----------------
+# ~35 s when the reader's sources changed, nothing otherwise; plain Python where it cannot be built (no compiler).
+.venv/bin/python -m launch.compile_reader
+
 # ---- .venv-vllm: vLLM (CUDA build with a GPU, CPU build without), peft, the Qwen tokenizer files ------------
 target=${SQLGATE_VLLM_TARGET:-auto}
 if [[ $target == auto ]]; then

@@ -12,13 +12,27 @@ a second reader of schema text is a bug. Imports nothing of the gateway's but it
     alter.py       ALTER TABLE, COMMENT ON, DROP, RENAME TABLE
     reader.py      read_schema: every statement replayed in order; fingerprint; the prompt's text
     finder.py      schema statements in free text (the chat route)
+    compiled.py    whether the hot modules above read with their compiled build (make install), built from these
 """
 
-from gateway.schema_model.finder import joined, schema_statements
-from gateway.schema_model.model import DEFAULT_SCHEMAS, Column, ForeignKey, Lookup, SchemaModel, Table, Unreadable
-from gateway.schema_model.reader import MAX_SCHEMA_CHARS, read_schema
+from gateway.schema_model import compiled
+
+COMPILED = compiled.use(__path__)  # before any other module of the package is imported
+
+from gateway.schema_model.finder import joined, schema_statements  # noqa: E402
+from gateway.schema_model.model import (  # noqa: E402
+    DEFAULT_SCHEMAS,
+    Column,
+    ForeignKey,
+    Lookup,
+    SchemaModel,
+    Table,
+    Unreadable,
+)
+from gateway.schema_model.reader import MAX_SCHEMA_CHARS, read_schema  # noqa: E402
 
 __all__ = [
+    "COMPILED",
     "DEFAULT_SCHEMAS",
     "MAX_SCHEMA_CHARS",
     "Column",
