@@ -21,9 +21,7 @@ _BLOCK_WORDS = re.compile(r"(?<![\w$])(BEGIN|CASE|END(?:\s+(?:IF|LOOP|WHILE|REPE
 def one_per_piece(upper: str) -> bool:
     """Whether each piece of the text between two `;` is one statement (every dump): no two CREATEs share a piece
     and no routine body holds a `;`. Such a text's statements may be found in it whole (kinds.py)."""
-    creates = _create_positions(upper)
-    return (not any(upper.find(";", at, following) < 0 for at, following in itertools.pairwise(creates))
-            and not ("BEGIN" in upper and _ROUTINE.search(upper) is not None))
+    return not _creates_share_a_piece(upper, _create_positions(upper)) and not _has_routine(upper)
 
 
 def split(masked: Masked) -> list[Statement]:
@@ -36,9 +34,9 @@ def split(masked: Masked) -> list[Statement]:
         pieces.append((at, at + len(piece)))
         at += len(piece) + 1
     creates = _create_positions(upper)
-    if any(upper.find(";", at, following) < 0 for at, following in itertools.pairwise(creates)):
+    if _creates_share_a_piece(upper, creates):
         pieces = _split_at_creates(upper, pieces, creates)
-    if "BEGIN" in upper and _ROUTINE.search(upper):
+    if _has_routine(upper):
         pieces = _whole_routines(upper, pieces)
     statements = []
     for start, end in pieces:
@@ -55,6 +53,14 @@ _CREATE_WORD = re.compile(r"CREATE(?<![\w$]CREATE)(?![\w$])")
 
 def _create_positions(upper: str) -> list[int]:
     return [found.start() for found in _CREATE_WORD.finditer(upper)]
+
+
+def _creates_share_a_piece(upper: str, creates: list[int]) -> bool:
+    return any(upper.find(";", at, following) < 0 for at, following in itertools.pairwise(creates))
+
+
+def _has_routine(upper: str) -> bool:
+    return "BEGIN" in upper and _ROUTINE.search(upper) is not None
 
 
 def _split_at_creates(upper: str, pieces: list[tuple[int, int]], creates: list[int]) -> list[tuple[int, int]]:

@@ -44,8 +44,8 @@ def scope_tables(schema: str) -> tuple[ScopeTable, ...]:
     named = {_singular(table.name): table.name.lower() for table in reversed(read)}
     for table in read:  # `course_id` joins `course` even where the key guesses above gave it another owner
         for column in table.columns:
-            key_of = _KEY_SUFFIX.sub("", column.name) if _KEY_SUFFIX.search(column.name) else None
-            named_parent = named.get(_singular(key_of)) if key_of else None
+            key_of = _KEY_SUFFIX.sub("", column.name)
+            named_parent = named.get(_singular(key_of)) if key_of and key_of != column.name else None
             if named_parent is not None and named_parent != table.name.lower():
                 link(table.name.lower(), named_parent)
     tables: dict[str, ScopeTable] = {}
